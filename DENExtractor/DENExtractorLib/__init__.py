@@ -1,0 +1,42 @@
+"""DENExtractorLib: deep features of glioblastoma segmentations with DEN, the Deep Features NIfTI Network.
+
+The Slicer-free core of the DENExtractor extension. TensorFlow is imported only when a network is built.
+
+Example::
+
+    import DENExtractorLib
+    result = DENExtractorLib.extract_file("pat0001/OTMultiClass.nii.gz")
+    result.features      # (slices, 4096) float32, one row per slice
+    result.pooled        # (8192,) mean and max over the slices holding tumour
+"""
+
+from .architecture import FEATURE_COUNT, INPUT_SIZE, PARAMETER_COUNT
+from .errors import DENError, ExtractionCancelled
+from .extraction import ExtractionResult, extract, extract_file
+from .network import build_model
+from .outputs import output_paths, write_outputs
+from .provenance import PACKAGE_VERSION as __version__
+from .volumes import Volume, image_from_array, load_image, load_segmentation, segmentation_from_array
+from .weights import MODEL_ID, REFERENCE_WEIGHTS_SHA256
+
+__all__ = [
+    "DENError",
+    "ExtractionCancelled",
+    "ExtractionResult",
+    "FEATURE_COUNT",
+    "INPUT_SIZE",
+    "MODEL_ID",
+    "PARAMETER_COUNT",
+    "REFERENCE_WEIGHTS_SHA256",
+    "Volume",
+    "__version__",
+    "build_model",
+    "extract",
+    "extract_file",
+    "image_from_array",
+    "load_image",
+    "load_segmentation",
+    "output_paths",
+    "segmentation_from_array",
+    "write_outputs",
+]
