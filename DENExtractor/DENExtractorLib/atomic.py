@@ -18,10 +18,11 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    suffix = target.suffix or ".tmp"
+    suffix = "".join(target.suffixes[-2:]) or ".tmp"
     handle, temporary_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".partial{suffix}", dir=target.parent)
     os.close(handle)
     temporary = Path(temporary_name)
+    os.chmod(temporary, 0o666 & ~_current_umask())
     try:
         yield temporary
         os.replace(temporary, target)
@@ -34,3 +35,10 @@ def write_atomically(target: str | Path, write: Callable[[Path], None]) -> Path:
     with atomic_path(target) as temporary:
         write(temporary)
     return Path(target)
+
+
+def _current_umask() -> int:
+    """The process umask (read by setting and restoring it), so outputs get the usual permissions, not 0600."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
