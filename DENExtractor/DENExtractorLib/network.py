@@ -80,16 +80,17 @@ def build_model(weights: str | Path | None = None) -> Any:
 
     ``weights`` may be a Keras ``.weights.h5`` file or a ``.keras`` model of this architecture (loaded in safe
     mode: files that would run code on load are refused). Raises :class:`DENError` for a missing, corrupt or
-    mismatched file.
+    mismatched file. Each call builds a new model, which the caller may change freely.
     """
-    return load_model(weights).model
+    return _build_loaded_model(weights).model
 
 
 _MODEL_CACHE: dict[tuple, LoadedModel] = {}
 
 
 def load_model(weights: str | Path | None = None) -> LoadedModel:
-    """Return the model with its weights' identity, built once per weights file (and file version) per process."""
+    """Return the model used for extraction with its weights' identity, built once per weights file (and file
+    version) per process. Not for changing: :func:`build_model` gives a model of your own."""
     key: tuple = ("bundled",)
     if weights is not None:
         path = Path(weights).expanduser().resolve()
@@ -97,8 +98,13 @@ def load_model(weights: str | Path | None = None) -> LoadedModel:
         key = (str(path), stat.st_mtime_ns if stat else None, stat.st_size if stat else None)
     if key not in _MODEL_CACHE:
         _MODEL_CACHE.clear()
-        _MODEL_CACHE[key] = _reference_model() if weights is None else _user_model(Path(weights))
+        _MODEL_CACHE[key] = _build_loaded_model(weights)
     return _MODEL_CACHE[key]
+
+
+def _build_loaded_model(weights: str | Path | None) -> LoadedModel:
+    """Build a new model with the bundled weights (None) or a user's weights file."""
+    return _reference_model() if weights is None else _user_model(Path(weights))
 
 
 def _reference_model() -> LoadedModel:

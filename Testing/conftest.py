@@ -1,0 +1,43 @@
+"""Shared fixtures: the real data folder beside the checkout, and results reused across tests (TensorFlow is slow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA = REPO_ROOT.parent / "shared" / "data"
+PAT0001 = DATA / "brats2015" / "pat0001"
+PAT0001_LABELS = PAT0001 / "OTMultiClass.nii.gz"
+PAT0001_FLAIR = PAT0001 / "Flair_subtrMeanDivStd.nii.gz"
+SLICER_SEGMENTATION = DATA / "slicerio" / "Segmentation.seg.nrrd"
+
+
+def relative_difference(actual: np.ndarray, expected: np.ndarray) -> float:
+    """Largest absolute difference divided by the largest absolute expected value."""
+    return float(np.max(np.abs(actual - expected)) / np.max(np.abs(expected)))
+
+
+def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
+    """Write an array as a NIfTI file and return its path."""
+    nibabel.save(nibabel.Nifti1Image(data, np.eye(4) if affine is None else affine), str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference_result():
+    """DEN features of the real BraTS case pat0001 in reference mode (bundled weights)."""
+    from DENExtractorLib import extract_file
+
+    return extract_file(PAT0001_LABELS)
+
+
+@pytest.fixture(scope="session")
+def small_case(tmp_path_factory) -> Path:
+    """A small synthetic glioblastoma label map (64x64x40) written as NIfTI."""
+    from DENExtractorLib.demo import write_synthetic_case
+
+    return write_synthetic_case(tmp_path_factory.mktemp("small") / "small_case.nii.gz", shape=(64, 64, 40), seed=3)
