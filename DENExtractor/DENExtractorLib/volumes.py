@@ -164,7 +164,7 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         image = nibabel.load(str(path))
     except (nibabel.filebasedimages.ImageFileError, EOFError, OSError, zlib.error, ValueError) as error:
-        raise DENError(path, f"not a readable NIfTI file ({_describe(error)})") from None
+        raise DENError(path, f"not a readable NIfTI file ({_describe(error).replace(str(path), 'the file')})") from None
     shape = tuple(int(n) for n in image.shape)
     check_dimensions(shape, path)
     try:
