@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=MODES, default="reference", help="preprocessing (default: reference)")
     parser.add_argument("--plane", choices=PLANES, default="axial", help="slicing plane in oriented mode (default: axial)")
     parser.add_argument("--weights", type=Path, metavar="FILE", help="Keras .weights.h5 or .keras file (default: bundled den-ref-v1)")
+    parser.add_argument("--labels", type=_label_list, metavar="L1,L2",
+                        help="keep only these label values, e.g. 1,4 (default: all labels)")
     parser.add_argument("--no-png", action="store_true", help="do not draw the heatmap pictures")
     group = parser.add_argument_group("cohort")
     group.add_argument("--cohort", type=Path, metavar="DIR", help="run every case under DIR matching --pattern")
@@ -79,7 +81,7 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     sources = [bool(arguments.segmentations), arguments.cohort is not None, arguments.demo is not None]
     if sum(sources) != 1:
         parser.error("give segmentation files, or --cohort DIR, or --demo")
-    settings = ExtractionSettings(arguments.mode, arguments.plane, arguments.weights, png=not arguments.no_png)
+    settings = ExtractionSettings(arguments.mode, arguments.plane, arguments.weights, arguments.labels, png=not arguments.no_png)
     if arguments.cohort is not None:
         cases = find_cases(arguments.cohort, arguments.pattern, arguments.image_pattern)
     elif arguments.demo is not None:
@@ -123,6 +125,14 @@ def _summarise(outcomes: list[CaseOutcome]) -> int:
     print(f"{len(outcomes)} case(s): {counts['done']} done, {counts['resumed']} resumed, {counts['failed']} failed",
           file=sys.stderr)
     return EXIT_CASE_FAILED if counts["failed"] else EXIT_OK
+
+
+def _label_list(text: str) -> tuple[int, ...]:
+    """Parse ``--labels 1,4`` into (1, 4)."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
 def _say(arguments: argparse.Namespace, text: str) -> None:

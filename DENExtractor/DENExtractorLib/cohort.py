@@ -35,11 +35,12 @@ class Case:
 
 @dataclass(frozen=True)
 class ExtractionSettings:
-    """The choices that shape the numbers: preprocessing mode and plane, and the weights file (None = bundled)."""
+    """The choices that shape the numbers: mode, plane, weights file (None = bundled), labels kept (None = all)."""
 
     mode: str = "reference"
     plane: str = "axial"
     weights: Path | None = None
+    labels: tuple[int, ...] | None = None
     png: bool = True
 
 
@@ -112,6 +113,7 @@ def run_case(case: Case, out_dir: Path, settings: ExtractionSettings, resume: bo
             mode=settings.mode,
             plane=settings.plane,
             weights=settings.weights,
+            labels=settings.labels,
         )
         written = write_outputs(result, out_dir, case.case_id, png=settings.png)
         return _outcome(case, "done", result.features, result.foreground_rows, written)
@@ -178,6 +180,7 @@ def _resume(case: Case, paths: dict[str, Path], settings: ExtractionSettings) ->
         and provenance.get("model", {}).get("weights_sha256") == expected_weights_sha256(settings)
         and recorded.get("mode") == settings.mode
         and (settings.mode == "reference" or recorded.get("plane") == settings.plane)
+        and recorded.get("labels") == ("all" if settings.labels is None else sorted(set(settings.labels)))
         and list(features.shape) == provenance.get("features", {}).get("shape")
         and features.dtype == np.float32
         and (paths["png"].is_file() or not settings.png)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from .errors import ExtractionCancelled
 from .network import LoadedModel, load_model
 from .preprocessing import SliceStack, preprocess
 from .provenance import build_provenance
-from .volumes import Volume, load_image, load_segmentation
+from .volumes import Volume, load_image, load_segmentation, select_labels
 
 BATCH_SIZE = 16
 """Slices per network call: large enough for fast matrix products, small enough to keep memory low."""
@@ -45,6 +45,7 @@ def extract_file(
     mode: str = "reference",
     plane: str = "axial",
     weights: str | Path | None = None,
+    labels: Sequence[int] | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> ExtractionResult:
@@ -55,7 +56,9 @@ def extract_file(
     """
     segmentation = load_segmentation(path)
     image_volume = load_image(image) if image is not None else None
-    return extract(segmentation, image=image_volume, mode=mode, plane=plane, weights=weights, progress=progress, cancel=cancel)
+    return extract(
+        segmentation, image=image_volume, mode=mode, plane=plane, weights=weights, labels=labels, progress=progress, cancel=cancel
+    )
 
 
 def extract(
@@ -65,16 +68,21 @@ def extract(
     mode: str = "reference",
     plane: str = "axial",
     weights: str | Path | None = None,
+    labels: Sequence[int] | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> ExtractionResult:
     """Return the DEN features of a validated segmentation volume (see :func:`extract_file`).
 
+    ``labels`` keeps only those label values (default: all), as choosing segments in Slicer does.
     ``progress(done, total)`` is called as slices are computed; when ``cancel()`` returns True the work stops
     with :class:`ExtractionCancelled` before anything is returned.
     """
     started = time.perf_counter()
+    if labels is not None:
+        segmentation = select_labels(segmentation, labels)
     stack = preprocess(segmentation, image=image, mode=mode, plane=plane)
+    stack.parameters["labels"] = "all" if labels is None else sorted({int(label) for label in labels})
     model = load_model(weights)
     features = run_network(model, stack, progress=progress, cancel=cancel, source=segmentation.source)
     foreground = stack.foreground_rows

@@ -8,6 +8,7 @@ otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,29 +37,43 @@ def read_segmentation_nrrd(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return _place_on_reference(labels, offset, reference_shape, path), reference_affine
 
 
+def distinct_label_values(values: Sequence[int]) -> list[int]:
+    """Give every segment its own label value, in segment order.
+
+    A segment keeps its value unless it is not positive or an earlier segment already has it (segments drawn in
+    separate layers all have value 1); then it gets the next value above the largest in use. Slicer's module uses
+    the same rule, so a ``.seg.nrrd`` gives the same label map in Slicer and on the command line.
+    """
+    next_free = max(max(values, default=0), 0) + 1
+    distinct: list[int] = []
+    for value in values:
+        if value <= 0 or value in distinct:
+            value, next_free = next_free, next_free + 1
+        distinct.append(int(value))
+    return distinct
+
+
 def _merge_layers(voxels: np.ndarray, segments: list[dict], path: Path) -> np.ndarray:
-    """Merge a (layers, i, j, k) array into one (i, j, k) label map, refusing real overlaps and shared values."""
+    """Merge a (layers, i, j, k) array into one (i, j, k) label map, refusing voxels claimed by two segments."""
     if voxels.ndim == 3:
-        return voxels
-    values_seen: dict[int, str] = {}
-    for segment in segments:
-        value = int(segment["labelValue"])
-        if value in values_seen and segment.get("layer", 0) != 0:
-            raise DENError(
-                path,
-                f"segments {values_seen[value]!r} and {segment['name']!r} share label value {value} in "
-                "different layers: the merged label map would not tell them apart",
-            )
-        values_seen.setdefault(value, segment["name"])
-    claimed = np.count_nonzero(voxels, axis=0)
+        voxels = voxels[np.newaxis]
+    values = distinct_label_values([int(segment["labelValue"]) for segment in segments])
+    if values == [int(segment["labelValue"]) for segment in segments] and len(voxels) == 1:
+        return voxels[0]
+    labels = np.zeros(voxels.shape[1:], dtype=np.min_scalar_type(max(values)))
+    claimed = np.zeros(voxels.shape[1:], dtype=np.uint8)
+    for segment, value in zip(segments, values):
+        mask = voxels[int(segment.get("layer", 0))] == int(segment["labelValue"])
+        labels[mask] = value
+        claimed += mask
     if np.any(claimed > 1):
-        names = ", ".join(repr(segment["name"]) for segment in segments if segment.get("layer", 0) > 0)
+        layered = ", ".join(repr(segment["name"]) for segment in segments if segment.get("layer", 0) > 0)
         raise DENError(
             path,
-            f"{int(np.count_nonzero(claimed > 1))} voxels belong to overlapping segments (layers: {names}); "
-            "DEN needs one label per voxel: remove the overlap or export the segments you want",
+            f"{int(np.count_nonzero(claimed > 1))} voxels belong to two segments at once (segments in other layers: "
+            f"{layered}); DEN needs one label per voxel: remove the overlap or choose the segments to keep",
         )
-    return voxels.max(axis=0)
+    return labels
 
 
 def _reference_geometry(segmentation: dict) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]] | None:

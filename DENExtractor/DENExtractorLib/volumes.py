@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +119,23 @@ def image_from_array(data: np.ndarray, affine: np.ndarray, source: str, sha256: 
     data = _as_3d(np.asanyarray(data), source)
     _check_finite(data, source)
     return Volume(data=data, affine=_checked_affine(affine, source), source=source, sha256=sha256)
+
+
+def select_labels(segmentation: Volume, labels: Iterable[int]) -> Volume:
+    """Keep only the given label values (the others become background), as choosing segments in Slicer does.
+
+    Raises :class:`DENError` if a requested label does not occur in the segmentation.
+    """
+    wanted = sorted({int(label) for label in labels})
+    present = set(np.unique(segmentation.data).tolist())
+    absent = [label for label in wanted if label not in present or label == 0]
+    if absent or not wanted:
+        raise DENError(
+            segmentation.source,
+            f"label(s) {absent or wanted} not in the segmentation; it has {sorted(int(v) for v in present - {0})}",
+        )
+    kept = np.where(np.isin(segmentation.data, wanted), segmentation.data, 0)
+    return Volume(data=kept, affine=segmentation.affine, source=segmentation.source, sha256=segmentation.sha256)
 
 
 def check_same_grid(segmentation: Volume, image: Volume) -> None:
