@@ -368,3 +368,35 @@ def test_dependencies_are_found_without_importing_tensorflow():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo_package_dir
     )
     assert completed.stdout.split("\n")[:2] == ["[] []", "[]"]
+
+
+def _module_constants(*names: str) -> dict:
+    """Read literal constants from the Slicer module file without importing it (it needs the Slicer app)."""
+    import ast
+
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "DENExtractor" / "DENExtractor.py").read_text())
+    values = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id in names:
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
+
+
+def test_the_slicer_self_test_golden_values_match_the_core():
+    """The pinned numbers DENExtractorTest asserts in real Slicer are the core's numbers for the same case."""
+    from DENExtractorLib.demo import synthetic_glioblastoma
+
+    golden = _module_constants(
+        "GOLDEN_SHAPE", "GOLDEN_SEED", "GOLDEN_FEATURES_SHAPE", "GOLDEN_FOREGROUND_ROWS", "GOLDEN_FEATURES",
+        "GOLDEN_FEATURE_SUM", "GOLDEN_RELATIVE_TOLERANCE",
+    )
+    assert len(golden) == 7
+    data, affine = synthetic_glioblastoma(shape=golden["GOLDEN_SHAPE"], seed=golden["GOLDEN_SEED"])
+    result = extract(segmentation_from_array(data, affine, "synthetic"))
+    assert result.features.shape == golden["GOLDEN_FEATURES_SHAPE"]
+    assert result.foreground_rows.tolist() == golden["GOLDEN_FOREGROUND_ROWS"]
+    for (row, column), expected in golden["GOLDEN_FEATURES"].items():
+        assert result.features[row, column] == pytest.approx(expected, rel=golden["GOLDEN_RELATIVE_TOLERANCE"], abs=1e-7)
+    assert float(result.features.astype(np.float64).sum()) == pytest.approx(
+        golden["GOLDEN_FEATURE_SUM"], rel=golden["GOLDEN_RELATIVE_TOLERANCE"]
+    )
