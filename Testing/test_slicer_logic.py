@@ -384,6 +384,7 @@ def _module_constants(*names: str) -> dict:
 
 def test_the_slicer_self_test_golden_values_match_the_core():
     """The pinned numbers DENExtractorTest asserts in real Slicer are the core's numbers for the same case."""
+    from DENExtractorLib import extract, segmentation_from_array
     from DENExtractorLib.demo import synthetic_glioblastoma
 
     golden = _module_constants(
