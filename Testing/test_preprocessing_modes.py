@@ -14,7 +14,7 @@ from DENExtractorLib import DENError, build_model, extract, extract_file, load_s
 def published_pipeline_features(path) -> np.ndarray:
     """An independent, straightforward implementation of the published preprocessing and prediction."""
     data = nibabel.load(str(path)).get_fdata()
-    slices = [np.array(Image.fromarray(data[s].astype(np.uint8), mode="L").resize((224, 224))) for s in range(data.shape[0])]
+    slices = [np.array(Image.fromarray(data[s].astype(np.uint8)).resize((224, 224))) for s in range(data.shape[0])]
     stack = np.array(slices)
     stack = np.expand_dims(stack / np.max(stack), axis=-1)
     model = build_model()

@@ -30,7 +30,7 @@ def naive_reference(path: Path, model) -> np.ndarray:
     from PIL import Image
 
     data = nibabel.load(str(path)).get_fdata()
-    slices = [np.array(Image.fromarray(data[s].astype(np.uint8), mode="L").resize((224, 224))) for s in range(data.shape[0])]
+    slices = [np.array(Image.fromarray(data[s].astype(np.uint8)).resize((224, 224))) for s in range(data.shape[0])]
     stack = np.expand_dims(np.array(slices) / np.max(slices), axis=-1)
     return np.concatenate([model.predict(stack[s : s + 1], verbose=0) for s in range(len(stack))])
 

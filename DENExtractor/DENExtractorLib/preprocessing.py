@@ -152,14 +152,14 @@ def _row_to_voxel(ornt: np.ndarray, ras_axis: int, length: int) -> dict:
 
 
 def _resize_uint8(slice_2d: np.ndarray) -> np.ndarray:
-    """The published step: ``astype(uint8)``, PIL mode "L", resize to 224x224 with bicubic resampling."""
-    picture = Image.fromarray(slice_2d.astype(np.uint8), mode="L")
+    """The published step: ``astype(uint8)`` (a PIL mode "L" image), resize to 224x224 with bicubic resampling."""
+    picture = Image.fromarray(slice_2d.astype(np.uint8))
     return np.asarray(picture.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC))
 
 
 def _resize_float(slice_2d: np.ndarray, resample: Image.Resampling) -> np.ndarray:
     """Resize a float slice to 224x224 in PIL mode "F" (no 8-bit rounding), clipped to [0, 1]."""
-    picture = Image.fromarray(np.ascontiguousarray(slice_2d, dtype=np.float32), mode="F")
+    picture = Image.fromarray(np.ascontiguousarray(slice_2d, dtype=np.float32))
     return np.clip(np.asarray(picture.resize((INPUT_SIZE, INPUT_SIZE), resample)), 0.0, 1.0)
 
 
@@ -171,7 +171,7 @@ def _square_resize(slice_2d: np.ndarray, column_spacing: float, row_spacing: flo
     top, left = (target_height - height) // 2, (target_width - width) // 2
     padded = np.zeros((target_height, target_width), dtype=np.float32)
     padded[top : top + height, left : left + width] = slice_2d
-    picture = Image.fromarray(padded, mode="F")
+    picture = Image.fromarray(padded)
     return np.asarray(picture.resize((INPUT_SIZE, INPUT_SIZE), resample))
 
 
