@@ -103,3 +103,20 @@ def test_several_files_and_a_progress_summary(tmp_path, capsys, small_case):
         "small_case_den.json", "small_case_den.npy", "small_case_den.png",
     ]
     assert oct(os.stat(out / "small_case_den.npy").st_mode & 0o777) != oct(0o600)
+
+
+def test_image_mode_in_a_cohort_with_one_case_missing_its_mri(tmp_path, capsys):
+    root = tmp_path / "brats"
+    for case_id in ("pat0001", "pat0002"):
+        (root / case_id).mkdir(parents=True)
+        (root / case_id / "OTMultiClass.nii.gz").symlink_to(DATA / "brats2015" / case_id / "OTMultiClass.nii.gz")
+    (root / "pat0001" / "Flair.nii.gz").symlink_to(DATA / "brats2015" / "pat0001" / "Flair_subtrMeanDivStd.nii.gz")
+    out = tmp_path / "out"
+    status = main(["--cohort", str(root), "--pattern", "{id}/OTMultiClass.nii.gz", "--image-pattern", "{id}/Flair.nii.gz",
+                   "-o", str(out), "--quiet", "--no-png"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert f"{root / 'pat0002' / 'Flair.nii.gz'}: no such file" in err
+    provenance = json.loads((out / "pat0001_den.json").read_text())
+    assert provenance["image"]["source"].endswith("pat0001/Flair.nii.gz")
+    assert read_table(out / "den_cohort.csv")["pat0002"]["status"] == "failed"

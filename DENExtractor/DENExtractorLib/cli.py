@@ -81,6 +81,10 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     sources = [bool(arguments.segmentations), arguments.cohort is not None, arguments.demo is not None]
     if sum(sources) != 1:
         parser.error("give segmentation files, or --cohort DIR, or --demo")
+    if arguments.cohort is not None and arguments.image:
+        parser.error("in a cohort, name each case's MRI with --image-pattern, not --image")
+    if arguments.cohort is None and arguments.image_pattern:
+        parser.error("--image-pattern only applies with --cohort")
     settings = ExtractionSettings(arguments.mode, arguments.plane, arguments.weights, arguments.labels, png=not arguments.no_png)
     if arguments.cohort is not None:
         cases = find_cases(arguments.cohort, arguments.pattern, arguments.image_pattern)

@@ -119,8 +119,9 @@ def run_case(case: Case, out_dir: Path, settings: ExtractionSettings, resume: bo
         return _outcome(case, "done", result.features, result.foreground_rows, written)
     except DENError as error:
         return CaseOutcome(case, "failed", str(error))
-    except (OSError, ValueError, RuntimeError, MemoryError) as error:
-        return CaseOutcome(case, "failed", f"{case.segmentation}: {type(error).__name__}: {' '.join(str(error).split())}")
+    except Exception as error:  # an unforeseen fault in one case must not stop the cohort
+        detail = " ".join(str(error).split())[:200]
+        return CaseOutcome(case, "failed", f"{case.segmentation}: unexpected {type(error).__name__}: {detail}")
 
 
 def run_cohort(
