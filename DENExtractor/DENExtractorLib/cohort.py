@@ -15,7 +15,7 @@ import numpy as np
 from .architecture import FEATURE_COUNT
 from .atomic import write_atomically
 from .errors import DENError
-from .extraction import extract
+from .extraction import extract, pooled_vector
 from .network import load_model
 from .outputs import output_paths, write_outputs
 from .volumes import file_sha256, load_image, load_segmentation, strip_volume_suffix
@@ -161,7 +161,7 @@ def write_cohort_table(outcomes: list[CaseOutcome], path: str | Path) -> Path:
     return write_atomically(path, write)
 
 
-def expected_weights_sha256(settings: ExtractionSettings) -> str:
+def _expected_weights_sha256(settings: ExtractionSettings) -> str:
     """The weights checksum that outputs made with these settings must record."""
     return load_model(settings.weights).weights_sha256
 
@@ -178,7 +178,7 @@ def _resume(case: Case, paths: dict[str, Path], settings: ExtractionSettings) ->
     still_valid = (
         provenance.get("input", {}).get("sha256") == file_sha256(case.segmentation)
         and image_record.get("sha256") == (file_sha256(case.image) if case.image else None)
-        and provenance.get("model", {}).get("weights_sha256") == expected_weights_sha256(settings)
+        and provenance.get("model", {}).get("weights_sha256") == _expected_weights_sha256(settings)
         and recorded.get("mode") == settings.mode
         and (settings.mode == "reference" or recorded.get("plane") == settings.plane)
         and recorded.get("labels") == ("all" if settings.labels is None else sorted(set(settings.labels)))
@@ -195,8 +195,8 @@ def _resume(case: Case, paths: dict[str, Path], settings: ExtractionSettings) ->
 
 def _outcome(case: Case, status: str, features: np.ndarray, foreground: np.ndarray, written: dict[str, Path]) -> CaseOutcome:
     """A successful outcome with the pooled patient-level vector (mean then max over foreground rows)."""
-    pooled = np.concatenate([features[foreground].mean(axis=0), features[foreground].max(axis=0)])
-    return CaseOutcome(case, status, "", int(features.shape[0]), int(foreground.size), pooled.astype(np.float32), written)
+    pooled = pooled_vector(features, foreground)
+    return CaseOutcome(case, status, "", int(features.shape[0]), int(foreground.size), pooled, written)
 
 
 def _pattern_regex(pattern: str) -> re.Pattern:

@@ -85,10 +85,14 @@ def extract(
     stack.parameters["labels"] = "all" if labels is None else sorted({int(label) for label in labels})
     model = load_model(weights)
     features = run_network(model, stack, progress=progress, cancel=cancel, source=segmentation.source)
-    foreground = stack.foreground_rows
-    pooled = np.concatenate([features[foreground].mean(axis=0), features[foreground].max(axis=0)]).astype(np.float32)
     provenance = build_provenance(segmentation, image, stack, model, time.perf_counter() - started)
-    return ExtractionResult(features, foreground, pooled, provenance)
+    return ExtractionResult(features, stack.foreground_rows, pooled_vector(features, stack.foreground_rows), provenance)
+
+
+def pooled_vector(features: np.ndarray, foreground_rows: np.ndarray) -> np.ndarray:
+    """The patient-level vector: mean then max of the features over the foreground rows, (8192,) float32."""
+    tumour = features[foreground_rows]
+    return np.concatenate([tumour.mean(axis=0), tumour.max(axis=0)]).astype(np.float32)
 
 
 def run_network(
