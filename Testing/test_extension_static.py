@@ -332,7 +332,7 @@ def test_module_and_extension_icons_are_the_same_picture():
 def test_screenshot_is_a_png():
     with Image.open(ROOT / "Resources" / "Screenshots" / "heatmap.png") as image:
         assert image.format == "PNG"
-        assert image.size == (800, 450)
+        assert image.size[0] >= 640 and image.size[1] >= 360  # large enough for the Extensions catalogue
 
 
 # --- the module file -----------------------------------------------------------------------------------------
