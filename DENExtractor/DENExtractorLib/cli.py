@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", type=Path, action="append", metavar="MRI",
                         help="image mode: the MRI of each SEG, in order (intensities inside the segmentation)")
     parser.add_argument("--mode", choices=MODES, default="reference", help="preprocessing (default: reference)")
-    parser.add_argument("--plane", choices=PLANES, default="axial", help="slicing plane in oriented mode (default: axial)")
+    parser.add_argument("--plane", choices=PLANES, help="slicing plane, oriented mode only (default: axial)")
     parser.add_argument("--weights", type=Path, metavar="FILE", help="Keras .weights.h5 or .keras file (default: bundled den-ref-v1)")
     parser.add_argument("--labels", type=_label_list, metavar="L1,L2",
                         help="keep only these label values, e.g. 1,4 (default: all labels)")
@@ -81,11 +81,14 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     sources = [bool(arguments.segmentations), arguments.cohort is not None, arguments.demo is not None]
     if sum(sources) != 1:
         parser.error("give segmentation files, or --cohort DIR, or --demo")
+    if arguments.plane is not None and arguments.mode == "reference":
+        parser.error("--plane applies to --mode oriented; reference mode slices along the first stored axis")
     if arguments.cohort is not None and arguments.image:
         parser.error("in a cohort, name each case's MRI with --image-pattern, not --image")
     if arguments.cohort is None and arguments.image_pattern:
         parser.error("--image-pattern only applies with --cohort")
-    settings = ExtractionSettings(arguments.mode, arguments.plane, arguments.weights, arguments.labels, png=not arguments.no_png)
+    plane = arguments.plane or PLANES[0]
+    settings = ExtractionSettings(arguments.mode, plane, arguments.weights, arguments.labels, png=not arguments.no_png)
     if arguments.cohort is not None:
         cases = find_cases(arguments.cohort, arguments.pattern, arguments.image_pattern)
     elif arguments.demo is not None:
