@@ -17,7 +17,7 @@ from .cohort import (
     write_cohort_table,
 )
 from .demo import write_synthetic_case
-from .errors import DENError
+from .errors import DENError, describe_error
 from .preprocessing import MODES, PLANES
 
 DEMO_CASE_NAME = "synthetic_glioblastoma.nii.gz"
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a bug, not bad input: one line unless --debug
         if arguments.debug:
             traceback.print_exc()
-        print(f"den-extract: internal error: {type(error).__name__}: {error} (rerun with --debug)", file=sys.stderr)
+        print(f"den-extract: internal error: {type(error).__name__}: {describe_error(error)} (rerun with --debug)", file=sys.stderr)
         return EXIT_CASE_FAILED
 
 
@@ -92,8 +92,9 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if arguments.cohort is not None:
         cases = find_cases(arguments.cohort, arguments.pattern, arguments.image_pattern)
     elif arguments.demo is not None:
-        demo_case = arguments.output / DEMO_CASE_NAME if arguments.demo == "synthetic" else Path(arguments.demo)
+        demo_case = Path(arguments.demo)
         if arguments.demo == "synthetic":
+            demo_case = arguments.output / DEMO_CASE_NAME
             _say(arguments, f"generating a synthetic glioblastoma label map: {demo_case}")
             write_synthetic_case(demo_case)
         cases = cases_from_files([demo_case], arguments.image)

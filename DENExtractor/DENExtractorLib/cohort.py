@@ -14,7 +14,7 @@ import numpy as np
 
 from .architecture import FEATURE_COUNT
 from .atomic import write_atomically
-from .errors import DENError
+from .errors import DENError, describe_error
 from .extraction import extract, pooled_vector
 from .network import load_model
 from .outputs import output_paths, write_outputs
@@ -120,8 +120,7 @@ def run_case(case: Case, out_dir: Path, settings: ExtractionSettings, resume: bo
     except DENError as error:
         return CaseOutcome(case, "failed", str(error))
     except Exception as error:  # an unforeseen fault in one case must not stop the cohort
-        detail = " ".join(str(error).split())[:200]
-        return CaseOutcome(case, "failed", f"{case.segmentation}: unexpected {type(error).__name__}: {detail}")
+        return CaseOutcome(case, "failed", f"{case.segmentation}: unexpected {type(error).__name__}: {describe_error(error)}")
 
 
 def run_cohort(

@@ -14,6 +14,12 @@ class DENError(Exception):
         super().__init__(f"{self.source}: {self.fault}")
 
 
+def describe_error(error: BaseException, limit: int = 200) -> str:
+    """One line of at most ``limit`` characters describing an exception raised by a library we call."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class ExtractionCancelled(DENError):
     """The user cancelled an extraction before it finished; nothing was written."""
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .architecture import INPUT_SHAPE, LAYERS, POOL_SIZE, POOL_STRIDE, weight_specs
-from .errors import DENError
+from .errors import DENError, describe_error
 from .volumes import file_sha256
 from .weights import MODEL_ID, REFERENCE_WEIGHTS_SHA256, reference_weights
 
@@ -128,7 +128,7 @@ def _user_model(path: Path) -> LoadedModel:
         try:
             model.load_weights(str(path))
         except Exception as error:  # h5py/Keras raise many kinds on corrupt or mismatched files
-            raise DENError(path, f"cannot load these weights into DEN ({_short(error)})") from None
+            raise DENError(path, f"cannot load these weights into DEN ({describe_error(error)})") from None
     return LoadedModel(model, f"user:{path.name}", file_sha256(path), str(path))
 
 
@@ -140,16 +140,10 @@ def _weights_from_keras_file(path: Path) -> list[np.ndarray]:
     try:
         loaded = keras.models.load_model(str(path), compile=False, safe_mode=True)
     except Exception as error:  # safe mode refuses Lambda layers and other code with a ValueError
-        raise DENError(path, f"cannot load this model safely ({_short(error)})") from None
+        raise DENError(path, f"cannot load this model safely ({describe_error(error)})") from None
     arrays = loaded.get_weights()
     expected = [spec.shape for spec in weight_specs()]
     found = [tuple(array.shape) for array in arrays]
     if found != expected:
         raise DENError(path, f"not a DEN model: its weights have shapes {found[:3]}..., expected {expected[:3]}...")
     return arrays
-
-
-def _short(error: BaseException) -> str:
-    """A one-line, bounded description of an exception."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."

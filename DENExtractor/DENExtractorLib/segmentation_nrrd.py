@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DENError
+from .errors import DENError, describe_error
 from .volumes import LPS_TO_RAS, check_dimensions
 
 
@@ -24,8 +24,7 @@ def read_segmentation_nrrd(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         segmentation = slicerio.read_segmentation(str(path))
     except Exception as error:  # slicerio/pynrrd raise many kinds on corrupt files
-        text = " ".join(str(error).split()) or type(error).__name__
-        raise DENError(path, f"not a readable Slicer segmentation ({text[:160]})") from None
+        raise DENError(path, f"not a readable Slicer segmentation ({describe_error(error)})") from None
     voxels = np.asarray(segmentation["voxels"])
     labels = _merge_layers(voxels, segmentation["segments"], path)
     affine = LPS_TO_RAS @ np.asarray(segmentation["ijkToLPS"], dtype=np.float64)

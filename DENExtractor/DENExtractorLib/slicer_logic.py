@@ -141,8 +141,8 @@ def volume_from_segmentation_node(
     labelmap = _merged_labelmap_node(segmentation_node, segment_ids, values, reference_volume_node)
     if labelmap is None:
         raise DENError(segmentation_node.GetName(), "the chosen segments are empty: nothing to extract")
-    _refuse_overlaps(segmentation_node, segment_ids, values, labelmap)
     data, affine = _node_arrays(labelmap)
+    _refuse_overlaps(segmentation_node, segment_ids, values, labelmap, data.shape)
     return segmentation_from_array(data, affine, _segmentation_source(segmentation_node, segment_ids))
 
 
@@ -203,15 +203,20 @@ def _merged_labelmap_node(
     return labelmap
 
 
-def _refuse_overlaps(segmentation_node: Any, segment_ids: Sequence[str], values: Sequence[int], grid: Any) -> None:
-    """Raise :class:`DENError` when chosen segments in different layers share voxels (one would hide the other)."""
+def _refuse_overlaps(
+    segmentation_node: Any, segment_ids: Sequence[str], values: Sequence[int], grid: Any, shape: tuple[int, ...]
+) -> None:
+    """Raise :class:`DENError` when chosen segments in different layers share voxels (one would hide the other).
+
+    ``grid`` is the merged label map node (its geometry is reused for each layer) and ``shape`` its array shape.
+    """
     segmentation = segmentation_node.GetSegmentation()
     layers: dict[int, list[int]] = {}
     for index, segment_id in enumerate(segment_ids):
         layers.setdefault(segmentation.GetLayerIndex(segment_id), []).append(index)
     if len(layers) < 2:
         return
-    claimed = np.zeros(_node_arrays(grid)[0].shape, dtype=np.uint16)
+    claimed = np.zeros(shape, dtype=np.uint16)
     for indices in layers.values():
         layer = _merged_labelmap_node(
             segmentation_node, [segment_ids[i] for i in indices], [values[i] for i in indices], grid

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DENError
+from .errors import DENError, describe_error
 
 MAX_VOXELS = 2**28
 """Largest volume accepted (268 M voxels, about 2 GiB as float64): larger headers are refused before reading."""
@@ -182,13 +182,13 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         image = nibabel.load(str(path))
     except (nibabel.filebasedimages.ImageFileError, EOFError, OSError, zlib.error, ValueError) as error:
-        raise DENError(path, f"not a readable NIfTI file ({_describe(error).replace(str(path), 'the file')})") from None
+        raise DENError(path, f"not a readable NIfTI file ({describe_error(error).replace(str(path), 'the file')})") from None
     shape = tuple(int(n) for n in image.shape)
     check_dimensions(shape, path)
     try:
         data = np.asanyarray(image.dataobj)
     except (EOFError, OSError, zlib.error, ValueError, gzip.BadGzipFile) as error:
-        raise DENError(path, f"the voxel data cannot be read: truncated or corrupt file ({_describe(error)})") from None
+        raise DENError(path, f"the voxel data cannot be read: truncated or corrupt file ({describe_error(error)})") from None
     return data, np.asarray(image.affine, dtype=np.float64)
 
 
@@ -203,7 +203,7 @@ def _read_nrrd(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except DENError:
         raise
     except Exception as error:  # pynrrd raises many kinds on corrupt files
-        raise DENError(path, f"not a readable NRRD file ({_describe(error)})") from None
+        raise DENError(path, f"not a readable NRRD file ({describe_error(error)})") from None
     return data, nrrd_affine(header, path)
 
 
@@ -267,9 +267,3 @@ def _checked_affine(affine: np.ndarray, source: str) -> np.ndarray:
     if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise DENError(source, "the voxel-to-world affine is singular (zero voxel spacing)")
     return affine
-
-
-def _describe(error: BaseException) -> str:
-    """One line describing an exception raised while reading a file."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
