@@ -9,15 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .architecture import FEATURE_COUNT, INPUT_SHAPE
+from .architecture import FEATURE_COUNT
 from .errors import ExtractionCancelled
 from .network import LoadedModel, load_model
 from .preprocessing import SliceStack, preprocess
 from .provenance import build_provenance
 from .volumes import Volume, load_image, load_segmentation, select_labels
 
-BATCH_SIZE = 16
-"""Slices per network call: large enough for fast matrix products, small enough to keep memory low."""
+BATCH_SIZE = 32
+"""Most slices per network call: large enough for fast matrix products, small enough to keep memory low."""
 
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -103,7 +103,9 @@ def run_network(
     cancel: CancelCheck | None = None,
     source: str = "",
 ) -> np.ndarray:
-    """Compute the (rows, 4096) features of a slice stack: foreground slices in batches, the empty input once."""
+    """Compute the (rows, 4096) features of a slice stack: foreground slices in batches, each computed only where
+    it differs from the empty slice (:mod:`windowed`); the empty slice's row is computed once per model."""
+    network = model.windowed()
     computed = len(stack.foreground_rows) + 1
     done = 0
 
@@ -116,12 +118,21 @@ def run_network(
             progress(done, computed)
 
     step(0)
-    empty_row = model.predict(np.zeros((1, *INPUT_SHAPE), dtype=np.float32))[0]
     features = np.empty((stack.row_count, FEATURE_COUNT), dtype=np.float32)
-    features[:] = empty_row
+    features[:] = network.empty_row
     step(1)
-    for start in range(0, len(stack.foreground_rows), BATCH_SIZE):
-        stop = min(start + BATCH_SIZE, len(stack.foreground_rows))
-        features[stack.foreground_rows[start:stop]] = model.predict(stack.batch(start, stop))
+    for start, stop in batch_bounds(len(stack.foreground_rows)):
+        features[stack.foreground_rows[start:stop]] = network.predict(stack.batch(start, stop))
         step(stop - start)
     return features
+
+
+def batch_bounds(count: int, most: int = BATCH_SIZE) -> list[tuple[int, int]]:
+    """Split ``count`` slices into the fewest batches of at most ``most``, of near-equal sizes.
+
+    Equal sizes never leave a batch of one slice behind (unless ``count`` is 1): TensorFlow computes a batch of
+    one with another convolution kernel, which would move that slice's features by about 1e-7.
+    """
+    batches = -(-count // most)
+    edges = [round(index * count / batches) for index in range(batches + 1)] if batches else [0]
+    return list(zip(edges[:-1], edges[1:]))

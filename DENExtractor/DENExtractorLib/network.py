@@ -31,6 +31,7 @@ class LoadedModel:
     weights_sha256: str
     weights_source: str
     _forward: Callable | None = field(default=None, repr=False)
+    _windowed: Any = field(default=None, repr=False)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Return the (n, 4096) float32 features of an (n, 224, 224, 1) float32 batch, in inference mode."""
@@ -41,6 +42,14 @@ class LoadedModel:
             signature = [tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)]
             self._forward = tf.function(lambda images: model(images, training=False), input_signature=signature)
         return np.asarray(self._forward(batch), dtype=np.float32)
+
+    def windowed(self) -> Any:
+        """This model's :class:`windowed.WindowedNetwork` (exact region-of-interest inference), built once."""
+        if self._windowed is None:
+            from .windowed import WindowedNetwork
+
+            self._windowed = WindowedNetwork(self.model.layers, self.predict)
+        return self._windowed
 
 
 def _import_keras() -> Any:
