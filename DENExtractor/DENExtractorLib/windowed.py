@@ -15,7 +15,8 @@ before the map (``p = 0`` for "valid"; TensorFlow's "same" puts the odd one afte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,6 +203,21 @@ def nonzero_window(batch: np.ndarray) -> Window:
     return Window(Span(int(rows[0]), int(rows[-1]) + 1), Span(int(columns[0]), int(columns[-1]) + 1))
 
 
+@contextmanager
+def _tracing_notices_silenced() -> Iterator[None]:
+    """Silence TensorFlow's "frequent retracing" warning while the stage functions are traced: they share one
+    Python body, so tracing each once (as intended, for any window size) looks like retracing to TensorFlow."""
+    import tensorflow as tf
+
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 class WindowedNetwork:
     """DEN over a Keras model's own layers, computing each stage only on the window a batch can change.
 
@@ -232,7 +248,9 @@ class WindowedNetwork:
         self._stage_functions = [self._stage_function(stage, channels) for stage, channels in zip(self.stages, channels_in)]
         self._head_function = self._graph_function(self._apply_head, self.stages[-1].channels)
         self.empty_row = full_predict(np.zeros((1, *INPUT_SHAPE), dtype=np.float32))[0]
-        self._empty_maps = self._empty_slice_maps()
+        with _tracing_notices_silenced():
+            self._empty_maps = self._empty_slice_maps()
+            self._head_function(self._empty_maps[-1].repeat(MIN_WINDOWED_BATCH, axis=0))  # traced now, not mid-case
 
     def windows(self, changed: Window) -> list[Window]:
         """The input window ``changed`` followed by the output window each stage computes."""
