@@ -1,13 +1,12 @@
-"""Tests of DENExtractorLib.slicer_logic with real MRML nodes (slicer-core) and real files: no Qt, no mocks.
+"""Tests of DENExtractorSlicer with real MRML nodes (slicer-core) and real files: no Qt, no mocks.
 
-The central check: a file loaded into Slicer gives the same features as ``extract_file`` on that file.
-Extractions take seconds each, so results are shared through module-scoped fixtures.
+The central check: a file loaded into Slicer gives the same features as ``den-extract`` (``extract_file``) on that
+file, to the last bit. Extractions take seconds each, so results are shared through module-scoped fixtures.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -40,15 +39,16 @@ from DENExtractorLib import (  # noqa: E402
     load_image,
     load_segmentation,
 )
-from DENExtractorLib import slicer_logic  # noqa: E402
+from DENExtractorSlicer import nodes, process, results, views  # noqa: E402
+from DENExtractorSlicer.process import output_stem, scene_output_folder  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real data folder {DATA} is missing")
 
 
 def assert_same_features(actual: np.ndarray, expected: np.ndarray) -> None:
-    """Features agree when the largest difference is at most 1e-5 of the largest feature."""
+    """Features agree to the last bit (max difference 0): Slicer and den-extract feed the network the same arrays."""
     assert actual.shape == expected.shape
-    assert np.max(np.abs(actual - expected)) <= 1e-5 * np.max(np.abs(expected))
+    assert float(np.max(np.abs(actual - expected))) == 0.0
 
 
 def node_ids(scene) -> set[str]:
@@ -94,7 +94,7 @@ def scene_folder(scene, tmp_path_factory):
 @pytest.fixture(scope="module")
 def brats_outcome(scene_folder, brats_segmentation):
     """``process`` on the BraTS segmentation node, writing next to the saved scene."""
-    return slicer_logic.process(brats_segmentation)
+    return process(brats_segmentation)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def seg_nrrd_node(scene):
 
 
 def test_labelmap_node_gives_the_file_arrays(brats_labelmap):
-    volume = slicer_logic.volume_from_labelmap_node(brats_labelmap)
+    volume = nodes.volume_from_labelmap_node(brats_labelmap)
     expected = load_segmentation(BRATS_LABELS)
     assert volume.data.shape == (240, 240, 155)
     np.testing.assert_array_equal(volume.data, expected.data)
@@ -116,7 +116,7 @@ def test_labelmap_node_gives_the_file_arrays(brats_labelmap):
 
 
 def test_segmentation_node_keeps_label_values_and_grid(brats_segmentation):
-    volume = slicer_logic.volume_from_segmentation_node(brats_segmentation)
+    volume = nodes.volume_from_segmentation_node(brats_segmentation)
     expected = load_segmentation(BRATS_LABELS)
     np.testing.assert_array_equal(volume.data, expected.data)
     np.testing.assert_allclose(volume.affine, expected.affine, atol=1e-6)
@@ -124,7 +124,7 @@ def test_segmentation_node_keeps_label_values_and_grid(brats_segmentation):
 
 def test_segment_subset_keeps_only_the_chosen_labels(brats_segmentation):
     ids = segment_ids_by_label(brats_segmentation)
-    volume = slicer_logic.volume_from_segmentation_node(brats_segmentation, [ids[4], ids[2]])
+    volume = nodes.volume_from_segmentation_node(brats_segmentation, [ids[4], ids[2]])
     labels = load_segmentation(BRATS_LABELS).data
     assert set(np.unique(volume.data)) == {0, 2, 4}
     np.testing.assert_array_equal(volume.data, np.where(np.isin(labels, [2, 4]), labels, 0))
@@ -134,15 +134,15 @@ def test_segment_subset_keeps_only_the_chosen_labels(brats_segmentation):
 def test_reference_volume_node_sets_the_grid(scene, brats_labelmap):
     segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "no reference geometry")
     assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(brats_labelmap, segmentation_node)
-    cropped = slicer_logic.volume_from_segmentation_node(segmentation_node)
+    cropped = nodes.volume_from_segmentation_node(segmentation_node)
     assert cropped.data.shape != (240, 240, 155)  # without a reference grid: the box around the segments
-    volume = slicer_logic.volume_from_segmentation_node(segmentation_node, reference_volume_node=brats_labelmap)
+    volume = nodes.volume_from_segmentation_node(segmentation_node, reference_volume_node=brats_labelmap)
     np.testing.assert_array_equal(volume.data, load_segmentation(BRATS_LABELS).data)
     scene.RemoveNode(segmentation_node)
 
 
 def test_seg_nrrd_node_matches_the_core_reader(seg_nrrd_node):
-    volume = slicer_logic.volume_from_segmentation_node(seg_nrrd_node)
+    volume = nodes.volume_from_segmentation_node(seg_nrrd_node)
     expected = load_segmentation(SEG_NRRD)
     assert volume.data.shape == expected.data.shape == (128, 128, 34)
     np.testing.assert_array_equal(volume.data, expected.data)
@@ -152,9 +152,9 @@ def test_seg_nrrd_node_matches_the_core_reader(seg_nrrd_node):
 def test_seg_nrrd_subset_is_not_renumbered(seg_nrrd_node):
     segmentation = seg_nrrd_node.GetSegmentation()
     chosen = [segmentation.GetNthSegmentID(index) for index in (2, 3, 4)]
-    volume = slicer_logic.volume_from_segmentation_node(seg_nrrd_node, chosen)
+    volume = nodes.volume_from_segmentation_node(seg_nrrd_node, chosen)
     labels = load_segmentation(SEG_NRRD).data
-    assert slicer_logic.segment_label_values(seg_nrrd_node, chosen) == [3, 4, 5]
+    assert nodes.segment_label_values(seg_nrrd_node, chosen) == [3, 4, 5]
     np.testing.assert_array_equal(volume.data, np.where(np.isin(labels, [3, 4, 5]), labels, 0))
 
 
@@ -162,12 +162,12 @@ def test_overlapping_layers_are_refused_like_the_command_line(scene):
     node = load_segmentation_node(scene, SEG_NRRD_OVERLAPPING, "overlapping")
     segmentation = node.GetSegmentation()
     ids = [segmentation.GetNthSegmentID(index) for index in range(segmentation.GetNumberOfSegments())]
-    assert slicer_logic.segment_label_values(node, ids) == list(range(1, 9))  # the sphere's 1 is taken: it gets 8
+    assert nodes.segment_label_values(node, ids) == list(range(1, 9))  # the sphere's 1 is taken: it gets 8
     with pytest.raises(DENError, match="overlapping layers"):
-        slicer_logic.volume_from_segmentation_node(node)
+        nodes.volume_from_segmentation_node(node)
     with pytest.raises(DENError):
         load_segmentation(SEG_NRRD_OVERLAPPING)
-    sphere_only = slicer_logic.volume_from_segmentation_node(node, ids[-1:])
+    sphere_only = nodes.volume_from_segmentation_node(node, ids[-1:])
     assert set(np.unique(sphere_only.data)) == {0, 1}
 
 
@@ -180,12 +180,12 @@ def test_empty_segment_in_another_layer_changes_nothing(scene, brats_labelmap):
     assert segmentation.AddSegment(empty, "empty")
     assert segmentation.GetNumberOfLayers() == 2 and empty.GetLabelValue() == 1
     ids = [segmentation.GetNthSegmentID(index) for index in range(segmentation.GetNumberOfSegments())]
-    assert slicer_logic.segment_label_values(node, ids) == [1, 2, 3, 4, 5]
+    assert nodes.segment_label_values(node, ids) == [1, 2, 3, 4, 5]
     np.testing.assert_array_equal(
-        slicer_logic.volume_from_segmentation_node(node).data, load_segmentation(BRATS_LABELS).data
+        nodes.volume_from_segmentation_node(node).data, load_segmentation(BRATS_LABELS).data
     )
     with pytest.raises(DENError, match="empty"):
-        slicer_logic.volume_from_segmentation_node(node, ["empty"])
+        nodes.volume_from_segmentation_node(node, ["empty"])
     scene.RemoveNode(node)
 
 
@@ -194,12 +194,12 @@ def test_empty_segment_in_another_layer_changes_nothing(scene, brats_labelmap):
 )
 def test_bad_segment_choice_is_refused(brats_segmentation, segment_ids, message):
     with pytest.raises(DENError, match=message):
-        slicer_logic.volume_from_segmentation_node(brats_segmentation, segment_ids)
+        nodes.volume_from_segmentation_node(brats_segmentation, segment_ids)
 
 
 def test_scalar_node_gives_the_file_arrays(scene):
     node = load_scalar_node(scene, BRATS_FLAIR, "Flair")
-    volume = slicer_logic.volume_from_scalar_node(node)
+    volume = nodes.volume_from_scalar_node(node)
     expected = load_image(BRATS_FLAIR)
     np.testing.assert_array_equal(volume.data, expected.data)
     np.testing.assert_allclose(volume.affine, expected.affine, atol=1e-6)
@@ -208,28 +208,29 @@ def test_scalar_node_gives_the_file_arrays(scene):
 # --- output folder ----------------------------------------------------------------------------------------------
 
 
-def test_scene_output_folder(tmp_path):
+def test_output_folder_is_the_chosen_one_else_the_saved_scenes(tmp_path):
     scene = slicer.vtkMRMLScene()
-    with pytest.raises(DENError, match="choose an output folder"):
-        slicer_logic.scene_output_folder(scene, None)
+    with pytest.raises(DENError, match="no output folder was chosen"):
+        scene_output_folder(scene, None)
     with pytest.raises(DENError):
-        slicer_logic.scene_output_folder(scene, "")
-    assert slicer_logic.scene_output_folder(scene, str(tmp_path)) == tmp_path
+        scene_output_folder(scene, "")
+    assert scene_output_folder(scene, str(tmp_path)) == tmp_path
     scene.SetURL(str(tmp_path / "project" / "scene.mrml"))
-    assert slicer_logic.scene_output_folder(scene, "/elsewhere") == (tmp_path / "project").resolve()
+    assert scene_output_folder(scene, None) == (tmp_path / "project").resolve()
+    assert scene_output_folder(scene, tmp_path / "chosen") == tmp_path / "chosen"
 
 
 def test_unsaved_scene_without_folder_fails_before_extracting(brats_labelmap):
     scene = slicer.vtkMRMLScene()
-    with pytest.raises(DENError, match="choose an output folder"):
-        slicer_logic.process(brats_labelmap, scene=scene, cancel=pytest.fail)  # fails the test if it extracts
+    with pytest.raises(DENError, match="no output folder was chosen"):
+        process(brats_labelmap, scene=scene, cancel=pytest.fail)  # fails the test if it extracts
     assert scene.GetNumberOfNodes() == 0
 
 
 def test_output_stem_is_a_safe_file_name():
-    assert slicer_logic.output_stem("OTMultiClass") == "OTMultiClass"
-    assert slicer_logic.output_stem("pat 1/OT: labels") == "pat_1_OT_labels"
-    assert slicer_logic.output_stem("..") == "segmentation"
+    assert output_stem("OTMultiClass") == "OTMultiClass"
+    assert output_stem("pat 1/OT: labels") == "pat_1_OT_labels"
+    assert output_stem("..") == "segmentation"
 
 
 # --- process: features, files and nodes -------------------------------------------------------------------------
@@ -286,55 +287,51 @@ def test_chart_plots_mean_and_most_variable_feature_per_slice(brats_outcome):
 
 def test_heatmap_volume_is_slices_by_features_in_viridis(brats_outcome, scene):
     heatmap = brats_outcome.nodes.heatmap
+    features = brats_outcome.result.features
     voxels = arrayFromVolume(heatmap)
     assert voxels.shape == (1, 240, FEATURE_COUNT)
-    np.testing.assert_array_equal(voxels[0], brats_outcome.result.features)
+    np.testing.assert_array_equal(voxels[0], features)
     ijk_to_ras = vtk.vtkMatrix4x4()
     heatmap.GetIJKToRASMatrix(ijk_to_ras)
-    np.testing.assert_allclose(  # features run to the viewer's right, slices downwards, in an axial view
-        slicer.util.arrayFromVTKMatrix(ijk_to_ras), np.diag([-1.0, -FEATURE_COUNT / (2.0 * 240), 1.0, 1.0])
+    np.testing.assert_allclose(  # 200 mm x 100 mm whatever the shape: features to the right, slices downwards
+        slicer.util.arrayFromVTKMatrix(ijk_to_ras), np.diag([-200.0 / FEATURE_COUNT, -100.0 / 240, 1.0, 1.0])
     )
     display = heatmap.GetDisplayNode()
     assert display.GetColorNodeID() == "vtkMRMLColorTableNodeFileViridis.txt"
     assert scene.GetNodeByID(display.GetColorNodeID()) is not None
+    assert display.GetInterpolate() == 0
+    assert (display.GetWindowLevelMin(), display.GetWindowLevelMax()) == pytest.approx(
+        (float(features.min()), float(features.max()))
+    )
 
 
 def test_viridis_fallback_matches_matplotlib(brats_outcome, scene):
     matplotlib = pytest.importorskip("matplotlib")
-    color_node = scene.GetNodeByID(slicer_logic.VIRIDIS_COLOR_NODE_ID)
+    color_node = scene.GetNodeByID(results.VIRIDIS_COLOR_NODE_ID)
     expected = matplotlib.colormaps["viridis"](np.linspace(0, 1, 256))[:, :3]
     actual = np.array([color_node.GetLookupTable().GetTableValue(index)[:3] for index in range(256)])
     assert np.max(np.abs(actual - expected)) < 0.03
 
 
-def test_view_plan_without_the_application(brats_outcome):
-    nodes = brats_outcome.nodes
-    plan = slicer_logic.heatmap_view_plan(nodes)
-    assert plan.layout == slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView
-    assert (plan.slice_view, plan.volume_id, plan.chart_id, plan.table_id) == (
-        "Red",
-        nodes.heatmap.GetID(),
-        nodes.chart.GetID(),
-        nodes.table.GetID(),
-    )
-    assert slicer_logic.show_heatmap(nodes) is False
+def test_show_results_changes_nothing_without_the_application(brats_outcome):
+    assert views.show_results(brats_outcome.nodes) is None
 
 
 def test_labelmap_input_gives_the_same_features(brats_labelmap, brats_reference, tmp_path):
-    outcome = slicer_logic.process(brats_labelmap, output_folder=tmp_path)
+    outcome = process(brats_labelmap, output_folder=tmp_path)
     assert_same_features(outcome.result.features, brats_reference.features)
     assert outcome.paths["npy"] == tmp_path / "OTMultiClass_den.npy"  # a chosen folder beats the scene's
 
 
 def test_seg_nrrd_node_gives_the_command_line_features(seg_nrrd_node, tmp_path):
-    outcome = slicer_logic.process(seg_nrrd_node, output_folder=tmp_path)
+    outcome = process(seg_nrrd_node, output_folder=tmp_path)
     assert_same_features(outcome.result.features, extract_file(SEG_NRRD).features)
     assert outcome.nodes.table.GetNumberOfRows() == 128
 
 
 def test_image_mode_gives_the_command_line_features(scene, brats_segmentation, tmp_path):
     flair = load_scalar_node(scene, BRATS_FLAIR, "Flair for image mode")
-    outcome = slicer_logic.process(brats_segmentation, image_node=flair, output_folder=tmp_path)
+    outcome = process(brats_segmentation, image_node=flair, output_folder=tmp_path)
     assert_same_features(outcome.result.features, extract_file(BRATS_LABELS, image=BRATS_FLAIR).features)
 
 
@@ -348,26 +345,13 @@ def test_cancel_leaves_no_file_and_no_node(scene, brats_segmentation, tmp_path):
     before = node_ids(scene)
     output_folder = tmp_path / "out"
     with pytest.raises(ExtractionCancelled):
-        slicer_logic.process(brats_segmentation, output_folder=output_folder, cancel=cancel_on_third_poll)
+        process(brats_segmentation, output_folder=output_folder, cancel=cancel_on_third_poll)
     assert len(polls) == 3
     assert node_ids(scene) == before
     assert not output_folder.exists() or not any(output_folder.iterdir())
 
 
-# --- packages ---------------------------------------------------------------------------------------------------
-
-
-def test_dependencies_are_found_without_importing_tensorflow():
-    code = (
-        "import sys; from DENExtractorLib import slicer_logic; "
-        "print(slicer_logic.missing_dependencies(), slicer_logic.pip_requirements()); "
-        "print(sorted(name for name in ('tensorflow', 'keras', 'qt', 'ctk') if name in sys.modules))"
-    )
-    repo_package_dir = str(Path(__file__).resolve().parents[1] / "DENExtractor")
-    completed = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo_package_dir
-    )
-    assert completed.stdout.split("\n")[:2] == ["[] []", "[]"]
+# --- the module's self-test ------------------------------------------------------------------------------------
 
 
 def _module_constants(*names: str) -> dict:

@@ -1,0 +1,121 @@
+"""The whole run inside Slicer: check the inputs, extract, write the files, add the result nodes.
+
+A file gives the same features here as with ``den-extract`` (see :mod:`DENExtractorSlicer.nodes`). TensorFlow is
+imported by the core only when the first network is built.
+
+Example (Slicer Python console)::
+
+    from DENExtractorSlicer import process
+    outcome = process(getNode("OTMultiClass"), output_folder="/tmp/den")
+    outcome.result.features.shape    # (slices, 4096)
+    outcome.paths["npy"]             # /tmp/den/OTMultiClass_den.npy
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from DENExtractorLib import DENError, ExtractionResult, extract, write_outputs
+
+from .checks import chosen_path, inputs_problem
+from .nodes import segmentation_volume, volume_from_scalar_node
+from .results import ResultNodes, add_results_to_scene
+
+ProgressCallback = Callable[[int, int], None]
+CancelCheck = Callable[[], bool]
+
+
+@dataclass
+class ProcessOutcome:
+    """What :func:`process` produced: the core's result, the nodes added to the scene and the files written."""
+
+    result: ExtractionResult
+    nodes: ResultNodes
+    paths: dict[str, Path]
+
+
+def scene_output_folder(scene: Any, output_folder: str | Path | None) -> Path:
+    """Return the folder results are written to: the chosen folder, else the saved scene's folder.
+
+    :raises DENError: when neither exists; results are never written to a folder the user did not choose.
+    """
+    chosen = chosen_path(output_folder)
+    if chosen is not None:
+        return chosen
+    url = scene.GetURL() if scene is not None else ""
+    if url:
+        return Path(url).resolve().parent
+    raise DENError("output folder", "the scene has not been saved and no output folder was chosen: choose one")
+
+
+def output_stem(node_name: str) -> str:
+    """Return a node name as a safe file-name stem: ``"pat 1/OT"`` -> ``"pat_1_OT"``."""
+    stem = re.sub(r"[^\w.-]+", "_", node_name).strip("._")
+    return stem or "segmentation"
+
+
+def process(
+    input_node: Any,
+    *,
+    segment_ids: Sequence[str] | None = None,
+    image_node: Any = None,
+    mode: str = "reference",
+    plane: str = "axial",
+    weights: str | Path | None = None,
+    output_folder: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+    scene: Any = None,
+) -> ProcessOutcome:
+    """Extract the DEN features of a segmentation or label map node, save them and add result nodes to the scene.
+
+    :param input_node: a ``vtkMRMLSegmentationNode`` or a ``vtkMRMLLabelMapVolumeNode``.
+    :param segment_ids: segments of a segmentation to include (None: all); ignored for a label map.
+    :param image_node: optional scalar volume for image mode; a segmentation is exported onto its grid.
+    :param mode: ``"reference"`` (the published pipeline: slices along the first voxel axis) or ``"oriented"``.
+    :param plane: ``"axial"``, ``"coronal"`` or ``"sagittal"`` (oriented mode only; ignored in reference mode).
+    :param weights: a weights file; None (or empty) uses the bundled reference weights.
+    :param output_folder: where ``<input node name>_den.npy``, ``.json`` and ``.png`` are written; None or empty
+        means the folder of the saved scene.
+    :param progress: called as ``progress(done, total)`` while slices are computed.
+    :param cancel: polled during the extraction; when it returns True, ``ExtractionCancelled`` is raised and
+        neither files nor nodes are created.
+    :param scene: the scene receiving the result nodes; None means the input node's scene.
+    :return: the result, the nodes added and the paths written.
+    :raises DENError: with a one-line message for any bad input: the same message the module's status line shows
+        (:func:`DENExtractorSlicer.checks.inputs_problem`).
+    """
+    scene = scene if scene is not None else (input_node.GetScene() if input_node is not None else None)
+    weights_path = chosen_path(weights)
+    problem = inputs_problem(
+        input_node,
+        image_node,
+        segment_ids=segment_ids,
+        use_bundled_weights=weights_path is None,
+        weights_path=weights_path,
+        output_folder=output_folder,
+        scene_has_url=bool(scene.GetURL()) if scene is not None else False,
+    )
+    if problem is not None:
+        raise problem
+    if scene is None:
+        raise DENError(input_node.GetName(), "the node is not in a MRML scene")
+    folder = scene_output_folder(scene, output_folder)
+    segmentation = segmentation_volume(input_node, segment_ids, image_node)
+    image = volume_from_scalar_node(image_node) if image_node is not None else None
+    result = extract(
+        segmentation,
+        image=image,
+        mode=mode,
+        plane=plane,
+        weights=weights_path,
+        progress=progress,
+        cancel=cancel,
+    )
+    paths = write_outputs(result, folder, output_stem(input_node.GetName()))
+    nodes = add_results_to_scene(result, scene, input_node.GetName())
+    return ProcessOutcome(result=result, nodes=nodes, paths=paths)
