@@ -7,6 +7,7 @@ file, to the last bit. Extractions take seconds each, so results are shared thro
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "DENExtractor"))
 
 from slicer_helpers import (  # noqa: E402
     BRATS_FLAIR,
+    render_chart,
+    render_red_view,
     BRATS_LABELS,
     DATA,
     SEG_NRRD,
@@ -39,7 +42,10 @@ from DENExtractorLib import (  # noqa: E402
     load_image,
     load_segmentation,
 )
+from DENExtractorLib import extract, segmentation_from_array  # noqa: E402
+from DENExtractorLib.demo import synthetic_glioblastoma  # noqa: E402
 from DENExtractorSlicer import nodes, process, results, views  # noqa: E402
+from DENExtractorSlicer.sample import SEGMENTS, add_sample_segmentation  # noqa: E402
 from DENExtractorSlicer.process import output_stem, scene_output_folder  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real data folder {DATA} is missing")
@@ -315,6 +321,138 @@ def test_viridis_fallback_matches_matplotlib(brats_outcome, scene):
 
 def test_show_results_changes_nothing_without_the_application(brats_outcome):
     assert views.show_results(brats_outcome.nodes) is None
+
+
+# --- what the user sees: the Red view and the chart, rendered offscreen ----------------------------------------
+
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "Resources" / "Screenshots"
+RED_VIEW_SCREENSHOT = SCREENSHOTS / "heatmap.png"
+CHART_SCREENSHOT = SCREENSHOTS / "chart.png"
+UPDATE_SCREENSHOTS = os.environ.get("DEN_UPDATE_SCREENSHOTS") == "1"
+"""Set DEN_UPDATE_SCREENSHOTS=1 to rewrite the catalogue screenshots from the renderings (then look at them)."""
+
+
+def viridis_colors(scene) -> np.ndarray:
+    """The 256 colours of the heatmap's colour table as 0..255 RGB."""
+    table = scene.GetNodeByID(results.VIRIDIS_COLOR_NODE_ID).GetLookupTable()
+    return np.array([np.round(np.array(table.GetTableValue(index)[:3]) * 255) for index in range(256)])
+
+
+def heatmap_indices(slice_node, heatmap, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The heatmap (row, column) each pixel row and pixel column of the rendered Red view falls in (floats).
+
+    Computed from the Red slice node's XY-to-RAS matrix and the heatmap's RAS-to-IJK matrix, i.e. by Slicer's own
+    geometry, not by the rendering.
+    """
+    xy_to_ras = slicer.util.arrayFromVTKMatrix(slice_node.GetXYToRAS())
+    ras_to_ijk = vtk.vtkMatrix4x4()
+    heatmap.GetRASToIJKMatrix(ras_to_ijk)
+    xy_to_ijk = slicer.util.arrayFromVTKMatrix(ras_to_ijk) @ xy_to_ras
+    rows = [(xy_to_ijk @ [width / 2, height - 1 - y, 0, 1])[1] for y in range(height)]  # top pixel row first
+    columns = [(xy_to_ijk @ [x, height / 2, 0, 1])[0] for x in range(width)]
+    return np.array(rows), np.array(columns)
+
+
+def check_rendered_heatmap(scene, outcome, rendering) -> None:
+    """What a user checks in the Red view: the whole matrix, tumour rows where foreground_rows says, Viridis."""
+    pixels = rendering.pixels
+    height, width, _ = pixels.shape
+    rows, columns = heatmap_indices(rendering.slice_logic.GetSliceNode(), outcome.nodes.heatmap, height, width)
+    row_count, feature_count = outcome.result.features.shape
+    for centres, count, what in ((rows, row_count, "slice row"), (columns, feature_count, "feature")):
+        pixel = abs(centres[1] - centres[0])  # the matrix fills the view from edge to edge, to within one pixel
+        assert centres.min() <= -0.5 + pixel + 1e-6, f"the view does not show the first {what}"
+        assert centres.max() >= count - 0.5 - pixel - 1e-6, f"the view does not show the last {what}"
+    inside_columns = (columns > -0.5) & (columns < feature_count - 0.5)
+    assert inside_columns.mean() > 0.95, "the heatmap should fill the view's width"
+    colors = viridis_colors(scene)
+    features = outcome.result.features
+    shown_rows = np.flatnonzero((np.abs(rows - np.round(rows)) < 0.4) & (rows > -0.5) & (rows < row_count - 0.5))
+    shown_columns = np.flatnonzero((np.abs(columns - np.round(columns)) < 0.4) & inside_columns)
+    assert len(shown_rows) > 0.5 * height and len(shown_columns) > 0.5 * width  # pixels clearly inside one cell
+    cells = features[np.round(rows[shown_rows]).astype(int)][:, np.round(columns[shown_columns]).astype(int)]
+    low, high = float(features.min()), float(features.max())
+    expected = np.clip(np.floor((cells - low) / (high - low) * 256), 0, 255).astype(int)
+    pixels_shown = pixels[shown_rows][:, shown_columns].astype(float)
+    off_by = np.min(  # each pixel is its cell's Viridis colour (to one table entry at a rounding edge)
+        [np.abs(pixels_shown - colors[np.clip(expected + step, 0, 255)]).max(axis=2) for step in (-1, 0, 1)], axis=0
+    )
+    assert off_by.max() <= 1, "a pixel is not the Viridis colour of the feature it shows"
+    empty_color = colors[0]  # rows without tumour hold zeros, the bottom of the full-range window
+    colored = np.any(np.abs(pixels_shown - empty_color).max(axis=2) > 1, axis=1)
+    rows_colored = set(np.round(rows[shown_rows][colored]).astype(int).tolist())
+    foreground = set(outcome.result.foreground_rows.tolist())
+    assert rows_colored <= foreground, "a row without tumour is not the empty-row colour"
+    assert len(rows_colored) >= 0.9 * len(foreground), "the band of tumour rows is not where foreground_rows says"
+
+
+def check_screenshot(path: Path, pixels: np.ndarray) -> None:
+    """The catalogue screenshot is this rendering (to a few pixels: CPUs may round a feature differently)."""
+    from PIL import Image
+
+    if UPDATE_SCREENSHOTS:
+        Image.fromarray(pixels).save(path)
+    with Image.open(path) as image:
+        stored = np.asarray(image.convert("RGB"))
+    assert stored.shape == pixels.shape
+    assert np.mean(np.any(stored != pixels, axis=2)) < 0.005, f"{path.name} is not this rendering: set UPDATE"
+
+
+def test_red_view_shows_the_tumour_rows_in_viridis(brats_outcome, scene, tmp_path):
+    rendering = render_red_view(scene, brats_outcome.nodes.heatmap, tmp_path / "red.png")
+    assert rendering.pixels.shape == (600, 1200, 3)
+    check_rendered_heatmap(scene, brats_outcome, rendering)
+    slice_node = rendering.slice_logic.GetSliceNode()
+    assert slice_node.GetRulerType() == slicer.vtkMRMLAbstractViewNode.RulerTypeNone
+    assert slice_node.GetOrientationMarkerType() == slicer.vtkMRMLAbstractViewNode.OrientationMarkerTypeNone
+
+
+def test_views_are_given_back(brats_outcome, brats_labelmap, scene, tmp_path):
+    rendering = render_red_view(scene, brats_outcome.nodes.heatmap, tmp_path / "red.png")
+    slice_logic = rendering.slice_logic
+    slice_node, composite = slice_logic.GetSliceNode(), slice_logic.GetSliceCompositeNode()
+    slice_node.SetOrientationToCoronal()
+    slice_node.SetFieldOfView(180.0, 90.0, 1.0)
+    composite.SetLabelVolumeID(brats_labelmap.GetID())
+    before = views.view_state(3, slice_logic)
+    views.show_heatmap_in_slice_view(slice_logic, brats_outcome.nodes.heatmap)
+    assert composite.GetBackgroundVolumeID() == brats_outcome.nodes.heatmap.GetID()
+    assert composite.GetLabelVolumeID() is None
+    views.apply_view_state(slice_logic, before)
+    assert views.view_state(3, slice_logic) == before
+    assert slice_node.GetOrientation() == "Coronal"
+
+
+@pytest.fixture(scope="module")
+def sample_outcome(scene, tmp_path_factory):
+    """``process`` on the Load sample segmentation (the synthetic glioblastoma of ``den-extract --demo``)."""
+    return process(add_sample_segmentation(scene), output_folder=tmp_path_factory.mktemp("sample"))
+
+
+def test_sample_is_the_demo_case_with_named_segments(sample_outcome):
+    node = sample_outcome.nodes.table.GetScene().GetFirstNodeByName("Synthetic glioblastoma")
+    segmentation = node.GetSegmentation()
+    names = {segmentation.GetNthSegment(index).GetName() for index in range(segmentation.GetNumberOfSegments())}
+    assert names == {name for name, _ in SEGMENTS.values()} >= {"necrosis", "oedema", "enhancing"}
+    labels, affine = synthetic_glioblastoma()
+    np.testing.assert_array_equal(nodes.volume_from_segmentation_node(node).data, labels)
+    expected = extract(segmentation_from_array(labels, affine, "synthetic"))
+    assert_same_features(sample_outcome.result.features, expected.features)
+
+
+def test_catalogue_screenshot_is_the_rendered_red_view(sample_outcome, scene, tmp_path):
+    rendering = render_red_view(scene, sample_outcome.nodes.heatmap, tmp_path / "red.png")
+    check_rendered_heatmap(scene, sample_outcome, rendering)
+    check_screenshot(RED_VIEW_SCREENSHOT, rendering.pixels)
+
+
+def test_chart_shows_both_series(sample_outcome, tmp_path):
+    chart = sample_outcome.nodes.chart
+    pixels = render_chart(chart, tmp_path / "chart.png")
+    for index in range(chart.GetNumberOfPlotSeriesNodes()):
+        color = np.round(np.array(chart.GetNthPlotSeriesNode(index).GetColor()) * 255)
+        assert np.sum(np.all(np.abs(pixels.astype(float) - color) <= 2, axis=2)) > 500, f"series {index} not drawn"
+    check_screenshot(CHART_SCREENSHOT, pixels)
 
 
 def test_labelmap_input_gives_the_same_features(brats_labelmap, brats_reference, tmp_path):
