@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import slicer  # the slicer-core package: MRML nodes without the Slicer application
 import vtk
-from DENExtractorSlicer.checks import chosen_path, inputs_problem, segment_ids_of
+from DENExtractorSlicer.checks import chosen_path, inputs_problem, segment_ids_of, segments_to_choose
 
 
 @pytest.fixture()
@@ -148,3 +148,16 @@ def test_chosen_path_empty(value):
 def test_chosen_path_value(tmp_path):
     assert chosen_path(str(tmp_path)) == tmp_path
     assert chosen_path(tmp_path / "out") == tmp_path / "out"
+
+
+def test_a_new_input_gets_its_own_segments(scene):
+    """Choosing another segmentation lists and chooses that segmentation's segments, never the old one's."""
+    first = add_segmentation(scene, "first", ["Core", "Edema"])
+    second = add_segmentation(scene, "second", ["Necrosis", "Enhancing"])
+    shared = add_segmentation(scene, "shared", ["Core", "Rim"])
+    assert segments_to_choose(first, []) == ["core", "edema"]
+    assert segments_to_choose(second, ["edema"]) == ["necrosis", "enhancing"]  # old choice absent: all segments
+    assert segments_to_choose(shared, ["edema", "core"]) == ["core"]  # what still exists is kept
+    labels = add_volume(scene, "vtkMRMLLabelMapVolumeNode", "labels")
+    assert segments_to_choose(labels, ["core"]) == []
+    assert segments_to_choose(None, ["core"]) == []

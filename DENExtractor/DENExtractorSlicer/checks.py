@@ -41,6 +41,14 @@ def segment_ids_of(input_node: Any) -> list[str]:
     return [segmentation.GetNthSegmentID(index) for index in range(segmentation.GetNumberOfSegments())]
 
 
+def segments_to_choose(input_node: Any, previous_ids: Sequence[str]) -> list[str]:
+    """The segments chosen when ``input_node`` becomes the input: the previous choice where it still exists, else
+    all of them (an empty list for a label map or None)."""
+    available = segment_ids_of(input_node)
+    kept = [segment_id for segment_id in previous_ids if segment_id in available]
+    return kept or available
+
+
 def segments_problem(segmentation_node: Any, segment_ids: Sequence[str] | None) -> DENError | None:
     """Why these segments cannot be extracted (None: all segments), or None when they can."""
     name = segmentation_node.GetName()
