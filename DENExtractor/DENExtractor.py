@@ -16,7 +16,7 @@ import qt
 import vtk
 
 import slicer
-from DENExtractorLib.preprocessing import MODES, PLANES
+from DENExtractorLib import MODES, PLANES
 import DENExtractorSlicer
 from DENExtractorSlicer import checks, install, sample, views
 from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import slicer  # the slicer-core package: MRML nodes without the Slicer application
 import vtk
+from DENExtractorLib import DENError, ExtractionSettings
 from DENExtractorSlicer.checks import chosen_path, inputs_problem, segment_ids_of, segments_to_choose
 
 
@@ -112,15 +113,23 @@ def test_image_must_differ_from_input(scene):
 
 
 def test_weights_file_choice(scene, tmp_path):
+    """A chosen weights file gets the core's own check: the status line says what den-extract --weights would."""
     segmentation = add_segmentation(scene, "tumour", ["Core"])
-    weights = tmp_path / "den.weights.h5"
-    weights.write_bytes(b"\x89HDF")
-    assert inputs_problem(segmentation, use_bundled_weights=False, weights_path=weights, scene_has_url=True) is None
+    not_weights = tmp_path / "den.weights.h5"
+    not_weights.write_bytes(b"\x89HDF not really")
     absent = tmp_path / "absent.h5"
     assert inputs_problem(segmentation, use_bundled_weights=True, weights_path=absent, scene_has_url=True) is None
-    assert message(inputs_problem(segmentation, use_bundled_weights=False, weights_path=Path())) == "weights: choose a weights file, or use the bundled reference weights"
-    assert message(inputs_problem(segmentation, use_bundled_weights=False, weights_path=tmp_path / "absent.h5")) == f"{tmp_path / 'absent.h5'}: weights file not found"
-    assert message(inputs_problem(segmentation, use_bundled_weights=False, weights_path=tmp_path)) == f"{tmp_path}: the weights path is not a file"
+    assert message(inputs_problem(segmentation, use_bundled_weights=False, weights_path=Path())) == (
+        "weights: choose a weights file, or use the bundled reference weights"
+    )
+    for path in (absent, tmp_path, not_weights):
+        problem = inputs_problem(segmentation, use_bundled_weights=False, weights_path=path, scene_has_url=True)
+        with pytest.raises(DENError) as core_refusal:
+            ExtractionSettings(weights=path)
+        assert message(problem) == str(core_refusal.value)
+    assert message(inputs_problem(segmentation, use_bundled_weights=False, weights_path=absent)) == (
+        f"{absent}: no such weights file"
+    )
 
 
 def test_output_folder_needed_until_the_scene_is_saved(scene, tmp_path):

@@ -38,15 +38,14 @@ from DENExtractorLib import (  # noqa: E402
     FEATURE_COUNT,
     DENError,
     ExtractionCancelled,
-    extract_file,
     load_image,
     load_segmentation,
 )
-from DENExtractorLib import extract, segmentation_from_array  # noqa: E402
+from DENExtractorLib import ExtractionSettings, segmentation_from_array  # noqa: E402
 from DENExtractorLib.demo import synthetic_glioblastoma  # noqa: E402
 from DENExtractorSlicer import nodes, process, results, views  # noqa: E402
 from DENExtractorSlicer.sample import SEGMENTS, add_sample_segmentation  # noqa: E402
-from DENExtractorSlicer.process import output_stem, scene_output_folder  # noqa: E402
+from DENExtractorSlicer.process import extractor_for, output_stem, scene_output_folder  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real data folder {DATA} is missing")
 
@@ -83,9 +82,16 @@ def brats_segmentation(scene, brats_labelmap):
 
 
 @pytest.fixture(scope="module")
-def brats_reference():
+def reference_extractor():
+    """The extractor process() keeps for the default settings: the tests' references use the same built model,
+    so the network is built once, and a reference is what the core reads from the file (as den-extract does)."""
+    return extractor_for(ExtractionSettings())
+
+
+@pytest.fixture(scope="module")
+def brats_reference(reference_extractor):
     """The command line's result on the BraTS file."""
-    return extract_file(BRATS_LABELS)
+    return reference_extractor.extract_file(BRATS_LABELS)
 
 
 @pytest.fixture(scope="module")
@@ -429,14 +435,14 @@ def sample_outcome(scene, tmp_path_factory):
     return process(add_sample_segmentation(scene), output_folder=tmp_path_factory.mktemp("sample"))
 
 
-def test_sample_is_the_demo_case_with_named_segments(sample_outcome):
+def test_sample_is_the_demo_case_with_named_segments(sample_outcome, reference_extractor):
     node = sample_outcome.nodes.table.GetScene().GetFirstNodeByName("Synthetic glioblastoma")
     segmentation = node.GetSegmentation()
     names = {segmentation.GetNthSegment(index).GetName() for index in range(segmentation.GetNumberOfSegments())}
     assert names == {name for name, _ in SEGMENTS.values()} >= {"necrosis", "oedema", "enhancing"}
     labels, affine = synthetic_glioblastoma()
     np.testing.assert_array_equal(nodes.volume_from_segmentation_node(node).data, labels)
-    expected = extract(segmentation_from_array(labels, affine, "synthetic"))
+    expected = reference_extractor.extract(segmentation_from_array(labels, affine, "synthetic"))
     assert_same_features(sample_outcome.result.features, expected.features)
 
 
@@ -461,16 +467,18 @@ def test_labelmap_input_gives_the_same_features(brats_labelmap, brats_reference,
     assert outcome.paths["npy"] == tmp_path / "OTMultiClass_den.npy"  # a chosen folder beats the scene's
 
 
-def test_seg_nrrd_node_gives_the_command_line_features(seg_nrrd_node, tmp_path):
+def test_seg_nrrd_node_gives_the_command_line_features(seg_nrrd_node, reference_extractor, tmp_path):
     outcome = process(seg_nrrd_node, output_folder=tmp_path)
-    assert_same_features(outcome.result.features, extract_file(SEG_NRRD).features)
+    assert_same_features(outcome.result.features, reference_extractor.extract_file(SEG_NRRD).features)
     assert outcome.nodes.table.GetNumberOfRows() == 128
 
 
-def test_image_mode_gives_the_command_line_features(scene, brats_segmentation, tmp_path):
+def test_image_mode_gives_the_command_line_features(scene, brats_segmentation, reference_extractor, tmp_path):
     flair = load_scalar_node(scene, BRATS_FLAIR, "Flair for image mode")
     outcome = process(brats_segmentation, image_node=flair, output_folder=tmp_path)
-    assert_same_features(outcome.result.features, extract_file(BRATS_LABELS, image=BRATS_FLAIR).features)
+    assert_same_features(
+        outcome.result.features, reference_extractor.extract_file(BRATS_LABELS, image=BRATS_FLAIR).features
+    )
 
 
 def test_cancel_leaves_no_file_and_no_node(scene, brats_segmentation, tmp_path):
@@ -504,9 +512,8 @@ def _module_constants(*names: str) -> dict:
     return values
 
 
-def test_the_slicer_self_test_golden_values_match_the_core():
+def test_the_slicer_self_test_golden_values_match_the_core(reference_extractor):
     """The pinned numbers DENExtractorTest asserts in real Slicer are the core's numbers for the same case."""
-    from DENExtractorLib import extract, segmentation_from_array
     from DENExtractorLib.demo import synthetic_glioblastoma
 
     golden = _module_constants(
@@ -515,7 +522,7 @@ def test_the_slicer_self_test_golden_values_match_the_core():
     )
     assert len(golden) == 7
     data, affine = synthetic_glioblastoma(shape=golden["GOLDEN_SHAPE"], seed=golden["GOLDEN_SEED"])
-    result = extract(segmentation_from_array(data, affine, "synthetic"))
+    result = reference_extractor.extract(segmentation_from_array(data, affine, "synthetic"))
     assert result.features.shape == golden["GOLDEN_FEATURES_SHAPE"]
     assert result.foreground_rows.tolist() == golden["GOLDEN_FOREGROUND_ROWS"]
     for (row, column), expected in golden["GOLDEN_FEATURES"].items():

@@ -13,6 +13,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from DENExtractorLib import DENError
+from DENExtractorLib.weights_files import check_weights_file
 
 SEGMENTATION_CLASS = "vtkMRMLSegmentationNode"
 LABELMAP_CLASS = "vtkMRMLLabelMapVolumeNode"
@@ -96,16 +97,23 @@ def image_problem(image_node: Any, input_node: Any = None) -> DENError | None:
 
 
 def weights_problem(weights_path: str | PurePath | None, use_bundled_weights: bool = False) -> DENError | None:
-    """Why the weights choice cannot be used, or None when it can (bundled weights always can)."""
+    """Why the weights choice cannot be used, or None when it can (bundled weights always can).
+
+    A chosen file gets the core's own check (the one :class:`DENExtractorLib.ExtractionSettings` runs, on metadata
+    only). Before the first install h5py may be missing: then the run checks the file once the packages are
+    installed.
+    """
     if use_bundled_weights:
         return None
     path = chosen_path(weights_path)
     if path is None:
         return DENError("weights", "choose a weights file, or use the bundled reference weights")
-    if not path.exists():
-        return DENError(path, "weights file not found")
-    if not path.is_file():
-        return DENError(path, "the weights path is not a file")
+    try:
+        check_weights_file(path.expanduser().absolute())
+    except DENError as problem:
+        return problem
+    except ImportError:  # h5py, needed to read a .weights.h5 file's metadata, is not installed yet
+        return None
     return None
 
 

@@ -21,8 +21,7 @@ import vtk
 from slicer.util import arrayFromVTKMatrix
 from vtk.util import numpy_support
 
-from DENExtractorLib import DENError, Volume, image_from_array, segmentation_from_array
-from DENExtractorLib.segmentation_nrrd import distinct_label_values
+from DENExtractorLib import DENError, Volume, distinct_label_values, image_from_array, segmentation_from_array
 
 from .checks import SEGMENTATION_CLASS, input_problem, segment_ids_of, segments_problem
 

@@ -1,7 +1,8 @@
 """The whole run inside Slicer: check the inputs, extract, write the files, add the result nodes.
 
-A file gives the same features here as with ``den-extract`` (see :mod:`DENExtractorSlicer.nodes`). TensorFlow is
-imported by the core only when the first network is built.
+A file gives the same features here as with ``den-extract`` (see :mod:`DENExtractorSlicer.nodes`): the settings
+are the command line's :class:`DENExtractorLib.ExtractionSettings`, and one :class:`DENExtractorLib.DENExtractor`
+is kept for the last settings used, so the network is built (and TensorFlow imported) once, not on every run.
 
 Example (Slicer Python console)::
 
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from DENExtractorLib import DENError, ExtractionResult, extract, write_outputs
+from DENExtractorLib import DENError, DENExtractor, ExtractionResult, ExtractionSettings, write_outputs
+from DENExtractorLib.output_folder import prepare_output_folder
 
 from .checks import chosen_path, inputs_problem
 from .nodes import segmentation_volume, volume_from_scalar_node
@@ -36,6 +38,24 @@ class ProcessOutcome:
     result: ExtractionResult
     nodes: ResultNodes
     paths: dict[str, Path]
+
+
+_extractor: DENExtractor | None = None
+"""The extractor of the last settings used (its network is built on its first extraction and then kept)."""
+
+
+def extractor_for(settings: ExtractionSettings) -> DENExtractor:
+    """Return the kept extractor when it has these settings, else a new one that replaces it."""
+    global _extractor
+    if _extractor is None or _extractor.settings != settings:
+        _extractor = DENExtractor(settings)
+    return _extractor
+
+
+def settings_for(mode: str, plane: str | None, weights: str | Path | None) -> ExtractionSettings:
+    """The extraction settings of the module's choices: the plane counts in oriented mode only, empty weights are
+    the bundled ones. Raises :class:`DENError` for a bad choice (the core's check, as on the command line)."""
+    return ExtractionSettings(mode=mode, plane=plane if mode == "oriented" else None, weights=chosen_path(weights))
 
 
 def scene_output_folder(scene: Any, output_folder: str | Path | None) -> Path:
@@ -104,18 +124,11 @@ def process(
         raise problem
     if scene is None:
         raise DENError(input_node.GetName(), "the node is not in a MRML scene")
-    folder = scene_output_folder(scene, output_folder)
+    settings = settings_for(mode, plane, weights_path)
+    folder = prepare_output_folder(scene_output_folder(scene, output_folder))
     segmentation = segmentation_volume(input_node, segment_ids, image_node)
     image = volume_from_scalar_node(image_node) if image_node is not None else None
-    result = extract(
-        segmentation,
-        image=image,
-        mode=mode,
-        plane=plane,
-        weights=weights_path,
-        progress=progress,
-        cancel=cancel,
-    )
+    result = extractor_for(settings).extract(segmentation, image, progress=progress, cancel=cancel)
     paths = write_outputs(result, folder, output_stem(input_node.GetName()))
     nodes = add_results_to_scene(result, scene, input_node.GetName())
     return ProcessOutcome(result=result, nodes=nodes, paths=paths)
