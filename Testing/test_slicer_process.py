@@ -239,6 +239,26 @@ def test_unsaved_scene_without_folder_fails_before_extracting(brats_labelmap):
     assert scene.GetNumberOfNodes() == 0
 
 
+def test_the_run_refuses_with_the_status_lines_message(scene, brats_segmentation, brats_labelmap, tmp_path):
+    """One rule: process() raises exactly the problem the module's status line shows, before extracting."""
+    from DENExtractorSlicer.checks import inputs_problem
+
+    cases = [
+        ({"segment_ids": []}, {"segment_ids": []}),
+        ({"segment_ids": ["nonexistent"]}, {"segment_ids": ["nonexistent"]}),
+        ({"weights": tmp_path / "absent.weights.h5"}, {"use_bundled_weights": False,
+                                                       "weights_path": tmp_path / "absent.weights.h5"}),
+        ({"image_node": brats_labelmap}, {}),
+    ]
+    for run_options, check_options in cases:
+        image = run_options.get("image_node")
+        expected = inputs_problem(brats_segmentation, image, scene_has_url=True, **check_options)
+        assert expected is not None
+        with pytest.raises(DENError) as refusal:
+            process(brats_segmentation, cancel=pytest.fail, **run_options)
+        assert str(refusal.value) == str(expected)
+
+
 def test_output_stem_is_a_safe_file_name():
     assert output_stem("OTMultiClass") == "OTMultiClass"
     assert output_stem("pat 1/OT: labels") == "pat_1_OT_labels"
@@ -530,3 +550,14 @@ def test_the_slicer_self_test_golden_values_match_the_core(reference_extractor):
     assert float(result.features.astype(np.float64).sum()) == pytest.approx(
         golden["GOLDEN_FEATURE_SUM"], rel=golden["GOLDEN_RELATIVE_TOLERANCE"]
     )
+
+
+# --- last: it replaces the kept extractor -------------------------------------------------------------------------
+
+
+def test_the_model_is_built_once_per_settings(brats_outcome, reference_extractor):
+    settings = ExtractionSettings()
+    assert extractor_for(settings) is reference_extractor  # process() used the kept extractor, it made no other
+    oriented = extractor_for(ExtractionSettings(mode="oriented"))
+    assert oriented is not reference_extractor and extractor_for(ExtractionSettings(mode="oriented")) is oriented
+    assert extractor_for(settings) is not reference_extractor  # one kept at a time: the last settings'
