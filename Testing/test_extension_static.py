@@ -432,3 +432,12 @@ def test_the_wheel_holds_only_the_core():
 )
 def test_python_file_compiles(path, tmp_path):
     py_compile.compile(str(path), cfile=str(tmp_path / "compiled.pyc"), doraise=True)
+
+
+def test_readme_self_test_commands_exit_when_done():
+    """Without --testing a failing self-test leaves a windowless Slicer running: every documented command has it."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    commands = [line for line in text.splitlines() if line.lstrip().startswith("Slicer ") and "runUnitTest" in line]
+    assert len(commands) >= 2
+    for command in commands:
+        assert " --testing " in command, command
