@@ -60,8 +60,8 @@ glioblastoma segmentation. <b>Restore views</b> gives back the layout you had be
 <p>Python console: <code>from DENExtractorSlicer import process; outcome = process(getNode("Segmentation"),
 output_folder="/tmp/den")</code> (options: segment_ids, image_node, mode, plane, weights, progress, cancel).</p>
 <p>See the <a href="https://github.com/denextractor/DENExtractor">documentation</a>. If you use DEN Extractor,
-cite the DEN design (P. Ghimire, Deep Features NIfTI Network) and the architecture's inspiration (Diagnostics 2022, 12(4), 1018), and state the
-model id and weights SHA-256 recorded in the provenance file.</p>
+cite the DEN design (P. Ghimire, Deep Features NIfTI Network) and the architecture's inspiration (Diagnostics
+2022, 12(4), 1018), and state the model id and weights SHA-256 recorded in the provenance file.</p>
 """)
         self.parent.acknowledgementText = _("""
 DEN Extractor was developed by the DENExtractor developers after the DEN design of P. Ghimire. It builds on

@@ -71,7 +71,9 @@ def test_missing_input(scene):
 
 def test_wrong_input_class(scene):
     model = scene.AddNewNodeByClass("vtkMRMLModelNode", "surface")
-    assert message(inputs_problem(model)) == "surface: neither a segmentation nor a label map volume: choose one of those"
+    assert message(inputs_problem(model)) == (
+        "surface: neither a segmentation nor a label map volume: choose one of those"
+    )
 
 
 def test_empty_segmentation(scene):
@@ -82,8 +84,12 @@ def test_empty_segmentation(scene):
 def test_segment_choice(scene):
     segmentation = add_segmentation(scene, "tumour", ["Core", "Edema"])
     assert inputs_problem(segmentation, segment_ids=["edema"], scene_has_url=True) is None
-    assert message(inputs_problem(segmentation, segment_ids=[])) == "tumour: no segment chosen: choose at least one segment"
-    assert message(inputs_problem(segmentation, segment_ids=["core", "necrosis"])) == "tumour: no segment with ID 'necrosis' in this segmentation"
+    assert message(inputs_problem(segmentation, segment_ids=[])) == (
+        "tumour: no segment chosen: choose at least one segment"
+    )
+    assert message(inputs_problem(segmentation, segment_ids=["core", "necrosis"])) == (
+        "tumour: no segment with ID 'necrosis' in this segmentation"
+    )
 
 
 def test_segment_ids_ignored_for_label_map(scene):
@@ -100,7 +106,9 @@ def test_image_problems(scene):
     label_map = add_volume(scene, "vtkMRMLLabelMapVolumeNode", "labels")
     other_labels = add_volume(scene, "vtkMRMLLabelMapVolumeNode", "other labels")
     blank_image = add_volume(scene, "vtkMRMLScalarVolumeNode", "blank", with_voxels=False)
-    assert message(inputs_problem(label_map, other_labels)) == "other labels: the intensity volume must be a scalar volume, not a label map"
+    assert message(inputs_problem(label_map, other_labels)) == (
+        "other labels: the intensity volume must be a scalar volume, not a label map"
+    )
     assert message(inputs_problem(label_map, blank_image)) == "blank: the intensity volume has no voxels"
 
 
@@ -109,7 +117,9 @@ def test_image_must_differ_from_input(scene):
     segmentation = add_segmentation(scene, "tumour", ["Core"])
     assert inputs_problem(segmentation, volume, scene_has_url=True) is None
     label_map = add_volume(scene, "vtkMRMLLabelMapVolumeNode", "labels")
-    assert message(inputs_problem(label_map, label_map)) == "labels: the intensity volume must be a scalar volume, not a label map"
+    assert message(inputs_problem(label_map, label_map)) == (
+        "labels: the intensity volume must be a scalar volume, not a label map"
+    )
 
 
 def test_weights_file_choice(scene, tmp_path):

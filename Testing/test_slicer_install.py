@@ -81,7 +81,8 @@ def test_the_blocker_blocks():
 
 
 def test_the_module_loads_without_the_packages_slicer_lacks():
-    submodules = sorted(path.stem for path in (MODULE_DIR / "DENExtractorSlicer").glob("*.py") if path.stem != "__init__")
+    package = MODULE_DIR / "DENExtractorSlicer"
+    submodules = sorted(path.stem for path in package.glob("*.py") if path.stem != "__init__")
     code = module_file_project_imports() + "\n" + "\n".join(f"import DENExtractorSlicer.{name}" for name in submodules)
     code += "\nprint(sorted(name for name in sys.modules if name.split('.')[0] in BLOCKED))"
     completed = run_with_blocked_packages(code)

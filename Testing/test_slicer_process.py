@@ -546,7 +546,8 @@ def test_the_slicer_self_test_golden_values_match_the_core(reference_extractor):
     assert result.features.shape == golden["GOLDEN_FEATURES_SHAPE"]
     assert result.foreground_rows.tolist() == golden["GOLDEN_FOREGROUND_ROWS"]
     for (row, column), expected in golden["GOLDEN_FEATURES"].items():
-        assert result.features[row, column] == pytest.approx(expected, rel=golden["GOLDEN_RELATIVE_TOLERANCE"], abs=1e-7)
+        tolerance = golden["GOLDEN_RELATIVE_TOLERANCE"]
+        assert result.features[row, column] == pytest.approx(expected, rel=tolerance, abs=1e-7)
     assert float(result.features.astype(np.float64).sum()) == pytest.approx(
         golden["GOLDEN_FEATURE_SUM"], rel=golden["GOLDEN_RELATIVE_TOLERANCE"]
     )

@@ -80,7 +80,8 @@ def segment_label_values(segmentation_node: Any, segment_ids: Sequence[str]) -> 
     the command line applies to ``.seg.nrrd`` files.
     """
     segmentation = segmentation_node.GetSegmentation()
-    return distinct_label_values([int(segmentation.GetSegment(segment_id).GetLabelValue()) for segment_id in segment_ids])
+    values = [int(segmentation.GetSegment(segment_id).GetLabelValue()) for segment_id in segment_ids]
+    return distinct_label_values(values)
 
 
 def _merged_labelmap_node(

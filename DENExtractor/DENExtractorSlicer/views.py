@@ -106,7 +106,11 @@ def view_state(layout: int, slice_logic: Any) -> ViewState:
         background_id=composite.GetBackgroundVolumeID(),
         foreground_id=composite.GetForegroundVolumeID(),
         label_id=composite.GetLabelVolumeID(),
-        slice_to_ras=tuple(slice_node.GetSliceToRAS().GetElement(row, column) for row in range(4) for column in range(4)),
+        slice_to_ras=tuple(
+            slice_node.GetSliceToRAS().GetElement(row, column)
+            for row in range(4)
+            for column in range(4)
+        ),
         field_of_view=tuple(slice_node.GetFieldOfView()),
         ruler_type=slice_node.GetRulerType(),
         orientation_marker_type=slice_node.GetOrientationMarkerType(),
