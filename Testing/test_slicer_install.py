@@ -147,3 +147,20 @@ def test_a_failed_windows_install_names_the_long_path_limit():
     assert "long paths" in windows and install.LONG_PATHS_URL in windows
     assert "long paths" not in install.install_failure_message(error, "Linux")
     assert "\n" not in windows
+
+
+def test_an_installed_full_tensorflow_meets_the_cpu_requirement():
+    """Installing tensorflow-cpu over tensorflow would make two distributions write one package."""
+    needed = [Requirement("tensorflow-cpu>=2.18")]
+    assert install.unmet(needed, {"tensorflow": "2.20.0"}.get) == []
+    assert [str(req) for req in install.unmet(needed, {"tensorflow": "2.16.2"}.get)] == ["tensorflow-cpu>=2.18"]
+
+
+def test_slicers_numpy_is_pinned_during_installs(tmp_path):
+    """The constraints file given to pip holds the installed numpy, so no requirement can replace Slicer's."""
+    import numpy
+
+    path = install.numpy_constraint(tmp_path)
+    assert path.parent == tmp_path
+    assert path.read_text(encoding="utf-8") == f"numpy=={numpy.__version__}\n"
+    assert [str(req) for req in install.requirements(path)] == [f"numpy=={numpy.__version__}"]

@@ -1,9 +1,10 @@
 """The Python packages extraction needs, checked by version and installed into Slicer's Python with consent.
 
 One list serves pip and Slicer: ``Resources/requirements.txt`` (pyproject.toml reads it for ``pip install``).
-On Slicer 5.12 and later :func:`ensure_requirements` hands the list to ``slicer.packaging.pip_ensure``, which
-asks, installs, checks versions, skips installs in testing mode and offers a restart when an upgraded package was
-already imported; on Slicer 5.10 a small fallback here does the same. Nothing here imports TensorFlow.
+On Slicer 5.12 and later :func:`ensure_requirements` hands what is missing to ``slicer.packaging.pip_ensure``,
+which asks, installs, checks versions, skips installs in testing mode and offers a restart when an upgraded package
+was already imported; on Slicer 5.10 a small fallback here does the same. Either way pip runs with Slicer's own
+numpy pinned (a constraints file), so no package can replace it. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib.metadata
 import logging
 import platform
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -24,6 +26,10 @@ REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "Resources" / "require
 REQUESTER = "DEN Extractor"
 
 LONG_PATHS_URL = "https://pip.pypa.io/warnings/enable-long-paths"
+
+SAME_PACKAGE = {"tensorflow-cpu": ("tensorflow",), "tensorflow": ("tensorflow-cpu",)}
+"""Distributions that install the same ``tensorflow`` package: either one meets a requirement for the other (two of
+them would overwrite each other's files)."""
 
 
 def requirements(path: Path = REQUIREMENTS_FILE) -> list[Requirement]:
@@ -48,13 +54,26 @@ def installed_version(distribution: str) -> str | None:
 def unmet(
     needed: Iterable[Requirement], version_of: Callable[[str], str | None] = installed_version
 ) -> list[Requirement]:
-    """Return the applicable requirements that are not installed, or installed at a version they exclude."""
+    """Return the applicable requirements that are not installed, or installed at a version they exclude.
+
+    An installed distribution that provides the same package (:data:`SAME_PACKAGE`) at an accepted version meets
+    the requirement too.
+    """
     missing = []
     for req in applicable(needed):
-        version = version_of(req.name)
-        if version is None or not req.specifier.contains(version, prereleases=True):
+        names = (req.name, *SAME_PACKAGE.get(req.name, ()))
+        versions = [version for version in map(version_of, names) if version is not None]
+        if not any(req.specifier.contains(version, prereleases=True) for version in versions):
             missing.append(req)
     return missing
+
+
+def numpy_constraint(folder: Path, version_of: Callable[[str], str | None] = installed_version) -> Path:
+    """Write a pip constraints file pinning the installed numpy (Slicer's) into ``folder``; return its path."""
+    path = Path(folder) / "den-extractor-constraints.txt"
+    version = version_of("numpy")
+    path.write_text(f"numpy=={version}\n" if version else "", encoding="utf-8")
+    return path
 
 
 def platform_problem(system: str | None = None, machine: str | None = None) -> str | None:
@@ -143,15 +162,20 @@ def ensure_requirements() -> bool:
         slicer.util.errorDisplay(problem, windowTitle=REQUESTER)
         return False
     needed = requirements()
-    if not unmet(needed):
+    missing = unmet(needed)
+    if not missing:
         return True
     try:
-        if _has_pip_ensure():
-            import slicer.packaging
+        with tempfile.TemporaryDirectory(prefix="den-extractor-") as folder:
+            constraints = numpy_constraint(Path(folder))
+            if _has_pip_ensure():
+                import slicer.packaging
 
-            slicer.packaging.pip_ensure([str(req) for req in needed], requester=REQUESTER)
-        elif not _install_on_slicer_5_10(unmet(needed)):
-            return False
+                slicer.packaging.pip_ensure(
+                    [_without_marker(req) for req in missing], constraints=constraints, requester=REQUESTER
+                )
+            elif not _install_on_slicer_5_10(missing, constraints):
+                return False
     except RuntimeError:  # pip_ensure: the user declined
         return False
     except Exception as error:  # pip failed (subprocess.CalledProcessError, OSError)
@@ -183,7 +207,7 @@ def _has_pip_ensure() -> bool:
         return False
 
 
-def _install_on_slicer_5_10(missing: list[Requirement]) -> bool:
+def _install_on_slicer_5_10(missing: list[Requirement], constraints: Path) -> bool:
     """Slicer 5.10, which has no ``pip_ensure``: ask, install with ``slicer.util.pip_install``, offer a restart.
 
     Returns True when the packages can be used without a restart.
@@ -202,7 +226,7 @@ def _install_on_slicer_5_10(missing: list[Requirement]) -> bool:
         return False
     before = installed_versions()
     with slicer.util.WaitCursor():
-        slicer.util.pip_install([_without_marker(req) for req in missing])
+        slicer.util.pip_install(["-c", str(constraints), *(_without_marker(req) for req in missing)])
     changed = changed_imported(before, installed_versions())
     if changed:
         restart = slicer.util.confirmYesNoDisplay(
