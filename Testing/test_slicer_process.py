@@ -82,16 +82,16 @@ def brats_segmentation(scene, brats_labelmap):
 
 
 @pytest.fixture(scope="module")
-def reference_extractor():
+def slicer_extractor():
     """The extractor process() keeps for the default settings: the tests' references use the same built model,
     so the network is built once, and a reference is what the core reads from the file (as den-extract does)."""
     return extractor_for(ExtractionSettings())
 
 
 @pytest.fixture(scope="module")
-def brats_reference(reference_extractor):
+def brats_reference(slicer_extractor):
     """The command line's result on the BraTS file."""
-    return reference_extractor.extract_file(BRATS_LABELS)
+    return slicer_extractor.extract_file(BRATS_LABELS)
 
 
 @pytest.fixture(scope="module")
@@ -455,14 +455,14 @@ def sample_outcome(scene, tmp_path_factory):
     return process(add_sample_segmentation(scene), output_folder=tmp_path_factory.mktemp("sample"))
 
 
-def test_sample_is_the_demo_case_with_named_segments(sample_outcome, reference_extractor):
+def test_sample_is_the_demo_case_with_named_segments(sample_outcome, slicer_extractor):
     node = sample_outcome.nodes.table.GetScene().GetFirstNodeByName("Synthetic glioblastoma")
     segmentation = node.GetSegmentation()
     names = {segmentation.GetNthSegment(index).GetName() for index in range(segmentation.GetNumberOfSegments())}
     assert names == {name for name, _ in SEGMENTS.values()} >= {"necrosis", "oedema", "enhancing"}
     labels, affine = synthetic_glioblastoma()
     np.testing.assert_array_equal(nodes.volume_from_segmentation_node(node).data, labels)
-    expected = reference_extractor.extract(segmentation_from_array(labels, affine, "synthetic"))
+    expected = slicer_extractor.extract(segmentation_from_array(labels, affine, "synthetic"))
     assert_same_features(sample_outcome.result.features, expected.features)
 
 
@@ -487,17 +487,17 @@ def test_labelmap_input_gives_the_same_features(brats_labelmap, brats_reference,
     assert outcome.paths["npy"] == tmp_path / "OTMultiClass_den.npy"  # a chosen folder beats the scene's
 
 
-def test_seg_nrrd_node_gives_the_command_line_features(seg_nrrd_node, reference_extractor, tmp_path):
+def test_seg_nrrd_node_gives_the_command_line_features(seg_nrrd_node, slicer_extractor, tmp_path):
     outcome = process(seg_nrrd_node, output_folder=tmp_path)
-    assert_same_features(outcome.result.features, reference_extractor.extract_file(SEG_NRRD).features)
+    assert_same_features(outcome.result.features, slicer_extractor.extract_file(SEG_NRRD).features)
     assert outcome.nodes.table.GetNumberOfRows() == 128
 
 
-def test_image_mode_gives_the_command_line_features(scene, brats_segmentation, reference_extractor, tmp_path):
+def test_image_mode_gives_the_command_line_features(scene, brats_segmentation, slicer_extractor, tmp_path):
     flair = load_scalar_node(scene, BRATS_FLAIR, "Flair for image mode")
     outcome = process(brats_segmentation, image_node=flair, output_folder=tmp_path)
     assert_same_features(
-        outcome.result.features, reference_extractor.extract_file(BRATS_LABELS, image=BRATS_FLAIR).features
+        outcome.result.features, slicer_extractor.extract_file(BRATS_LABELS, image=BRATS_FLAIR).features
     )
 
 
@@ -532,7 +532,7 @@ def _module_constants(*names: str) -> dict:
     return values
 
 
-def test_the_slicer_self_test_golden_values_match_the_core(reference_extractor):
+def test_the_slicer_self_test_golden_values_match_the_core(slicer_extractor):
     """The pinned numbers DENExtractorTest asserts in real Slicer are the core's numbers for the same case."""
     from DENExtractorLib.demo import synthetic_glioblastoma
 
@@ -542,7 +542,7 @@ def test_the_slicer_self_test_golden_values_match_the_core(reference_extractor):
     )
     assert len(golden) == 7
     data, affine = synthetic_glioblastoma(shape=golden["GOLDEN_SHAPE"], seed=golden["GOLDEN_SEED"])
-    result = reference_extractor.extract(segmentation_from_array(data, affine, "synthetic"))
+    result = slicer_extractor.extract(segmentation_from_array(data, affine, "synthetic"))
     assert result.features.shape == golden["GOLDEN_FEATURES_SHAPE"]
     assert result.foreground_rows.tolist() == golden["GOLDEN_FOREGROUND_ROWS"]
     for (row, column), expected in golden["GOLDEN_FEATURES"].items():
@@ -556,9 +556,9 @@ def test_the_slicer_self_test_golden_values_match_the_core(reference_extractor):
 # --- last: it replaces the kept extractor -------------------------------------------------------------------------
 
 
-def test_the_model_is_built_once_per_settings(brats_outcome, reference_extractor):
+def test_the_model_is_built_once_per_settings(brats_outcome, slicer_extractor):
     settings = ExtractionSettings()
-    assert extractor_for(settings) is reference_extractor  # process() used the kept extractor, it made no other
+    assert extractor_for(settings) is slicer_extractor  # process() used the kept extractor, it made no other
     oriented = extractor_for(ExtractionSettings(mode="oriented"))
-    assert oriented is not reference_extractor and extractor_for(ExtractionSettings(mode="oriented")) is oriented
-    assert extractor_for(settings) is not reference_extractor  # one kept at a time: the last settings'
+    assert oriented is not slicer_extractor and extractor_for(ExtractionSettings(mode="oriented")) is oriented
+    assert extractor_for(settings) is not slicer_extractor  # one kept at a time: the last settings'
