@@ -104,6 +104,9 @@ class DENExtractorParameterNode:
 # DENExtractorWidget
 #
 
+_NOTHING_SHOWN = object()
+"""The segment list shows no input yet (not even "none"): the next parameter node update fills it."""
+
 
 class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     """The module's GUI: it only wires widgets to the parameter node and to :class:`DENExtractorLogic`."""
@@ -115,7 +118,7 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._segmentsShownFor = None
+        self._segmentsShownFor = _NOTHING_SHOWN
         self._running = False
         self._cancelRequested = False
         self._resultFolder = None
@@ -201,7 +204,7 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
         self._parameterNode = inputParameterNode
-        self._segmentsShownFor = None
+        self._segmentsShownFor = _NOTHING_SHOWN
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
