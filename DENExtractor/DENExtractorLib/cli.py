@@ -91,8 +91,6 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     sources = [bool(arguments.segmentations), arguments.cohort is not None, arguments.demo is not None]
     if sum(sources) != 1:
         parser.error("give segmentation files, or --cohort DIR, or --demo")
-    if arguments.plane is not None and arguments.mode == "reference":
-        parser.error("--plane applies to --mode oriented; reference mode slices along the first stored axis")
     if arguments.cohort is not None and arguments.image:
         parser.error("in a cohort, name each case's MRI with --image-pattern, not --image")
     if arguments.cohort is None and arguments.image_pattern:
