@@ -21,6 +21,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from DENExtractorLib.errors import describe_error
+
 REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "Resources" / "requirements.txt"
 
 REQUESTER = "DEN Extractor"
@@ -98,7 +100,7 @@ def platform_problem(system: str | None = None, machine: str | None = None) -> s
 def install_failure_message(error: BaseException, system: str | None = None) -> str:
     """The one-paragraph message shown when pip failed; on Windows it names the long-path limit."""
     system = platform.system() if system is None else system
-    reason = " ".join(str(error).split()) or type(error).__name__
+    reason = describe_error(error)
     message = f"Installing the Python packages failed ({reason}). The Python console shows pip's output."
     if system == "Windows":
         message += (
