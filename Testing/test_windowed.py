@@ -134,6 +134,7 @@ def test_real_cases_give_bitwise_the_full_features(path, any_model):
     expected = full_features(any_model, stack)
     assert np.array_equal(run_network(any_model, stack), expected)
     always_windowed = WindowedNetwork(any_model.model.layers, any_model.predict, full_path_fraction=np.inf)
+    assert always_windowed.uses_windows
     for start, stop in batch_bounds(len(stack.foreground_rows))[:2]:  # two batches are enough to cover large windows
         assert np.array_equal(always_windowed.predict(stack.batch(start, stop)), expected[stack.foreground_rows[start:stop]])
 
@@ -142,6 +143,7 @@ def test_real_cases_give_bitwise_the_full_features(path, any_model):
 def test_brats_cases_take_the_windowed_path(path, bundled_model):
     stack = preprocess(load_segmentation(path))
     network = bundled_model.windowed()
+    assert network.uses_windows  # on this CPU the set-up probe gives the full network's features
     for start, stop in batch_bounds(len(stack.foreground_rows)):
         windows = network.windows(nonzero_window(stack.batch(start, stop)))
         assert network.work_fraction(windows) < FULL_PATH_FRACTION
@@ -176,12 +178,14 @@ EDGE_CASES = {
 def test_edge_cases_give_bitwise_the_full_features(case, any_model):
     batch = EDGE_CASES[case]
     always_windowed = WindowedNetwork(any_model.model.layers, any_model.predict, full_path_fraction=np.inf)
+    assert always_windowed.uses_windows
     assert np.array_equal(always_windowed.predict(batch), any_model.predict(batch))
 
 
 def test_random_clusters_give_bitwise_the_full_features(biased_model):
     generator = np.random.default_rng(5)
     always_windowed = WindowedNetwork(biased_model.model.layers, biased_model.predict, full_path_fraction=np.inf)
+    assert always_windowed.uses_windows
     for _ in range(12):
         count, spread = int(generator.integers(2, 12)), int(generator.integers(1, 40))
         centre_row, centre_column = (int(v) for v in generator.integers(-20, INPUT_SIZE + 20, 2))

@@ -203,6 +203,14 @@ def nonzero_window(batch: np.ndarray) -> Window:
     return Window(Span(int(rows[0]), int(rows[-1]) + 1), Span(int(columns[0]), int(columns[-1]) + 1))
 
 
+def _runs_on_cpu_only() -> bool:
+    """Whether TensorFlow sees no GPU. The exactness of windows is established for CPU kernels (oneDNN); on a GPU,
+    cuDNN picks its algorithm per shape, so the full network runs there."""
+    import tensorflow as tf
+
+    return not tf.config.list_logical_devices("GPU")
+
+
 @contextmanager
 def _tracing_notices_silenced() -> Iterator[None]:
     """Silence TensorFlow's "frequent retracing" warning while the stage functions are traced: they share one
@@ -221,10 +229,11 @@ def _tracing_notices_silenced() -> Iterator[None]:
 class WindowedNetwork:
     """DEN over a Keras model's own layers, computing each stage only on the window a batch can change.
 
-    Built once per model and cheap to build (about 0.1 s): every stage becomes one small graph function over the
+    Built once per model and cheap to build (about 0.2 s): every stage becomes one small graph function over the
     model's own layers and variables (no weight is copied), traced once for any window size; the empty slice runs
     once through those same functions, and the empty row once through the full network. :meth:`predict` returns
-    bitwise what the full network returns for the same batch.
+    bitwise what the full network returns for the same batch. ``uses_windows`` is False where that could not be
+    shown at set-up (a GPU, or a probe batch that differs): every batch then goes through the full network.
     """
 
     def __init__(
@@ -250,7 +259,7 @@ class WindowedNetwork:
         self.empty_row = full_predict(np.zeros((1, *INPUT_SHAPE), dtype=np.float32))[0]
         with _tracing_notices_silenced():
             self._empty_maps = self._empty_slice_maps()
-            self._head_function(self._empty_maps[-1].repeat(MIN_WINDOWED_BATCH, axis=0))  # traced now, not mid-case
+            self.uses_windows = _runs_on_cpu_only() and self._probe_is_exact()
 
     def windows(self, changed: Window) -> list[Window]:
         """The input window ``changed`` followed by the output window each stage computes."""
@@ -269,10 +278,14 @@ class WindowedNetwork:
 
         A single slice, or a batch whose windows cover almost the whole maps, goes through the full network.
         """
-        count = len(batch)
         windows = self.windows(nonzero_window(batch))
-        if count < MIN_WINDOWED_BATCH or self.work_fraction(windows) > self._full_path_fraction:
+        if not self.uses_windows or len(batch) < MIN_WINDOWED_BATCH or self.work_fraction(windows) > self._full_path_fraction:
             return self._full_predict(batch)
+        return self._predict_by_windows(batch, windows)
+
+    def _predict_by_windows(self, batch: np.ndarray, windows: Sequence[Window]) -> np.ndarray:
+        """The features of a batch computed stage by stage over ``windows`` (see :meth:`windows`)."""
+        count = len(batch)
         values = batch[windows[0].index()]
         for position, stage in enumerate(self.stages):
             outputs = windows[position + 1]
@@ -283,6 +296,15 @@ class WindowedNetwork:
             values = np.asarray(self._stage_functions[position](crop))
         final = self._assemble(self._empty_maps[-1], self.stages[-1].output_window, values, windows[-1], count)
         return np.asarray(self._head_function(final), dtype=np.float32)
+
+    def _probe_is_exact(self) -> bool:
+        """Whether a probe batch (tumour in a corner: border padding and the narrowest windows) gives bitwise the
+        full network's features here. Kernel choices are the platform's: where they differ, windows stay off."""
+        probe = np.zeros((MIN_WINDOWED_BATCH, *INPUT_SHAPE), dtype=np.float32)
+        probe[0, :6, :6] = 1.0
+        probe[1, 2:5, 1:7] = 0.5
+        by_windows = self._predict_by_windows(probe, self.windows(nonzero_window(probe)))  # also traces the head
+        return bool(np.array_equal(by_windows, self._full_predict(probe)))
 
     def _empty_slice_maps(self) -> list[np.ndarray]:
         """The empty slice's input and every stage's output, (1, height, width, channels) each.
