@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import PAT0001_LABELS, SLICER_SEGMENTATION
@@ -210,3 +215,31 @@ def test_windowed_network_is_built_once_per_model(bundled_model):
     assert bundled_model.windowed() is bundled_model.windowed()
     network = bundled_model.windowed()
     assert np.array_equal(network.empty_row, bundled_model.predict(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 1), np.float32))[0])
+
+
+ONE_THREAD_CHECK = """
+import sys
+import numpy as np
+from DENExtractorLib.runtime import request_tensorflow_setup
+request_tensorflow_setup(threads=1)  # as a cohort worker with --jobs runs
+from DENExtractorLib import DENExtractor, load_segmentation
+from DENExtractorLib.extraction import batch_bounds
+from DENExtractorLib.preprocessing import preprocess
+from DENExtractorLib.windowed import WindowedNetwork
+model = DENExtractor().model
+network = WindowedNetwork(model.model.layers, model.predict, full_path_fraction=np.inf)
+stack = preprocess(load_segmentation(sys.argv[1]))
+batches = [stack.batch(a, b) for a, b in batch_bounds(len(stack.foreground_rows))]
+batches.append(np.zeros((3, 224, 224, 1), dtype=np.float32))
+batches[-1][:, 0:1, 223:224] = 1.0
+batches[-1][:, 100:140, 60:61] = 0.5
+same = all(np.array_equal(network.predict(batch), model.predict(batch)) for batch in batches)
+print("windows", network.uses_windows, "bitwise", same)
+"""
+
+
+def test_a_one_thread_worker_gets_bitwise_the_full_features():
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "DENExtractor")}
+    completed = subprocess.run([sys.executable, "-c", ONE_THREAD_CHECK, str(PAT0002_LABELS)], capture_output=True,
+                               text=True, env=environment, timeout=300)
+    assert completed.stdout.split()[-4:] == ["windows", "True", "bitwise", "True"], completed.stderr[-2000:]
