@@ -1,0 +1,22 @@
+"""Training DEN's weights on a user's labelled cohort (``den-train``), one stage per module.
+
+``labelled`` (the cases CSV and its label column), ``cache`` (preprocessed slices on disk), ``split`` (patients,
+never slices), ``model`` (DEN plus a softmax head), ``data`` (slices in batches), ``loop`` (training with early
+stopping), ``evaluation`` (patient-level metrics), ``baseline`` (the logistic-regression probe), ``report``
+(outputs), ``trainer`` (the pipeline), ``link`` (provenance of extraction with trained weights), ``cli``.
+
+Example::
+
+    from DENExtractorLib.training import TrainingConfig, train
+    result = train("labels.csv", "grade", "model", TrainingConfig(epochs=20, seed=1))
+    result.paths["weights"]        # model/den_trained.weights.h5, for den-extract --weights
+    result.record["verdict"]       # did training beat the linear probe?
+
+TensorFlow is imported only when the network is built.
+"""
+
+from .config import TRAIN_LAYERS, TrainingConfig
+from .link import trained_model_link
+from .trainer import TrainingResult, train
+
+__all__ = ["TRAIN_LAYERS", "TrainingConfig", "TrainingResult", "train", "trained_model_link"]

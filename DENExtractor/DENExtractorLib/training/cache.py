@@ -1,0 +1,182 @@
+"""The training cache in ``MODEL_DIR/cache``: each case's preprocessed slices, stored once, read back row by row.
+
+Every case is preprocessed by :func:`DENExtractorLib.preprocessing.preprocess`, the very function extraction uses,
+and only its tumour slices (the foreground rows) are stored, as ``.npy`` files read with plain file reads (no
+memory map), so memory does not grow with the cohort. A case's entry is keyed by its files' sha256 and the
+preprocessing settings, so a rerun reuses it and any change recomputes it. Frozen-trunk outputs (``dense``
+training) are cached the same way, keyed by the base weights as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import write_atomically
+from ..errors import DENError, describe_error
+from ..preprocessing import SliceStack, preprocess
+from ..provenance import PACKAGE_VERSION
+from ..volumes import file_sha256, load_image, load_segmentation, select_labels
+from .labelled import Exclusion, LabelledCase, LabelledCohort
+
+CACHE_FOLDER = "cache"
+CACHE_FORMAT = "den-train-cache/1"
+TRUNK_BATCH = 16
+"""Slices per forward pass when computing frozen-trunk outputs (extraction's batch size)."""
+
+
+@dataclass(frozen=True)
+class PreprocessingChoice:
+    """The settings that shape the network input, exactly as extraction takes them."""
+
+    mode: str = "reference"
+    plane: str = "axial"
+    labels: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class CachedCase:
+    """A case's stored network inputs: ``slices`` foreground rows in ``inputs``, divided by ``divisor``."""
+
+    case_id: str
+    label_index: int
+    inputs: Path
+    divisor: float
+    slices: int
+    parameters: dict
+
+    def network_inputs(self, rows: np.ndarray) -> np.ndarray:
+        """The (n, 224, 224, 1) float32 network inputs of the given stored rows, converted as extraction does."""
+        resized = read_rows(self.inputs, rows)
+        return SliceStack(len(rows), np.arange(len(rows)), resized, self.divisor).batch(0, len(rows))
+
+
+def cache_cases(cohort: LabelledCohort, model_dir: Path, choice: PreprocessingChoice,
+                on_case: Callable[[str, str], None] | None = None) -> tuple[list[CachedCase], list[Exclusion]]:
+    """Preprocess (or reuse) every case of the cohort; return the cached cases and the cases that failed.
+
+    ``on_case(case_id, status)`` is told "cached", "reused" or the failure message as each case finishes.
+    """
+    folder = model_dir / CACHE_FOLDER
+    cached, failures = [], []
+    for case in cohort.cases:
+        try:
+            entry, status = _cached_case(case, cohort.class_index(case), folder, choice)
+            cached.append(entry)
+        except DENError as error:
+            failures.append(Exclusion(case.case_id, f"{error}: excluded"))
+            status = failures[-1].message
+        except Exception as error:  # an unforeseen fault in one case must not stop the others
+            failures.append(Exclusion(case.case_id, f"{case.segmentation}: unexpected {type(error).__name__}: "
+                                                    f"{describe_error(error)}: excluded"))
+            status = failures[-1].message
+        if on_case is not None:
+            on_case(case.case_id, status)
+    return cached, failures
+
+
+def cache_trunk_outputs(cases: list[CachedCase], key: str, predict: Callable[[np.ndarray], np.ndarray]) -> list[CachedCase]:
+    """Store ``predict(inputs)`` (the frozen trunk) for every case's rows; return cases reading those outputs.
+
+    ``key`` names the frozen weights (their sha256), so outputs of other weights are never reused.
+    """
+    derived = []
+    for case in cases:
+        target = case.inputs.with_name(case.inputs.name.replace(".npy", f".trunk-{key[:16]}.npy"))
+        if not _complete_npy(target, case.slices):
+            outputs = np.concatenate([
+                predict(case.network_inputs(np.arange(start, min(start + TRUNK_BATCH, case.slices))))
+                for start in range(0, case.slices, TRUNK_BATCH)
+            ])
+            write_atomically(target, lambda path, data=outputs: np.save(path, data, allow_pickle=False))
+        derived.append(CachedCase(case.case_id, case.label_index, target, 1.0, case.slices, case.parameters))
+    return derived
+
+
+def read_rows(path: Path, rows: np.ndarray) -> np.ndarray:
+    """Read the given rows (first-axis indices) of an ``.npy`` file with seeks and reads, not the whole file."""
+    with open(path, "rb") as handle:
+        shape, dtype, offset = _npy_layout(handle)
+        row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        out = np.empty((len(rows), *shape[1:]), dtype=dtype)
+        for position, row in enumerate(rows):
+            handle.seek(offset + int(row) * row_bytes)
+            out[position] = np.frombuffer(handle.read(row_bytes), dtype=dtype).reshape(shape[1:])
+    return out
+
+
+def _cached_case(case: LabelledCase, label_index: int, folder: Path, choice: PreprocessingChoice) -> tuple[CachedCase, str]:
+    """The cache entry of one case, reused when its key matches, else computed and written atomically."""
+    key = _case_key(case, choice)
+    stem = f"{case.case_id}-{key[:16]}"
+    inputs, record_path = folder / f"{stem}.npy", folder / f"{stem}.json"
+    record = _read_record(record_path)
+    if record is not None and record.get("key") == key and _complete_npy(inputs, record.get("slices", -1)):
+        return CachedCase(case.case_id, label_index, inputs, record["divisor"], record["slices"], record["parameters"]), "reused"
+    stack = _preprocessed(case, choice)
+    write_atomically(inputs, lambda path: np.save(path, stack.resized, allow_pickle=False))
+    record = {"format": CACHE_FORMAT, "key": key, "case_id": case.case_id, "slices": len(stack.foreground_rows),
+              "rows": stack.row_count, "foreground_rows": [int(row) for row in stack.foreground_rows],
+              "divisor": stack.divisor, "parameters": stack.parameters}
+    text = json.dumps(record)
+    write_atomically(record_path, lambda path: path.write_text(text, encoding="utf-8"))
+    return CachedCase(case.case_id, label_index, inputs, stack.divisor, record["slices"], stack.parameters), "cached"
+
+
+def _preprocessed(case: LabelledCase, choice: PreprocessingChoice) -> SliceStack:
+    """Read a case and preprocess it exactly as extraction does (labels kept, mode, plane, image)."""
+    segmentation = load_segmentation(case.segmentation)
+    if choice.labels is not None:
+        segmentation = select_labels(segmentation, choice.labels)
+    image = load_image(case.image) if case.image is not None else None
+    stack = preprocess(segmentation, image=image, mode=choice.mode, plane=choice.plane)
+    stack.parameters["labels"] = "all" if choice.labels is None else sorted(set(choice.labels))
+    return stack
+
+
+def _case_key(case: LabelledCase, choice: PreprocessingChoice) -> str:
+    """sha256 over what determines a case's inputs: its files' bytes, the settings and the software version."""
+    parts = {
+        "format": CACHE_FORMAT,
+        "version": PACKAGE_VERSION,
+        "segmentation": file_sha256(case.segmentation),
+        "image": file_sha256(case.image) if case.image is not None else None,
+        "mode": choice.mode,
+        "plane": choice.plane if choice.mode == "oriented" else None,
+        "labels": None if choice.labels is None else sorted(set(choice.labels)),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _read_record(path: Path) -> dict | None:
+    """A cache record, or None if absent or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _complete_npy(path: Path, rows: int) -> bool:
+    """Whether ``path`` is a readable ``.npy`` with ``rows`` rows whose data is all there."""
+    try:
+        with open(path, "rb") as handle:
+            shape, dtype, offset = _npy_layout(handle)
+        expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        return shape[0] == rows and path.stat().st_size == expected
+    except (OSError, ValueError):
+        return False
+
+
+def _npy_layout(handle) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset of an ``.npy`` file (C order, no objects), from its header."""
+    version = np.lib.format.read_magic(handle)
+    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = reader(handle)
+    if fortran_order or dtype.hasobject:
+        raise ValueError("unexpected .npy layout")
+    return tuple(shape), dtype, handle.tell()

@@ -1,0 +1,184 @@
+"""``den-train``'s pipeline, stage by stage: read the labelled cohort, cache the preprocessed slices, split by
+patient, build DEN plus a head, train, evaluate against the linear-probe baseline, write the outputs."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from ..architecture import PARAMETER_COUNT
+from ..provenance import software_versions
+from ..volumes import file_sha256
+from ..weights import weights_sha256
+from .baseline import linear_probe, pooled_features, require_scikit_learn
+from .cache import CachedCase, PreprocessingChoice, cache_cases, cache_trunk_outputs, read_rows
+from .config import TrainingConfig
+from .data import SliceSet, class_weights, slice_set
+from .evaluation import classification_metrics, patient_probabilities
+from .labelled import LabelledCohort, read_labelled_cohort
+from .link import TRAINING_RECORD_FORMAT
+from .loop import LoopResult, train_loop
+from .model import TrainableDEN, build_trainable, make_deterministic
+from .report import output_paths, save_training_png, verdict, write_predictions, write_record, write_weights
+from .split import PatientSplit, split_patients
+
+Messages = Callable[[str], None]
+FEATURE_BATCH = 16
+
+
+@dataclass
+class TrainingResult:
+    """What a training run produced: the output paths and the training record (as written)."""
+
+    paths: dict[str, Path]
+    record: dict
+
+
+def train(cases_csv: str | Path, label_column: str, model_dir: str | Path, config: TrainingConfig | None = None,
+          *, on_message: Messages | None = None) -> TrainingResult:
+    """Train DEN's weights on a labelled cases CSV and write them, with their record, into ``model_dir``.
+
+    Example: ``train("labels.csv", "grade", "model", TrainingConfig(epochs=20)).paths["weights"]`` is a
+    ``.weights.h5`` that ``den-extract --weights`` loads. Raises :class:`DENError` (one line) for bad input.
+    """
+    started = time.perf_counter()
+    config = config or TrainingConfig()
+    say = on_message or (lambda text: None)
+    model_dir = Path(model_dir)
+    require_scikit_learn()
+    cohort = read_labelled_cohort(cases_csv, label_column)
+    for exclusion in cohort.excluded:
+        say(exclusion.message)
+    choice = PreprocessingChoice(config.mode, config.plane, config.labels)
+    cached, failures = cache_cases(cohort, model_dir, choice, on_case=_case_reporter(say))
+    cohort = cohort.without(failures)
+    split = split_patients(cohort, config.val_fraction, config.seed)
+    make_deterministic(config.seed)
+    model = build_trainable(config.weights, len(cohort.classes), config.train_layers, config.learning_rate, config.seed)
+    cases, read_case = _classifier_data(model, cached)
+    by_id = {case.case_id: case for case in cases}
+    train_set = slice_set([by_id[patient] for patient in split.train])
+    val_set = slice_set([by_id[patient] for patient in split.val])
+    weights = class_weights(train_set.labels, len(cohort.classes))
+    say(f"{len(split.train)} training patients ({len(train_set)} slices), {len(split.val)} validation patients "
+        f"({len(val_set)} slices); classes {', '.join(cohort.classes)}")
+    base_features = _pooled(model, cases, read_case)
+    loop = train_loop(model, train_set, val_set, read_case, class_count=len(cohort.classes), weights=weights,
+                      epochs=config.epochs, batch_size=config.batch_size, patience=config.patience, seed=config.seed,
+                      on_epoch=lambda record: say(_epoch_line(record)))
+    trained_features = _pooled(model, cases, read_case)
+    return _write_outputs(model_dir, config, cohort, split, model, loop, (train_set, val_set), weights, cases,
+                          (base_features, trained_features), started, say)
+
+
+def _classifier_data(model: TrainableDEN, cached: list[CachedCase]) -> tuple[list[CachedCase], Callable]:
+    """The cases as the classifier reads them: network inputs, or (dense training) cached frozen-trunk outputs."""
+    if model.frozen is None:
+        return cached, lambda case, rows: case.network_inputs(rows)
+    cases = cache_trunk_outputs(cached, model.base.sha256, model.classifier_input)
+    return cases, lambda case, rows: read_rows(case.inputs, rows)
+
+
+def _pooled(model: TrainableDEN, cases: list[CachedCase], read_case: Callable) -> np.ndarray:
+    """Every patient's pooled vector with the model's current trunk weights."""
+
+    def features_of(case: CachedCase) -> np.ndarray:
+        return np.concatenate([
+            np.asarray(model.feature_model(read_case(case, np.arange(start, min(start + FEATURE_BATCH, case.slices))),
+                                           training=False), dtype=np.float32)
+            for start in range(0, case.slices, FEATURE_BATCH)
+        ])
+
+    return pooled_features(cases, features_of)
+
+
+def _write_outputs(model_dir: Path, config: TrainingConfig, cohort: LabelledCohort, split: PatientSplit,
+                   model: TrainableDEN, loop: LoopResult, slices: tuple[SliceSet, SliceSet], weights: dict[int, float],
+                   cases: list[CachedCase], features: tuple[np.ndarray, np.ndarray], started: float,
+                   say: Messages) -> TrainingResult:
+    """Evaluate the kept epoch, run the baseline, and write weights, picture, predictions and record."""
+    paths = output_paths(model_dir)
+    train_set, val_set = slices
+    class_count = len(cohort.classes)
+    val_probabilities = patient_probabilities(loop.val_slice_probabilities, val_set.patient, len(val_set.cases))
+    network = classification_metrics(val_probabilities, val_set.patient_labels, class_count)
+    labels = np.asarray([case.label_index for case in cases])
+    is_train = np.isin([case.case_id for case in cases], split.train)
+    baseline = {
+        "base_weights": linear_probe(features[0], labels, is_train, class_count, config.seed),
+        "trained_weights": linear_probe(features[1], labels, is_train, class_count, config.seed),
+        "note": "logistic regression (standardised, class-balanced) on pooled features (mean and max over tumour "
+                "slices); 'validation_split' is fitted on the training patients and scored on the validation "
+                "patients; 'cross_validation' uses every patient and, for the trained weights, is optimistic "
+                "because those weights were trained on the training patients' labels",
+    }
+    final_sha256 = weights_sha256(model.trunk_weights())
+    model_id = config.model_id or f"den-trained-{_slug(cohort.label_column)}-{final_sha256[:12]}"
+    judged = verdict(network, baseline["base_weights"], model.base.model_id)
+    write_weights(model.trunk, paths["weights"])
+    save_training_png(paths["png"], loop.epochs, loop.best_epoch, network["confusion_matrix"], cohort.classes,
+                      f"{model_id}: '{cohort.label_column}' ({config.train_layers} layers trained)")
+    write_predictions(paths["predictions"], [case.case_id for case in val_set.cases],
+                      [cohort.classes[case.label_index] for case in val_set.cases], val_probabilities,
+                      [case.slices for case in val_set.cases], cohort.classes)
+    record = {
+        "format": TRAINING_RECORD_FORMAT,
+        "model_id": model_id,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "labels_csv": {"path": str(cohort.source), "sha256": cohort.sha256},
+        "label_column": cohort.label_column,
+        "classes": list(cohort.classes),
+        "class_weights": {cohort.classes[index]: weight for index, weight in weights.items()},
+        "architecture": f"DEN layer table ({PARAMETER_COUNT:,} parameters) plus Dense({class_count}, softmax) head "
+                        "during training; the saved weights are the DEN trunk only",
+        "preprocessing": {"function": "DENExtractorLib.preprocessing.preprocess", "mode": config.mode,
+                          "plane": config.plane if config.mode == "oriented" else None,
+                          "labels": config.hyperparameters()["labels"], "image_mode": cohort.image_mode},
+        "split": {"method": split.method, "train": list(split.train), "val": list(split.val)},
+        "excluded": [{"case_id": item.case_id, "message": item.message} for item in cohort.excluded],
+        "seed": config.seed,
+        "hyperparameters": config.hyperparameters(),
+        "slices": {"train": len(train_set), "val": len(val_set)},
+        "epochs": loop.epochs,
+        "best_epoch": loop.best_epoch,
+        "stopped_early": loop.stopped_early,
+        "validation": network,
+        "baseline": baseline,
+        "verdict": judged,
+        "weights": {
+            "base": {"model_id": model.base.model_id, "sha256": model.base.sha256, "source": model.base.source,
+                     "file_sha256": model.base.file_sha256},
+            "final": {"sha256": final_sha256, "file": paths["weights"].name, "file_sha256": file_sha256(paths["weights"])},
+        },
+        "software": dict(software_versions(), **{"scikit-learn": metadata.version("scikit-learn")}),
+        "elapsed_seconds": round(time.perf_counter() - started, 3),
+        "outputs": {kind: path.name for kind, path in paths.items() if kind != "record"},
+    }
+    write_record(paths["record"], record)
+    say(judged["text"])
+    return TrainingResult(paths, record)
+
+
+def _case_reporter(say: Messages) -> Callable[[str, str], None]:
+    """Report failures as their one-line message and other statuses as ``id: status``."""
+    return lambda case_id, status: say(status if status.endswith("excluded") else f"{case_id}: {status}")
+
+
+def _epoch_line(record: dict) -> str:
+    """One line per epoch: losses and patient-level validation scores."""
+    auc = record.get("val_roc_auc")
+    return (f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f}, "
+            f"val accuracy {record['val_accuracy']:.3f}, balanced {record['val_balanced_accuracy']:.3f}"
+            + (f", AUC {auc:.3f}" if auc is not None else ""))
+
+
+def _slug(text: str) -> str:
+    """A label column name made safe for a model id."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "label"
