@@ -1,7 +1,8 @@
-"""A generated labelled cohort whose label is visible in the segmentation: a necrotic core present or absent.
+"""A generated labelled cohort whose label is visible in the segmentation: a large necrotic core, or none.
 
-Each case is :func:`DENExtractorLib.demo.synthetic_glioblastoma` with its own seed; in the ``absent`` cases the
-necrotic core (label 1) is filled with enhancing tumour (label 4). Used by the tests, the benchmark and the
+Each case is :func:`DENExtractorLib.demo.synthetic_glioblastoma` with its own seed. In the ``present`` cases the
+whole tumour core but its outer voxel layer (the enhancing rim) is necrotic (label 1); in the ``absent`` cases
+the necrotic core is filled with enhancing tumour (label 4). Used by the tests, the benchmark and the
 README's example, so that ``den-train`` can be tried without data.
 """
 
@@ -11,9 +12,10 @@ import csv
 from pathlib import Path
 
 import nibabel
+import numpy as np
 
 from ..atomic import write_atomically
-from ..demo import ENHANCING, NECROSIS, synthetic_glioblastoma
+from ..demo import ENHANCING, NECROSIS, NON_ENHANCING, synthetic_glioblastoma
 
 LABEL_COLUMN = "necrosis"
 CLASSES = ("absent", "present")
@@ -33,6 +35,8 @@ def write_labelled_cohort(folder: str | Path, cases: int = 12, shape: tuple[int,
         labels, affine = synthetic_glioblastoma(shape, seed=seed + index)
         if label == "absent":
             labels[labels == NECROSIS] = ENHANCING
+        else:
+            labels[_inner(np.isin(labels, (NECROSIS, NON_ENHANCING, ENHANCING)))] = NECROSIS
         image = nibabel.Nifti1Image(labels, affine)
         write_atomically(folder / f"{case_id}.nii.gz", lambda path, picture=image: nibabel.save(picture, str(path)))
         rows.append([case_id, f"{case_id}.nii.gz", label])
@@ -44,3 +48,13 @@ def write_labelled_cohort(folder: str | Path, cases: int = 12, shape: tuple[int,
             writer.writerows(rows)
 
     return write_atomically(folder / "labels.csv", write)
+
+
+def _inner(mask: np.ndarray) -> np.ndarray:
+    """The voxels of ``mask`` whose six face neighbours are all in ``mask`` (a one-voxel erosion)."""
+    padded = np.pad(mask, 1)
+    inner = mask.copy()
+    for axis in range(3):
+        for shift in (-1, 1):
+            inner &= np.roll(padded, shift, axis=axis)[1:-1, 1:-1, 1:-1]
+    return inner
