@@ -1,4 +1,4 @@
-"""den-train end to end on a generated labelled cohort (necrotic core large vs absent, 12 tiny cases): it learns,
+"""den-train end to end on a generated labelled cohort (necrotic core large vs absent, 10 tiny cases): it learns,
 two runs give bit-identical weights, the weights load with den-extract and change the features, and every output
 leads back to the labels CSV."""
 
@@ -16,9 +16,10 @@ from conftest import REPO_ROOT
 from PIL import Image
 
 from DENExtractorLib.cli import main as den_extract
+from DENExtractorLib.settings import ExtractionSettings
 from DENExtractorLib.training import TrainingConfig, train, trained_model_link
 from DENExtractorLib.training.synthetic_cohort import write_labelled_cohort
-from DENExtractorLib.volumes import file_sha256
+from DENExtractorLib.volume import file_sha256
 from DENExtractorLib.weights import MODEL_ID, REFERENCE_WEIGHTS_SHA256, weights_sha256
 
 SETTINGS = ["--epochs", "6", "--patience", "1", "--learning-rate", "1e-3", "--val-fraction", "0.34", "--seed", "5"]
@@ -27,9 +28,9 @@ CONFIG = TrainingConfig(epochs=6, patience=1, learning_rate=1e-3, val_fraction=0
 
 @pytest.fixture(scope="session")
 def cohort(tmp_path_factory):
-    """12 labelled synthetic cases, plus a row without a label and a case whose file is corrupt."""
+    """10 labelled synthetic cases, plus a row without a label and a case whose file is corrupt."""
     folder = tmp_path_factory.mktemp("labelled")
-    path = write_labelled_cohort(folder, cases=12)
+    path = write_labelled_cohort(folder, cases=10)
     (folder / "broken.nii.gz").write_bytes(b"\x1f\x8b this is not gzip data")
     with open(path, "a", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows([["unlabelled", "syn000.nii.gz", ""], ["broken", "broken.nii.gz", "present"]])
@@ -72,7 +73,7 @@ def test_training_learns_the_label_on_unseen_patients(cli_run):
 def test_patients_are_split_never_slices_and_failures_are_listed(cli_run):
     _, record, stderr = cli_run
     train_ids, val_ids = set(record["split"]["train"]), set(record["split"]["val"])
-    assert train_ids.isdisjoint(val_ids) and train_ids | val_ids == {f"syn{index:03d}" for index in range(12)}
+    assert train_ids.isdisjoint(val_ids) and train_ids | val_ids == {f"syn{index:03d}" for index in range(10)}
     excluded = {item["case_id"]: item["message"] for item in record["excluded"]}
     assert excluded.keys() == {"unlabelled", "broken"}
     assert "broken.nii.gz: not a readable NIfTI file" in excluded["broken"]
@@ -102,7 +103,7 @@ def test_the_baseline_is_reported_beside_the_network_on_the_same_patients(cli_ru
     for weights in ("base_weights", "trained_weights"):
         probe = record["baseline"][weights]
         assert probe["validation_split"]["patients"] == record["validation"]["patients"]
-        assert probe["cross_validation"]["patients"] == 12 and probe["cross_validation"]["folds"] == 5
+        assert probe["cross_validation"]["patients"] == 10 and probe["cross_validation"]["folds"] == 5
     beat = record["validation"]["balanced_accuracy"] > record["baseline"]["base_weights"]["validation_split"]["balanced_accuracy"]
     assert record["verdict"]["beat_baseline"] == beat
     assert record["verdict"]["text"].startswith("Training beat" if beat else "Training did NOT beat")
@@ -157,15 +158,17 @@ def test_all_layers_fine_tune_from_trained_weights(cli_run, tmp_path):
     """``--train-layers all`` from the trained weights: the convolutions change too and the start is linked."""
     model_dir, record, _ = cli_run
     cohort = write_labelled_cohort(tmp_path / "small", cases=4, shape=(32, 32, 16), seed=40)
-    config = TrainingConfig(train_layers="all", weights=model_dir / "den_trained.weights.h5", epochs=1,
+    config = TrainingConfig(ExtractionSettings(weights=model_dir / "den_trained.weights.h5"), train_layers="all", epochs=1,
                             batch_size=8, val_fraction=0.5)
 
     result = train(cohort, "necrosis", tmp_path / "model", config)
 
     from DENExtractorLib.network import build_model
 
-    start = build_model(model_dir / "den_trained.weights.h5").get_weights()
-    tuned = build_model(result.paths["weights"]).get_weights()
+    model = build_model(result.paths["weights"])
+    tuned = model.get_weights()
+    model.load_weights(str(model_dir / "den_trained.weights.h5"))
+    start = model.get_weights()
     assert result.record["weights"]["base"]["model_id"] == record["model_id"]
     assert result.record["weights"]["base"]["sha256"] == weights_sha256(start) == record["weights"]["final"]["sha256"]
     assert not np.array_equal(start[0], tuned[0])  # the first convolution's kernel learned

@@ -12,13 +12,14 @@ from conftest import save_nifti
 
 from DENExtractorLib.errors import DENError
 from DENExtractorLib.preprocessing import preprocess
-from DENExtractorLib.training.cache import PreprocessingChoice, cache_cases
+from DENExtractorLib.settings import ExtractionSettings
+from DENExtractorLib.training.cache import cache_cases
 from DENExtractorLib.training.cli import main
 from DENExtractorLib.training.data import class_weights, slice_set
 from DENExtractorLib.training.evaluation import classification_metrics, patient_probabilities
 from DENExtractorLib.training.labelled import read_labelled_cohort
 from DENExtractorLib.training.split import split_patients
-from DENExtractorLib.volumes import load_segmentation
+from DENExtractorLib import load_segmentation
 
 
 def tumour(path: Path, size: int = 4, value: int = 1) -> Path:
@@ -147,7 +148,7 @@ def test_cache_stores_extraction_preprocessing_and_reports_a_case_that_fails_to_
     cohort = read_labelled_cohort(path, "grade")
     statuses = []
 
-    cached, failures = cache_cases(cohort, tmp_path / "model", PreprocessingChoice(), on_case=lambda *s: statuses.append(s))
+    cached, failures = cache_cases(cohort, tmp_path / "model", ExtractionSettings(), on_case=lambda *s: statuses.append(s))
 
     assert [case.case_id for case in cached] == ["p0", "p1", "p2"]
     assert [failure.case_id for failure in failures] == ["p3"]
@@ -157,16 +158,16 @@ def test_cache_stores_extraction_preprocessing_and_reports_a_case_that_fails_to_
     assert np.array_equal(cached[1].network_inputs(rows), stack.batch(0, len(rows))[rows])
     with pytest.raises(DENError, match="too few in 'high' \\(1\\)"):
         cohort.without(failures)
-    again, _ = cache_cases(cohort, tmp_path / "model", PreprocessingChoice(), on_case=lambda *s: statuses.append(s))
+    again, _ = cache_cases(cohort, tmp_path / "model", ExtractionSettings(), on_case=lambda *s: statuses.append(s))
     assert [status for _, status in statuses[4:7]] == ["reused"] * 3
     tumour(tmp_path / "c" / "p0.nii.gz", size=6)  # a changed file is preprocessed again
-    cache_cases(cohort, tmp_path / "model", PreprocessingChoice(), on_case=lambda *s: statuses.append(s))
+    cache_cases(cohort, tmp_path / "model", ExtractionSettings(), on_case=lambda *s: statuses.append(s))
     assert statuses[8] == ("p0", "cached")
 
 
 def test_slices_carry_their_patient_label_and_classes_are_balanced(tmp_path):
     path = cohort_csv(tmp_path / "c", graded(4))
-    cached, _ = cache_cases(read_labelled_cohort(path, "grade"), tmp_path / "model", PreprocessingChoice())
+    cached, _ = cache_cases(read_labelled_cohort(path, "grade"), tmp_path / "model", ExtractionSettings())
     slices = slice_set(cached)
 
     assert len(slices) == sum(case.slices for case in cached)

@@ -19,24 +19,18 @@ import numpy as np
 
 from ..atomic import write_atomically
 from ..errors import DENError, describe_error
+from ..output_folder import prepare_output_folder
 from ..preprocessing import SliceStack, preprocess
-from ..provenance import PACKAGE_VERSION
-from ..volumes import file_sha256, load_image, load_segmentation, select_labels
+from .._version import __version__
+from ..readers import load_image, load_segmentation, source_sha256
+from ..settings import ExtractionSettings
+from ..volume import select_labels
 from .labelled import Exclusion, LabelledCase, LabelledCohort
 
 CACHE_FOLDER = "cache"
 CACHE_FORMAT = "den-train-cache/1"
 TRUNK_BATCH = 16
 """Slices per forward pass when computing frozen-trunk outputs (extraction's batch size)."""
-
-
-@dataclass(frozen=True)
-class PreprocessingChoice:
-    """The settings that shape the network input, exactly as extraction takes them."""
-
-    mode: str = "reference"
-    plane: str = "axial"
-    labels: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,17 +50,17 @@ class CachedCase:
         return SliceStack(len(rows), np.arange(len(rows)), resized, self.divisor).batch(0, len(rows))
 
 
-def cache_cases(cohort: LabelledCohort, model_dir: Path, choice: PreprocessingChoice,
+def cache_cases(cohort: LabelledCohort, model_dir: Path, settings: ExtractionSettings,
                 on_case: Callable[[str, str], None] | None = None) -> tuple[list[CachedCase], list[Exclusion]]:
     """Preprocess (or reuse) every case of the cohort; return the cached cases and the cases that failed.
 
     ``on_case(case_id, status)`` is told "cached", "reused" or the failure message as each case finishes.
     """
-    folder = model_dir / CACHE_FOLDER
+    folder = prepare_output_folder(model_dir / CACHE_FOLDER)
     cached, failures = [], []
     for case in cohort.cases:
         try:
-            entry, status = _cached_case(case, cohort.class_index(case), folder, choice)
+            entry, status = _cached_case(case, cohort.class_index(case), folder, settings)
             cached.append(entry)
         except DENError as error:
             failures.append(Exclusion(case.case_id, f"{error}: excluded"))
@@ -110,15 +104,15 @@ def read_rows(path: Path, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cached_case(case: LabelledCase, label_index: int, folder: Path, choice: PreprocessingChoice) -> tuple[CachedCase, str]:
+def _cached_case(case: LabelledCase, label_index: int, folder: Path, settings: ExtractionSettings) -> tuple[CachedCase, str]:
     """The cache entry of one case, reused when its key matches, else computed and written atomically."""
-    key = _case_key(case, choice)
+    key = _case_key(case, settings)
     stem = f"{case.case_id}-{key[:16]}"
     inputs, record_path = folder / f"{stem}.npy", folder / f"{stem}.json"
     record = _read_record(record_path)
     if record is not None and record.get("key") == key and _complete_npy(inputs, record.get("slices", -1)):
         return CachedCase(case.case_id, label_index, inputs, record["divisor"], record["slices"], record["parameters"]), "reused"
-    stack = _preprocessed(case, choice)
+    stack = _preprocessed(case, settings)
     write_atomically(inputs, lambda path: np.save(path, stack.resized, allow_pickle=False))
     record = {"format": CACHE_FORMAT, "key": key, "case_id": case.case_id, "slices": len(stack.foreground_rows),
               "rows": stack.row_count, "foreground_rows": [int(row) for row in stack.foreground_rows],
@@ -128,27 +122,27 @@ def _cached_case(case: LabelledCase, label_index: int, folder: Path, choice: Pre
     return CachedCase(case.case_id, label_index, inputs, stack.divisor, record["slices"], stack.parameters), "cached"
 
 
-def _preprocessed(case: LabelledCase, choice: PreprocessingChoice) -> SliceStack:
-    """Read a case and preprocess it exactly as extraction does (labels kept, mode, plane, image)."""
+def _preprocessed(case: LabelledCase, settings: ExtractionSettings) -> SliceStack:
+    """Read a case and preprocess it exactly as :meth:`DENExtractor.extract` does (labels kept, mode, plane, image)."""
     segmentation = load_segmentation(case.segmentation)
-    if choice.labels is not None:
-        segmentation = select_labels(segmentation, choice.labels)
     image = load_image(case.image) if case.image is not None else None
-    stack = preprocess(segmentation, image=image, mode=choice.mode, plane=choice.plane)
-    stack.parameters["labels"] = "all" if choice.labels is None else sorted(set(choice.labels))
+    if settings.labels is not None:
+        segmentation = select_labels(segmentation, settings.labels)
+    stack = preprocess(segmentation, image=image, mode=settings.mode, plane=settings.effective_plane)
+    stack.parameters["labels"] = "all" if settings.labels is None else list(settings.labels)
     return stack
 
 
-def _case_key(case: LabelledCase, choice: PreprocessingChoice) -> str:
-    """sha256 over what determines a case's inputs: its files' bytes, the settings and the software version."""
+def _case_key(case: LabelledCase, settings: ExtractionSettings) -> str:
+    """sha256 over what determines a case's inputs: every byte its readers read, the settings, the version."""
     parts = {
         "format": CACHE_FORMAT,
-        "version": PACKAGE_VERSION,
-        "segmentation": file_sha256(case.segmentation),
-        "image": file_sha256(case.image) if case.image is not None else None,
-        "mode": choice.mode,
-        "plane": choice.plane if choice.mode == "oriented" else None,
-        "labels": None if choice.labels is None else sorted(set(choice.labels)),
+        "version": __version__,
+        "segmentation": source_sha256(case.segmentation),
+        "image": source_sha256(case.image) if case.image is not None else None,
+        "mode": settings.mode,
+        "plane": settings.effective_plane if settings.mode == "oriented" else None,
+        "labels": None if settings.labels is None else list(settings.labels),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

@@ -8,7 +8,7 @@ import traceback
 from pathlib import Path
 
 from ..errors import DENError, describe_error
-from ..preprocessing import MODES, PLANES
+from ..settings import MODES, PLANES, ExtractionSettings
 from .config import TRAIN_LAYERS, TrainingConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="cases CSV (case_id, segmentation[, image], a label column, optional split column)")
     parser.add_argument("--label-column", required=True, metavar="NAME", help="the CSV column holding each case's class")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL_DIR", help="output folder (created if needed)")
-    parser.add_argument("--mode", choices=MODES, default=defaults.mode, help="preprocessing, as in extraction (default: reference)")
+    parser.add_argument("--mode", choices=MODES, default="reference", help="preprocessing, as in extraction (default: reference)")
     parser.add_argument("--plane", choices=PLANES, help="slicing plane, oriented mode only (default: axial)")
     parser.add_argument("--labels", type=_label_list, metavar="L1,L2", help="keep only these label values (default: all)")
     parser.add_argument("--weights", type=Path, metavar="FILE", help="start from these weights (default: bundled den-ref-v1)")
@@ -56,14 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``den-train``; return the exit status (0 trained, 1 internal error, 2 bad input)."""
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    if arguments.plane is not None and arguments.mode == "reference":
-        parser.error("--plane applies to --mode oriented; reference mode slices along the first stored axis")
     try:
         from .trainer import train
 
+        settings = ExtractionSettings(arguments.mode, arguments.plane, arguments.labels, arguments.weights)
         config = TrainingConfig(
-            mode=arguments.mode, plane=arguments.plane or PLANES[0], labels=arguments.labels, weights=arguments.weights,
-            train_layers=arguments.train_layers, val_fraction=arguments.val_fraction, epochs=arguments.epochs,
+            settings=settings, train_layers=arguments.train_layers, val_fraction=arguments.val_fraction, epochs=arguments.epochs,
             batch_size=arguments.batch_size, learning_rate=arguments.learning_rate, patience=arguments.patience,
             seed=arguments.seed, model_id=arguments.model_id,
         )

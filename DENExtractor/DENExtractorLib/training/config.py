@@ -1,12 +1,15 @@
-"""The choices of one ``den-train`` run, validated once (a bad value is a one-line :class:`DENError`)."""
+"""The choices of one ``den-train`` run, validated once (a bad value is a one-line :class:`DENError`).
+
+Preprocessing and base weights are an :class:`~DENExtractorLib.settings.ExtractionSettings`, the very type
+extraction takes, so training sees its inputs exactly as ``den-extract`` with the same settings will.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from ..errors import DENError
-from ..preprocessing import MODES, PLANES
+from ..settings import ExtractionSettings
 
 TRAIN_LAYERS = ("dense", "all")
 """``dense``: only the 4096-unit layer and the head learn (convolutions frozen, BatchNorm in inference mode);
@@ -15,12 +18,10 @@ TRAIN_LAYERS = ("dense", "all")
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Everything that shapes the trained weights besides the data: preprocessing, base weights, hyperparameters."""
+    """Everything that shapes the trained weights besides the data: extraction settings (mode, plane, labels kept,
+    base weights) and the hyperparameters."""
 
-    mode: str = "reference"
-    plane: str = "axial"
-    labels: tuple[int, ...] | None = None
-    weights: Path | None = None
+    settings: ExtractionSettings = field(default_factory=ExtractionSettings)
     train_layers: str = "dense"
     val_fraction: float = 0.25
     epochs: int = 30
@@ -33,8 +34,6 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         """Refuse values that cannot train, naming the option."""
         checks = [
-            (self.mode in MODES, f"mode {self.mode!r} is not one of {', '.join(MODES)}"),
-            (self.plane in PLANES, f"plane {self.plane!r} is not one of {', '.join(PLANES)}"),
             (self.train_layers in TRAIN_LAYERS, f"train layers {self.train_layers!r} is not one of {', '.join(TRAIN_LAYERS)}"),
             (0 < self.val_fraction < 1, f"validation fraction {self.val_fraction:g} must lie between 0 and 1"),
             (self.epochs >= 1, f"epochs {self.epochs} must be at least 1"),
@@ -49,9 +48,18 @@ class TrainingConfig:
 
     def hyperparameters(self) -> dict:
         """Every choice as JSON-ready values, for the training record."""
-        record = asdict(self)
-        record["weights"] = str(self.weights) if self.weights is not None else None
-        record["labels"] = "all" if self.labels is None else sorted(set(self.labels))
-        if self.mode == "reference":
-            record["plane"] = None
-        return record
+        settings = self.settings
+        return {
+            "mode": settings.mode,
+            "plane": settings.effective_plane if settings.mode == "oriented" else None,
+            "labels": "all" if settings.labels is None else list(settings.labels),
+            "weights": str(settings.weights) if settings.weights is not None else None,
+            "train_layers": self.train_layers,
+            "val_fraction": self.val_fraction,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "patience": self.patience,
+            "seed": self.seed,
+            "model_id": self.model_id,
+        }

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..cases_csv import read_cases_csv
 from ..errors import DENError
-from ..volumes import file_sha256
+from ..volume import file_sha256
 
 SPLIT_COLUMN = "split"
 """Optional CSV column that fixes each patient's side: ``train`` or ``val`` (``validation`` also accepted)."""

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from ..architecture import INPUT_SHAPE
-from ..network import _import_keras, build_architecture, build_model
-from ..volumes import file_sha256
-from ..weights import MODEL_ID, REFERENCE_WEIGHTS_SHA256, reference_weights, weights_sha256
+from ..network import import_keras, build_architecture, build_model
+from ..weights import reference_weights, weights_sha256
+from ..weights_files import weights_identity
 from .link import trained_model_link
 
 HEAD_NAME = "den_head"
@@ -57,7 +57,7 @@ class TrainableDEN:
 
 def make_deterministic(seed: int) -> None:
     """Seed Python, numpy and TensorFlow and turn on TensorFlow's op determinism (bit-identical reruns)."""
-    keras = _import_keras()
+    keras = import_keras()
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
@@ -66,7 +66,7 @@ def make_deterministic(seed: int) -> None:
 
 def build_trainable(weights: Path | None, class_count: int, train_layers: str, learning_rate: float, seed: int) -> TrainableDEN:
     """Build DEN with its base weights, add a ``Dense(class_count, softmax)`` head and compile the classifier."""
-    keras = _import_keras()
+    keras = import_keras()
     trunk, base = _trunk_with_base_weights(weights)
     head = keras.layers.Dense(class_count, activation="softmax", name=HEAD_NAME,
                               kernel_initializer=keras.initializers.GlorotUniform(seed=seed))
@@ -88,11 +88,12 @@ def build_trainable(weights: Path | None, class_count: int, train_layers: str, l
 
 def _trunk_with_base_weights(weights: Path | None) -> tuple[Any, BaseWeights]:
     """A new DEN trunk with the bundled weights (None) or the user's file, and their identity."""
+    identity = weights_identity(weights)
     if weights is None:
         trunk = build_architecture()
         trunk.set_weights(reference_weights())
-        return trunk, BaseWeights(MODEL_ID, REFERENCE_WEIGHTS_SHA256, "bundled", None)
+        return trunk, BaseWeights(identity.model_id, identity.sha256, identity.source, None)
     trunk = build_model(weights)
     link = trained_model_link(weights)
-    model_id = link["model_id"] if link else f"user:{Path(weights).name}"
-    return trunk, BaseWeights(model_id, weights_sha256(trunk.get_weights()), str(weights), file_sha256(weights))
+    model_id = link["model_id"] if link else identity.model_id
+    return trunk, BaseWeights(model_id, weights_sha256(trunk.get_weights()), identity.source, identity.sha256)

@@ -28,6 +28,7 @@ def write_labelled_cohort(folder: str | Path, cases: int = 12, shape: tuple[int,
     The CSV has the columns ``case_id, segmentation, necrosis`` with paths relative to ``folder``.
     """
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for index in range(cases):
         case_id = f"syn{index:03d}"

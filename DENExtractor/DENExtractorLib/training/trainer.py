@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from ..architecture import PARAMETER_COUNT
+from ..output_folder import prepare_output_folder
 from ..provenance import software_versions
-from ..volumes import file_sha256
+from ..volume import file_sha256
 from ..weights import weights_sha256
 from .baseline import linear_probe, pooled_features, require_scikit_learn
-from .cache import CachedCase, PreprocessingChoice, cache_cases, cache_trunk_outputs, read_rows
+from .cache import CachedCase, cache_cases, cache_trunk_outputs, read_rows
 from .config import TrainingConfig
 from .data import SliceSet, class_weights, slice_set
 from .evaluation import classification_metrics, patient_probabilities
@@ -51,17 +52,16 @@ def train(cases_csv: str | Path, label_column: str, model_dir: str | Path, confi
     started = time.perf_counter()
     config = config or TrainingConfig()
     say = on_message or (lambda text: None)
-    model_dir = Path(model_dir)
     require_scikit_learn()
     cohort = read_labelled_cohort(cases_csv, label_column)
+    model_dir = prepare_output_folder(model_dir)
     for exclusion in cohort.excluded:
         say(exclusion.message)
-    choice = PreprocessingChoice(config.mode, config.plane, config.labels)
-    cached, failures = cache_cases(cohort, model_dir, choice, on_case=_case_reporter(say))
+    cached, failures = cache_cases(cohort, model_dir, config.settings, on_case=_case_reporter(say))
     cohort = cohort.without(failures)
     split = split_patients(cohort, config.val_fraction, config.seed)
     make_deterministic(config.seed)
-    model = build_trainable(config.weights, len(cohort.classes), config.train_layers, config.learning_rate, config.seed)
+    model = build_trainable(config.settings.weights, len(cohort.classes), config.train_layers, config.learning_rate, config.seed)
     cases, read_case = _classifier_data(model, cached)
     by_id = {case.case_id: case for case in cases}
     train_set = slice_set([by_id[patient] for patient in split.train])
@@ -138,9 +138,9 @@ def _write_outputs(model_dir: Path, config: TrainingConfig, cohort: LabelledCoho
         "class_weights": {cohort.classes[index]: weight for index, weight in weights.items()},
         "architecture": f"DEN layer table ({PARAMETER_COUNT:,} parameters) plus Dense({class_count}, softmax) head "
                         "during training; the saved weights are the DEN trunk only",
-        "preprocessing": {"function": "DENExtractorLib.preprocessing.preprocess", "mode": config.mode,
-                          "plane": config.plane if config.mode == "oriented" else None,
-                          "labels": config.hyperparameters()["labels"], "image_mode": cohort.image_mode},
+        "preprocessing": {"function": "DENExtractorLib.preprocessing.preprocess, as DENExtractor.extract calls it",
+                          **{name: config.hyperparameters()[name] for name in ("mode", "plane", "labels")},
+                          "image_mode": cohort.image_mode},
         "split": {"method": split.method, "train": list(split.train), "val": list(split.val)},
         "excluded": [{"case_id": item.case_id, "message": item.message} for item in cohort.excluded],
         "seed": config.seed,
