@@ -75,6 +75,5 @@ def train_loop(
 
 def predict_slices(model: TrainableDEN, slices: SliceSet, read_case: ReadCase, batch_size: int) -> np.ndarray:
     """Class probabilities of every slice, in order, in inference mode."""
-    parts = [np.asarray(model.classifier.predict_on_batch(data), dtype=np.float32)
-             for _, data in slices.batches(np.arange(len(slices)), batch_size, read_case)]
+    parts = [model.probabilities(data) for _, data in slices.batches(np.arange(len(slices)), batch_size, read_case)]
     return np.concatenate(parts)

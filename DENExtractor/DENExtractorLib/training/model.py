@@ -9,7 +9,8 @@ trunk, whose weights are what is saved.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,31 @@ class TrainableDEN:
     feature_model: Any
     frozen: Any | None
     base: BaseWeights
+    _inference: dict[str, Callable] = field(default_factory=dict, repr=False)
 
     def classifier_input(self, network_inputs: np.ndarray) -> np.ndarray:
         """What the classifier takes for a batch of network inputs: the inputs, or the frozen trunk's output."""
         if self.frozen is None:
             return network_inputs
-        return np.asarray(self.frozen(network_inputs, training=False), dtype=np.float32)
+        return self._run("frozen", network_inputs)
+
+    def probabilities(self, data: np.ndarray) -> np.ndarray:
+        """The classifier's class probabilities for a batch of its inputs, in inference mode."""
+        return self._run("classifier", data)
+
+    def features(self, data: np.ndarray) -> np.ndarray:
+        """The (n, 4096) DEN features for a batch of classifier inputs, with the current trunk weights."""
+        return self._run("feature_model", data)
+
+    def _run(self, part: str, data: np.ndarray) -> np.ndarray:
+        """Run one part in inference mode through a ``tf.function`` traced once for any batch size."""
+        if part not in self._inference:
+            import tensorflow as tf
+
+            model = getattr(self, part)
+            signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)]
+            self._inference[part] = tf.function(lambda batch: model(batch, training=False), input_signature=signature)
+        return np.asarray(self._inference[part](data), dtype=np.float32)
 
     def trunk_weights(self) -> list[np.ndarray]:
         """The trunk's weights in ``model.get_weights()`` order (what ``--weights`` loads)."""

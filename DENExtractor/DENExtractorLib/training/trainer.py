@@ -91,8 +91,7 @@ def _pooled(model: TrainableDEN, cases: list[CachedCase], read_case: Callable) -
 
     def features_of(case: CachedCase) -> np.ndarray:
         return np.concatenate([
-            np.asarray(model.feature_model(read_case(case, np.arange(start, min(start + FEATURE_BATCH, case.slices))),
-                                           training=False), dtype=np.float32)
+            model.features(read_case(case, np.arange(start, min(start + FEATURE_BATCH, case.slices))))
             for start in range(0, case.slices, FEATURE_BATCH)
         ])
 
