@@ -7,8 +7,8 @@ Usage: ``python benchmarks/bench_train.py [--repeats 3] [--small 8] [--large 32]
    head, on cached frozen-trunk outputs) and of ``--train-layers all`` (every layer, from the network input),
    interleaved; plus the frozen-trunk forward pass that ``dense`` runs once per slice and caches. Medians with min
    and max, in slices per second, and the ratio dense/all.
-2. Peak RSS of a whole ``den-train`` run (own process, 2 epochs, ``dense``) on a small and a large cohort: streaming
-   from the cache means memory must not grow with the cohort (target <= 2.5 GB).
+2. Peak RSS of a whole ``den-train`` run (own process; ``dense`` 2 epochs, ``all`` 1 epoch) on a small and a large
+   cohort: streaming from the cache means memory must not grow with the cohort (target <= 2.5 GB).
 
 Runs on the GPU when TensorFlow sees one (the device is printed).
 """
@@ -79,13 +79,16 @@ def throughput(folder: Path, repeats: int) -> None:
     print(f"dense/all step ratio: median {statistics.median(ratios):.1f}x (min {min(ratios):.1f}, max {max(ratios):.1f})")
 
 
-def peak_rss(folder: Path, cases: int) -> tuple[float, float, int]:
+def peak_rss(folder: Path, cases: int, layers: str, epochs: int) -> tuple[float, float, int]:
     """(peak RSS in GB, seconds, slices) of a whole den-train run in its own process on ``cases`` cases."""
     from DENExtractorLib.training.synthetic_cohort import write_labelled_cohort
 
-    csv_path = write_labelled_cohort(folder / f"cohort{cases}", cases=cases)
+    csv_path = folder / f"cohort{cases}" / "labels.csv"
+    if not csv_path.exists():
+        write_labelled_cohort(csv_path.parent, cases=cases)
+    model_dir = folder / f"model{cases}-{layers}"
     command = [sys.executable, "-m", "DENExtractorLib.training.cli", "--cases", str(csv_path), "--label-column",
-               "necrosis", "-o", str(folder / f"model{cases}"), "--epochs", "2", "-q"]
+               "necrosis", "-o", str(model_dir), "--epochs", str(epochs), "--train-layers", layers, "-q"]
     environment = dict(os.environ, PYTHONPATH=str(REPO / "DENExtractor"))
     start = time.perf_counter()
     process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True)
@@ -96,7 +99,7 @@ def peak_rss(folder: Path, cases: int) -> tuple[float, float, int]:
         raise SystemExit(f"den-train failed on {cases} cases: {errors}")
     import json
 
-    record = json.loads((folder / f"model{cases}" / "den_trained.json").read_text())
+    record = json.loads((model_dir / "den_trained.json").read_text())
     return usage.ru_maxrss / 1024**2, elapsed, record["slices"]["train"] + record["slices"]["val"]
 
 
@@ -117,10 +120,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench_train_") as temporary:
         folder = Path(temporary)
         throughput(folder, arguments.repeats)
-        for cases in (arguments.small, arguments.large):
-            rss, seconds, slices = peak_rss(folder, cases)
-            print(f"den-train, {cases:3d} cases ({slices:4d} slices), 2 epochs, dense: peak RSS {rss:.2f} GB "
-                  f"(target <= 2.5), {seconds:.1f} s")
+        for layers, epochs in (("dense", 2), ("all", 1)):
+            for cases in (arguments.small, arguments.large):
+                rss, seconds, slices = peak_rss(folder, cases, layers, epochs)
+                print(f"den-train --train-layers {layers:5s} {cases:3d} cases ({slices:4d} slices), {epochs} epoch(s): "
+                      f"peak RSS {rss:.2f} GB (target <= 2.5), {seconds:.1f} s")
     return 0
 
 
