@@ -20,7 +20,7 @@ def noise_patients(folder, prefix: str, count: int, seed: int) -> list[CachedCas
     for index in range(count):
         path = folder / f"{prefix}{index}.npy"
         np.save(path, generator.normal(size=(6, 16)).astype(np.float32))
-        cases.append(CachedCase(f"{prefix}{index}", index % 2, path, 1.0, 6, {}))
+        cases.append(CachedCase(f"{prefix}{index}", index % 2, path, 1.0, 6))
     return cases
 
 

@@ -7,8 +7,9 @@ Usage: ``python benchmarks/bench_train.py [--repeats 3] [--small 8] [--large 32]
    head, on cached frozen-trunk outputs) and of ``--train-layers all`` (every layer, from the network input),
    interleaved; plus the frozen-trunk forward pass that ``dense`` runs once per slice and caches. Medians with min
    and max, in slices per second, and the ratio dense/all.
-2. Peak RSS of a whole ``den-train`` run (own process; ``dense`` 2 epochs, ``all`` 1 epoch) on a small and a large
-   cohort: streaming from the cache means memory must not grow with the cohort (target <= 2.5 GB).
+2. Peak RSS of a whole ``den-train`` run (own process, its VmHWM; ``dense`` 2 epochs, ``all`` 1 epoch) on a small
+   and a large cohort: streaming from the cache means memory must not grow with the cohort (target <= 2.5 GB).
+   Linux only (reads ``/proc/self/status``).
 
 Runs on the GPU when TensorFlow sees one (the device is printed).
 """
@@ -16,6 +17,7 @@ Runs on the GPU when TensorFlow sees one (the device is printed).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -29,6 +31,16 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "DENExtractor"))
 BATCH = 32
+RUN_AND_REPORT_PEAK = (
+    "import sys\n"
+    "from DENExtractorLib.training.cli import main\n"
+    "status = main(sys.argv[1:])\n"
+    "peak = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
+    "print('peak-kB', peak.split()[1], file=sys.stderr)\n"
+    "sys.exit(status)\n"
+)
+"""Runs den-train and prints the process's own peak RSS (VmHWM). Not ``wait4``'s ``ru_maxrss``: on Linux a child
+started by vfork/exec inherits its parent's high-water mark, which would report the benchmark's own memory."""
 
 
 def summary(rates: list[float]) -> str:
@@ -87,20 +99,17 @@ def peak_rss(folder: Path, cases: int, layers: str, epochs: int) -> tuple[float,
     if not csv_path.exists():
         write_labelled_cohort(csv_path.parent, cases=cases)
     model_dir = folder / f"model{cases}-{layers}"
-    command = [sys.executable, "-m", "DENExtractorLib.training.cli", "--cases", str(csv_path), "--label-column",
+    command = [sys.executable, "-c", RUN_AND_REPORT_PEAK, "--cases", str(csv_path), "--label-column",
                "necrosis", "-o", str(model_dir), "--epochs", str(epochs), "--train-layers", layers, "-q"]
     environment = dict(os.environ, PYTHONPATH=str(REPO / "DENExtractor"))
     start = time.perf_counter()
-    process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
-    errors = process.stderr.read()
-    if status != 0:
-        raise SystemExit(f"den-train failed on {cases} cases: {errors}")
-    import json
-
+    if finished.returncode != 0:
+        raise SystemExit(f"den-train failed on {cases} cases: {finished.stderr}")
+    peak_kb = int(finished.stderr.strip().splitlines()[-1].split()[1])
     record = json.loads((model_dir / "den_trained.json").read_text())
-    return usage.ru_maxrss / 1024**2, elapsed, record["slices"]["train"] + record["slices"]["val"]
+    return peak_kb / 1024**2, elapsed, record["slices"]["train"] + record["slices"]["val"]
 
 
 def main() -> int:

@@ -16,7 +16,7 @@ TensorFlow is imported only when the network is built.
 """
 
 from .config import TRAIN_LAYERS, TrainingConfig
-from .link import trained_model_link
+from .link import model_provenance, trained_model_link
 from .trainer import TrainingResult, train
 
-__all__ = ["TRAIN_LAYERS", "TrainingConfig", "TrainingResult", "train", "trained_model_link"]
+__all__ = ["TRAIN_LAYERS", "TrainingConfig", "TrainingResult", "model_provenance", "train", "trained_model_link"]

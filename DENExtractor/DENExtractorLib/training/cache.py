@@ -35,14 +35,15 @@ TRUNK_BATCH = 16
 
 @dataclass(frozen=True)
 class CachedCase:
-    """A case's stored network inputs: ``slices`` foreground rows in ``inputs``, divided by ``divisor``."""
+    """A case's ``slices`` stored rows in the ``.npy`` file ``inputs``: preprocessed slices (network input =
+    row / ``divisor``, see :meth:`network_inputs`) or, for frozen-trunk entries, trunk outputs (read with
+    :func:`read_rows`)."""
 
     case_id: str
     label_index: int
     inputs: Path
     divisor: float
     slices: int
-    parameters: dict
 
     def network_inputs(self, rows: np.ndarray) -> np.ndarray:
         """The (n, 224, 224, 1) float32 network inputs of the given stored rows, converted as extraction does."""
@@ -88,7 +89,7 @@ def cache_trunk_outputs(cases: list[CachedCase], key: str, predict: Callable[[np
                 for start in range(0, case.slices, TRUNK_BATCH)
             ])
             write_atomically(target, lambda path, data=outputs: np.save(path, data, allow_pickle=False))
-        derived.append(CachedCase(case.case_id, case.label_index, target, 1.0, case.slices, case.parameters))
+        derived.append(CachedCase(case.case_id, case.label_index, target, 1.0, case.slices))
     return derived
 
 
@@ -111,7 +112,7 @@ def _cached_case(case: LabelledCase, label_index: int, folder: Path, settings: E
     inputs, record_path = folder / f"{stem}.npy", folder / f"{stem}.json"
     record = _read_record(record_path)
     if record is not None and record.get("key") == key and _complete_npy(inputs, record.get("slices", -1)):
-        return CachedCase(case.case_id, label_index, inputs, record["divisor"], record["slices"], record["parameters"]), "reused"
+        return CachedCase(case.case_id, label_index, inputs, record["divisor"], record["slices"]), "reused"
     stack = _preprocessed(case, settings)
     write_atomically(inputs, lambda path: np.save(path, stack.resized, allow_pickle=False))
     record = {"format": CACHE_FORMAT, "key": key, "case_id": case.case_id, "slices": len(stack.foreground_rows),
@@ -119,7 +120,7 @@ def _cached_case(case: LabelledCase, label_index: int, folder: Path, settings: E
               "divisor": stack.divisor, "parameters": stack.parameters}
     text = json.dumps(record)
     write_atomically(record_path, lambda path: path.write_text(text, encoding="utf-8"))
-    return CachedCase(case.case_id, label_index, inputs, stack.divisor, record["slices"], stack.parameters), "cached"
+    return CachedCase(case.case_id, label_index, inputs, stack.divisor, record["slices"]), "cached"
 
 
 def _preprocessed(case: LabelledCase, settings: ExtractionSettings) -> SliceStack:

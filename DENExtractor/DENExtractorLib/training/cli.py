@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"den-train: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("den-train: interrupted; no weights were written", file=sys.stderr)
+        print("den-train: interrupted; no training record was written (the slice cache is kept)", file=sys.stderr)
         return 130
     except Exception as error:  # a bug, not bad input: one line unless --debug
         if arguments.debug:

@@ -13,6 +13,9 @@ import numpy as np
 
 from .cache import CachedCase
 
+ReadCase = Callable[[CachedCase, np.ndarray], np.ndarray]
+"""Reads the given stored rows of a case: its network inputs, or its cached frozen-trunk outputs."""
+
 
 @dataclass(frozen=True)
 class SliceSet:
@@ -36,7 +39,7 @@ class SliceSet:
         """The class index of every patient."""
         return np.asarray([case.label_index for case in self.cases], dtype=np.int64)
 
-    def read(self, positions: np.ndarray, read_case: Callable[[CachedCase, np.ndarray], np.ndarray]) -> np.ndarray:
+    def read(self, positions: np.ndarray, read_case: ReadCase) -> np.ndarray:
         """The data of the slices at ``positions``, in that order, read one case at a time with ``read_case``."""
         out = None
         for patient in np.unique(self.patient[positions]):
@@ -48,7 +51,7 @@ class SliceSet:
         return out
 
     def batches(self, order: np.ndarray, batch_size: int,
-                read_case: Callable[[CachedCase, np.ndarray], np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                read_case: ReadCase) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (positions, data) for consecutive batches of the slices in ``order``."""
         for start in range(0, len(order), batch_size):
             positions = order[start : start + batch_size]

@@ -16,12 +16,27 @@ TRAINING_RECORD_NAME = "den_trained.json"
 TRAINING_RECORD_FORMAT = "den-trained/1"
 
 
-def trained_model_link(weights: str | Path) -> dict | None:
+def model_provenance(model_id: str, weights_sha256: str, weights_source: str) -> dict:
+    """The ``model`` entry of extraction provenance: id, weights sha256 and source and, for weights that
+    ``den-train`` wrote (their record beside them), the trained model id and the training record's path and sha256.
+
+    ``weights_sha256`` is the weights file's sha256 as extraction already computed it (not hashed again here).
+    """
+    entry = {"id": model_id, "weights_sha256": weights_sha256, "weights_source": weights_source}
+    if weights_source != "bundled":
+        link = trained_model_link(weights_source, weights_sha256)
+        if link is not None:
+            entry.update(id=link["model_id"], training_record=link["training_record"],
+                         training_record_sha256=link["training_record_sha256"])
+    return entry
+
+
+def trained_model_link(weights: str | Path, weights_sha256: str | None = None) -> dict | None:
     """The training record of a weights file, when ``den_trained.json`` beside it describes this very file.
 
     Returns ``{"model_id", "training_record", "training_record_sha256"}`` (the record's path and the sha256 of
     its bytes), or None when there is no record, it is unreadable, or it records another file's sha256 (a stale
-    record next to replaced weights is never trusted).
+    record next to replaced weights is never trusted). ``weights_sha256``: the file's sha256 if already known.
     """
     weights = Path(weights)
     record_path = weights.with_name(TRAINING_RECORD_NAME)
@@ -31,6 +46,8 @@ def trained_model_link(weights: str | Path) -> dict | None:
         model_id = record["model_id"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if record.get("format") != TRAINING_RECORD_FORMAT or not weights.is_file() or recorded_sha256 != file_sha256(weights):
+    if record.get("format") != TRAINING_RECORD_FORMAT or not weights.is_file():
+        return None
+    if recorded_sha256 != (weights_sha256 or file_sha256(weights)):
         return None
     return {"model_id": str(model_id), "training_record": str(record_path), "training_record_sha256": file_sha256(record_path)}

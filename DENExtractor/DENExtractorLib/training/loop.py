@@ -8,11 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import SliceSet, one_hot
+from .data import ReadCase, SliceSet, one_hot
 from .evaluation import classification_metrics, patient_probabilities, weighted_cross_entropy
 from .model import TrainableDEN
-
-ReadCase = Callable
 
 
 @dataclass

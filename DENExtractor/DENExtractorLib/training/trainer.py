@@ -21,7 +21,7 @@ from ..weights import weights_sha256
 from .baseline import linear_probe, pooled_features, require_scikit_learn
 from .cache import CachedCase, cache_cases, cache_trunk_outputs, read_rows
 from .config import TrainingConfig
-from .data import SliceSet, class_weights, slice_set
+from .data import ReadCase, SliceSet, class_weights, slice_set
 from .evaluation import classification_metrics, patient_probabilities
 from .labelled import LabelledCohort, read_labelled_cohort
 from .link import TRAINING_RECORD_FORMAT
@@ -78,7 +78,7 @@ def train(cases_csv: str | Path, label_column: str, model_dir: str | Path, confi
                           (base_features, trained_features), started, say)
 
 
-def _classifier_data(model: TrainableDEN, cached: list[CachedCase]) -> tuple[list[CachedCase], Callable]:
+def _classifier_data(model: TrainableDEN, cached: list[CachedCase]) -> tuple[list[CachedCase], ReadCase]:
     """The cases as the classifier reads them: network inputs, or (dense training) cached frozen-trunk outputs."""
     if model.frozen is None:
         return cached, lambda case, rows: case.network_inputs(rows)
@@ -86,7 +86,7 @@ def _classifier_data(model: TrainableDEN, cached: list[CachedCase]) -> tuple[lis
     return cases, lambda case, rows: read_rows(case.inputs, rows)
 
 
-def _pooled(model: TrainableDEN, cases: list[CachedCase], read_case: Callable) -> np.ndarray:
+def _pooled(model: TrainableDEN, cases: list[CachedCase], read_case: ReadCase) -> np.ndarray:
     """Every patient's pooled vector with the model's current trunk weights."""
 
     def features_of(case: CachedCase) -> np.ndarray:
