@@ -192,3 +192,45 @@ def test_patient_metrics_average_slice_probabilities_and_match_scikit_learn():
     assert metrics["accuracy"] == 0.75
     assert metrics["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(truth, probabilities.argmax(1)))
     assert metrics["roc_auc"] == pytest.approx(roc_auc_score(truth, probabilities[:, 1]))
+
+
+@pytest.mark.parametrize("settings", [ExtractionSettings(mode="oriented", plane="coronal"), ExtractionSettings(labels=(1,))],
+                         ids=["oriented-coronal", "labels-1"])
+def test_cache_follows_the_extraction_settings_and_image_mode(tmp_path, settings):
+    folder = tmp_path / "c"
+    path = cohort_csv(folder, [(case_id, seg, "", label) for case_id, seg, label in graded(4)],
+                      header=("case_id", "segmentation", "image", "grade"))
+    for index in range(4):
+        data = np.zeros((16, 16, 8), dtype=np.uint8)
+        data[4:12, 5:9, 2:6] = 1
+        data[6:9, 6:8, 3:5] = 2
+        save_nifti(folder / f"p{index}.nii.gz", data, np.diag([1.0, 2.0, 3.0, 1.0]))
+        mri = np.random.RandomState(index).normal(100, 20, size=(16, 16, 8)).astype(np.float32)
+        save_nifti(folder / f"mri{index}.nii.gz", mri, np.diag([1.0, 2.0, 3.0, 1.0]))
+    text = path.read_text()
+    for index in range(4):
+        text = text.replace(f"p{index}.nii.gz,,", f"p{index}.nii.gz,mri{index}.nii.gz,")
+    path.write_text(text)
+    cohort = read_labelled_cohort(path, "grade")
+
+    cached, failures = cache_cases(cohort, tmp_path / "model", settings)
+
+    from DENExtractorLib import load_image
+    from DENExtractorLib.volume import select_labels
+
+    assert cohort.image_mode and not failures
+    segmentation = load_segmentation(folder / "p2.nii.gz")
+    if settings.labels is not None:
+        segmentation = select_labels(segmentation, settings.labels)
+    stack = preprocess(segmentation, load_image(folder / "mri2.nii.gz"), settings.mode, settings.effective_plane)
+    rows = np.arange(len(stack.foreground_rows))
+    assert cached[2].slices == len(rows)
+    assert np.array_equal(cached[2].network_inputs(rows), stack.batch(0, len(rows)))
+
+
+def test_a_plane_in_reference_mode_is_refused_like_extraction(tmp_path, capsys):
+    path = cohort_csv(tmp_path / "c", graded(4))
+    status = main(["--cases", str(path), "--label-column", "grade", "-o", str(tmp_path / "m"), "--plane", "coronal"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(lines) == 1
+    assert "den-train: error: plane: a plane applies to oriented mode" in lines[0]
