@@ -91,8 +91,6 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     sources = [bool(arguments.segmentations), arguments.cohort is not None, arguments.demo is not None]
     if sum(sources) != 1:
         parser.error("give segmentation files, or --cohort DIR, or --demo")
-    if arguments.plane is not None and arguments.mode == "reference":
-        parser.error("--plane applies to --mode oriented; reference mode slices along the first stored axis")
     if arguments.cohort is not None and arguments.image:
         parser.error("in a cohort, name each case's MRI with --image-pattern, not --image")
     if arguments.cohort is None and arguments.image_pattern:
@@ -152,11 +150,12 @@ def _run_with_progress(
 
 
 def _summarise(outcomes: list[CaseOutcome], total: int) -> int:
-    """Print the closing summary line; return the exit status."""
+    """Print the closing summary line (for more than one case: one case's line says it all); return the exit status."""
     counts = {status: sum(outcome.status == status for outcome in outcomes) for status in ("done", "resumed", "failed")}
     unfinished = total - len(outcomes)
-    print(f"{total} case(s): {counts['done']} done, {counts['resumed']} resumed, {counts['failed']} failed"
-          + (f", {unfinished} not run" if unfinished else ""), file=sys.stderr)
+    if total > 1:
+        print(f"{total} case(s): {counts['done']} done, {counts['resumed']} resumed, {counts['failed']} failed"
+              + (f", {unfinished} not run" if unfinished else ""), file=sys.stderr)
     return EXIT_CASE_FAILED if counts["failed"] else EXIT_OK
 
 
