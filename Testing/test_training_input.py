@@ -4,11 +4,14 @@ the patient-level metrics. Nothing here imports TensorFlow."""
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import save_nifti
+from conftest import REPO_ROOT, save_nifti
 
 from DENExtractorLib.errors import DENError
 from DENExtractorLib.preprocessing import preprocess
@@ -234,3 +237,15 @@ def test_a_plane_in_reference_mode_is_refused_like_extraction(tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(lines) == 1
     assert "den-train: error: plane: a plane applies to oriented mode" in lines[0]
+
+
+def test_bad_input_is_refused_before_tensorflow_loads(tmp_path):
+    path = cohort_csv(tmp_path / "c", graded(4, labels=("high",)))
+    code = ("import sys\nfrom DENExtractorLib.training.cli import main\n"
+            f"status = main(['--cases', {str(path)!r}, '--label-column', 'grade', '-o', {str(tmp_path / 'm')!r}])\n"
+            "print('tensorflow' in sys.modules, status)\n")
+    environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120)
+    assert done.stdout.split() == ["False", "2"]
+    assert done.stderr.strip().splitlines() == [
+        f"den-train: error: {path}: column 'grade' needs at least two classes to train on; found only ['high']"]

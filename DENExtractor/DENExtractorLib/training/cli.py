@@ -7,6 +7,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from .._version import __version__
 from ..errors import DENError, describe_error
 from ..settings import MODES, PLANES, ExtractionSettings
 from .config import TRAIN_LAYERS, TrainingConfig
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-id", help="model id recorded in provenance (default: den-trained-LABEL-<sha256 prefix>)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors and the verdict")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
