@@ -69,3 +69,16 @@ def test_the_same_seed_gives_the_same_run(noise):
     first, second = run(noise, patience=2), run(noise, patience=2)
     assert first[1].epochs == second[1].epochs
     assert all(np.array_equal(a, b) for a, b in zip(first[0].classifier.get_weights(), second[0].classifier.get_weights()))
+
+
+def test_a_diverging_loss_stops_training_with_one_line(tmp_path, noise):
+    from DENExtractorLib.errors import DENError
+
+    poisoned = noise_patients(tmp_path, "bad", 2, seed=3)
+    rows = read_rows(poisoned[0].inputs, np.arange(6))
+    rows[2, 5] = np.inf
+    np.save(poisoned[0].inputs, rows)
+    model = small_classifier(seed=0)
+    with pytest.raises(DENError, match="training diverged at epoch 1 .* lower --learning-rate"):
+        train_loop(model, slice_set(poisoned), noise[1], lambda case, rows: read_rows(case.inputs, rows), class_count=2,
+                   weights={0: 1.0, 1: 1.0}, epochs=3, batch_size=4, patience=2, seed=0)

@@ -2,8 +2,8 @@
 
 Every case is preprocessed by :func:`DENExtractorLib.preprocessing.preprocess`, the very function extraction uses,
 and only its tumour slices (the foreground rows) are stored, as ``.npy`` files read with plain file reads (no
-memory map), so memory does not grow with the cohort. A case's entry is keyed by its files' sha256 and the
-preprocessing settings, so a rerun reuses it and any change recomputes it. Frozen-trunk outputs (``dense``
+memory map), so memory does not grow with the cohort. A case's entry is named by a key over its files' sha256 and
+the preprocessing settings, so a rerun reuses it and any change recomputes it. Frozen-trunk outputs (``dense``
 training) are cached the same way, keyed by the base weights as well.
 """
 
@@ -108,7 +108,7 @@ def read_rows(path: Path, rows: np.ndarray) -> np.ndarray:
 def _cached_case(case: LabelledCase, label_index: int, folder: Path, settings: ExtractionSettings) -> tuple[CachedCase, str]:
     """The cache entry of one case, reused when its key matches, else computed and written atomically."""
     key = _case_key(case, settings)
-    stem = f"{case.case_id}-{key[:16]}"
+    stem = key[:32]  # not the case id: any id, however long or exotic, gives a short, plain file name
     inputs, record_path = folder / f"{stem}.npy", folder / f"{stem}.json"
     record = _read_record(record_path)
     if record is not None and record.get("key") == key and _complete_npy(inputs, record.get("slices", -1)):

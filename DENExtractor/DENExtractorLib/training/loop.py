@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import DENError
 from .data import ReadCase, SliceSet, one_hot
 from .evaluation import classification_metrics, patient_probabilities, weighted_cross_entropy
 from .model import TrainableDEN
@@ -40,7 +41,7 @@ def train_loop(
     """Train ``model.classifier`` for up to ``epochs`` epochs; keep the weights of the lowest validation loss.
 
     Stops when the validation loss has not improved for ``patience`` epochs. The weights left in the model are
-    those of the best epoch.
+    those of the best epoch. Raises :class:`DENError` if the loss stops being a finite number.
     """
     generator = np.random.RandomState(seed)
     train_labels, val_labels = train.labels, val.labels
@@ -61,6 +62,9 @@ def train_loop(
         result.epochs.append(record)
         if on_epoch is not None:
             on_epoch(record)
+        if not (np.isfinite(record["train_loss"]) and np.isfinite(val_loss)):
+            raise DENError("den-train", f"training diverged at epoch {epoch} (the loss is not a finite number): "
+                                        "lower --learning-rate; no weights were written")
         if val_loss < best_loss:
             best_loss, best_weights = val_loss, model.classifier.get_weights()
             result.best_epoch, result.val_slice_probabilities = epoch, probabilities
