@@ -27,7 +27,9 @@ HEAD_NAME = "den_head"
 
 @dataclass
 class BaseWeights:
-    """The identity of the weights training starts from."""
+    """The identity of the weights training starts from: model id (a trained model's own id when its record lies
+    beside the file), ``sha256`` of the float32 arrays (as :func:`~DENExtractorLib.weights.weights_sha256`), the
+    source ("bundled" or the path) and, for a file, the sha256 of its bytes."""
 
     model_id: str
     sha256: str
@@ -114,6 +116,6 @@ def _trunk_with_base_weights(weights: Path | None) -> tuple[Any, BaseWeights]:
         trunk.set_weights(reference_weights())
         return trunk, BaseWeights(identity.model_id, identity.sha256, identity.source, None)
     trunk = build_model(weights)
-    link = trained_model_link(weights)
+    link = trained_model_link(weights, identity.sha256)
     model_id = link["model_id"] if link else identity.model_id
     return trunk, BaseWeights(model_id, weights_sha256(trunk.get_weights()), identity.source, identity.sha256)
