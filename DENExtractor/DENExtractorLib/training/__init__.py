@@ -12,11 +12,25 @@ Example::
     result.paths["weights"]        # model/den_trained.weights.h5, for den-extract --weights
     result.record["verdict"]       # did training beat the linear probe?
 
-TensorFlow is imported only when the network is built.
+TensorFlow is imported only when the network is built. Importing this package loads only the light modules
+(``config``, ``link``), so extraction's provenance can use :func:`model_provenance` without an import cycle;
+``train`` and ``TrainingResult`` load the pipeline on first use.
 """
+
+from typing import Any
 
 from .config import TRAIN_LAYERS, TrainingConfig
 from .link import model_provenance, trained_model_link
-from .trainer import TrainingResult, train
+
+_PIPELINE = ("TrainingResult", "train")
+
+
+def __getattr__(name: str) -> Any:
+    """Load ``train`` and ``TrainingResult`` from :mod:`.trainer` when first asked for."""
+    if name in _PIPELINE:
+        from . import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["TRAIN_LAYERS", "TrainingConfig", "TrainingResult", "model_provenance", "train", "trained_model_link"]
