@@ -249,3 +249,16 @@ def test_bad_input_is_refused_before_tensorflow_loads(tmp_path):
     assert done.stdout.split() == ["False", "2"]
     assert done.stderr.strip().splitlines() == [
         f"den-train: error: {path}: column 'grade' needs at least two classes to train on; found only ['high']"]
+
+
+@pytest.mark.parametrize("option, value, fault", [
+    ("--val-fraction", "1.5", "val_fraction: 1.5 must lie between 0 and 1"),
+    ("--epochs", "0", "epochs: 0 must be at least 1"),
+    ("--learning-rate", "-1", "learning_rate: -1 must be positive"),
+    ("--weights", "missing.weights.h5", "missing.weights.h5: no such weights file"),
+])
+def test_bad_options_get_one_line(tmp_path, capsys, option, value, fault):
+    path = cohort_csv(tmp_path / "c", graded(4))
+    status = main(["--cases", str(path), "--label-column", "grade", "-o", str(tmp_path / "m"), option, value])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("den-train: error: ") and fault in lines[0], lines

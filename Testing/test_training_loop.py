@@ -79,6 +79,6 @@ def test_a_diverging_loss_stops_training_with_one_line(tmp_path, noise):
     rows[2, 5] = np.inf
     np.save(poisoned[0].inputs, rows)
     model = small_classifier(seed=0)
-    with pytest.raises(DENError, match="training diverged at epoch 1 .* lower --learning-rate"):
+    with pytest.raises(DENError, match="training: diverged at epoch 1 .* lower --learning-rate"):
         train_loop(model, slice_set(poisoned), noise[1], lambda case, rows: read_rows(case.inputs, rows), class_count=2,
                    weights={0: 1.0, 1: 1.0}, epochs=3, batch_size=4, patience=2, seed=0)

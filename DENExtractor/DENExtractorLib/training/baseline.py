@@ -26,8 +26,8 @@ def require_scikit_learn() -> None:
     try:
         import sklearn  # noqa: F401
     except ImportError:
-        raise DENError("den-train", "the logistic-regression baseline needs scikit-learn: "
-                                    "pip install 'DENExtractorLib[train]'") from None
+        raise DENError("scikit-learn", "not installed; the logistic-regression baseline needs it: "
+                                       "pip install 'DENExtractorLib[train]'") from None
 
 
 def pooled_features(cases: list[CachedCase], features_of: Callable[[CachedCase], np.ndarray]) -> np.ndarray:

@@ -34,17 +34,17 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         """Refuse values that cannot train, naming the option."""
         checks = [
-            (self.train_layers in TRAIN_LAYERS, f"train layers {self.train_layers!r} is not one of {', '.join(TRAIN_LAYERS)}"),
-            (0 < self.val_fraction < 1, f"validation fraction {self.val_fraction:g} must lie between 0 and 1"),
-            (self.epochs >= 1, f"epochs {self.epochs} must be at least 1"),
-            (self.batch_size >= 1, f"batch size {self.batch_size} must be at least 1"),
-            (self.learning_rate > 0, f"learning rate {self.learning_rate:g} must be positive"),
-            (self.patience >= 1, f"patience {self.patience} must be at least 1"),
-            (self.seed >= 0, f"seed {self.seed} must be a non-negative whole number"),
+            ("train_layers", self.train_layers in TRAIN_LAYERS, f"{self.train_layers!r} is not one of {', '.join(TRAIN_LAYERS)}"),
+            ("val_fraction", 0 < self.val_fraction < 1, f"{self.val_fraction:g} must lie between 0 and 1"),
+            ("epochs", self.epochs >= 1, f"{self.epochs} must be at least 1"),
+            ("batch_size", self.batch_size >= 1, f"{self.batch_size} must be at least 1"),
+            ("learning_rate", self.learning_rate > 0, f"{self.learning_rate:g} must be positive"),
+            ("patience", self.patience >= 1, f"{self.patience} must be at least 1"),
+            ("seed", self.seed >= 0, f"{self.seed} must be a non-negative whole number"),
         ]
-        for passed, fault in checks:
+        for name, passed, fault in checks:
             if not passed:
-                raise DENError("den-train", fault)
+                raise DENError(name, fault)
 
     def hyperparameters(self) -> dict:
         """Every choice as JSON-ready values, for the training record."""

@@ -63,7 +63,7 @@ def train_loop(
         if on_epoch is not None:
             on_epoch(record)
         if not (np.isfinite(record["train_loss"]) and np.isfinite(val_loss)):
-            raise DENError("den-train", f"training diverged at epoch {epoch} (the loss is not a finite number): "
+            raise DENError("training", f"diverged at epoch {epoch} (the loss is not a finite number): "
                                         "lower --learning-rate; no weights were written")
         if val_loss < best_loss:
             best_loss, best_weights = val_loss, model.classifier.get_weights()
