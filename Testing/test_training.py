@@ -157,8 +157,9 @@ def test_the_learning_curves_picture_is_written(cli_run):
     model_dir, record, _ = cli_run
     with Image.open(model_dir / "den_trained.png") as picture:
         assert picture.format == "PNG" and picture.size == (1200, 450)
-    assert record["outputs"] == {"weights": "den_trained.weights.h5", "png": "den_trained.png",
-                                 "predictions": "val_predictions.csv"}
+    assert {kind: entry["file"] for kind, entry in record["outputs"].items()} == {
+        "weights": "den_trained.weights.h5", "png": "den_trained.png", "predictions": "val_predictions.csv"}
+    assert all(file_sha256(model_dir / entry["file"]) == entry["sha256"] for entry in record["outputs"].values())
     assert not [path.name for path in model_dir.iterdir() if ".partial" in path.name]
 
 
