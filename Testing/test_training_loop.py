@@ -82,3 +82,18 @@ def test_a_diverging_loss_stops_training_with_one_line(tmp_path, noise):
     with pytest.raises(DENError, match="training: diverged at epoch 1 .* lower --learning-rate"):
         train_loop(model, slice_set(poisoned), noise[1], lambda case, rows: read_rows(case.inputs, rows), class_count=2,
                    weights={0: 1.0, 1: 1.0}, epochs=3, batch_size=4, patience=2, seed=0)
+
+
+def test_weights_files_do_not_depend_on_what_the_process_built_before(tmp_path):
+    """Keras names layers by a process-wide counter and records the names: the same weights must give the same bytes."""
+    from DENExtractorLib.network import build_architecture
+    from DENExtractorLib.training.report import write_weights
+    from DENExtractorLib.volume import file_sha256
+
+    first, second = build_architecture(), build_architecture()  # the second's layers are conv2d_5... by default
+    second.set_weights(first.get_weights())
+
+    paths = [write_weights(model, tmp_path / f"{index}.weights.h5") for index, model in enumerate((first, second))]
+
+    assert [layer.name for layer in first.layers] == [layer.name for layer in second.layers]
+    assert file_sha256(paths[0]) == file_sha256(paths[1])

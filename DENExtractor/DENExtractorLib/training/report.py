@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,30 @@ def output_paths(model_dir: Path) -> dict[str, Path]:
 
 
 def write_weights(trunk: Any, path: Path) -> Path:
-    """Save the trunk's weights as a Keras ``.weights.h5`` (loadable by ``den-extract --weights``)."""
+    """Save the trunk's weights as a Keras ``.weights.h5`` (loadable by ``den-extract --weights``).
+
+    The layers are first given the names a fresh process gives them: Keras records each layer's name in the file,
+    and an automatic name counts every layer the process ever built, so the same weights would otherwise give
+    different bytes in a long-lived process (a notebook, Slicer, a test session).
+    """
+    _name_as_fresh(trunk)
     return write_atomically(path, lambda temporary: trunk.save_weights(str(temporary)))
+
+
+def _name_as_fresh(model: Any) -> None:
+    """Rename the model's layers (conv2d, conv2d_1, ...) and optimizer (adam) by class and order of appearance."""
+    seen: dict[str, int] = {}
+    for layer in model.layers:
+        base = _snake_case(type(layer).__name__)
+        layer.name = base if base not in seen else f"{base}_{seen[base]}"
+        seen[base] = seen.get(base, 0) + 1
+    if getattr(model, "optimizer", None) is not None:
+        model.optimizer.name = _snake_case(type(model.optimizer).__name__)
+
+
+def _snake_case(name: str) -> str:
+    """``MaxPooling2D`` -> ``max_pooling2d``, ``BatchNormalization`` -> ``batch_normalization``."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name).lower()
 
 
 def write_predictions(path: Path, patients: list[str], labels: list[str], probabilities: np.ndarray,
