@@ -262,3 +262,9 @@ def test_bad_options_get_one_line(tmp_path, capsys, option, value, fault):
     status = main(["--cases", str(path), "--label-column", "grade", "-o", str(tmp_path / "m"), option, value])
     lines = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(lines) == 1 and lines[0].startswith("den-train: error: ") and fault in lines[0], lines
+
+
+def test_a_measurement_column_is_refused_in_one_short_line(tmp_path, capsys):
+    rows = [(f"p{index}", f"p{index}.nii.gz", str(300 + 17 * index)) for index in range(40)]
+    refused_by_den_train(cohort_csv(tmp_path / "c", rows), "'300' (1), '317' (1), '334' (1), '351' (1), '368' (1) and "
+                         "35 more classes (is 'grade' a measurement, not a class?)", tmp_path, capsys)

@@ -108,11 +108,12 @@ def _checked_cohort(source: Path, sha256: str, label_column: str, cases: tuple[L
     if len(counts) < 2:
         found = f"only {sorted(counts)}" if counts else "no labelled case"
         raise DENError(source, f"column {label_column!r} needs at least two classes to train on; found {found}")
-    small = {label: count for label, count in sorted(counts.items()) if count < MIN_PATIENTS_PER_CLASS}
+    small = [(label, count) for label, count in sorted(counts.items()) if count < MIN_PATIENTS_PER_CLASS]
     if small:
-        listed = ", ".join(f"{label!r} ({count})" for label, count in small.items())
+        listed = ", ".join(f"{label!r} ({count})" for label, count in small[:5])
+        more = f" and {len(small) - 5} more classes (is {label_column!r} a measurement, not a class?)" if len(small) > 5 else ""
         raise DENError(source, f"every class needs at least {MIN_PATIENTS_PER_CLASS} patients (one to train on, one "
-                               f"to validate on); too few in {listed}")
+                               f"to validate on); too few in {listed}{more}")
     return LabelledCohort(source, sha256, label_column, cases, sorted_classes(counts), excluded, split_from_column)
 
 
