@@ -78,7 +78,7 @@ def cache_cases(cohort: LabelledCohort, model_dir: Path, settings: ExtractionSet
 def cache_trunk_outputs(cases: list[CachedCase], key: str, predict: Callable[[np.ndarray], np.ndarray]) -> list[CachedCase]:
     """Store ``predict(inputs)`` (the frozen trunk) for every case's rows; return cases reading those outputs.
 
-    ``key`` names the frozen weights (their sha256), so outputs of other weights are never reused.
+    ``key`` names what the outputs depend on (frozen weights, software), so other outputs are never reused.
     """
     derived = []
     for case in cases:

@@ -9,6 +9,8 @@ trunk, whose weights are what is saved.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..architecture import INPUT_SHAPE
-from ..network import import_keras, build_architecture, build_model
+from ..network import build_architecture, build_model, import_keras
 from ..weights import reference_weights, weights_sha256
 from ..weights_files import weights_identity
 from .link import trained_model_link
@@ -71,6 +73,14 @@ class TrainableDEN:
             signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)]
             self._inference[part] = tf.function(lambda batch: model(batch, training=False), input_signature=signature)
         return np.asarray(self._inference[part](data), dtype=np.float32)
+
+    def frozen_key(self) -> str:
+        """sha256 naming what the frozen trunk's outputs depend on: base weights, TensorFlow, Keras, oneDNN switch."""
+        import keras
+        import tensorflow as tf
+
+        parts = [self.base.sha256, tf.__version__, keras.__version__, os.environ.get("TF_ENABLE_ONEDNN_OPTS", "")]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
     def trunk_weights(self) -> list[np.ndarray]:
         """The trunk's weights in ``model.get_weights()`` order (what ``--weights`` loads)."""

@@ -114,7 +114,7 @@ def _classifier_data(model: TrainableDEN, cached: list[CachedCase]) -> tuple[lis
     """The cases as the classifier reads them: network inputs, or (dense training) cached frozen-trunk outputs."""
     if model.frozen is None:
         return cached, lambda case, rows: case.network_inputs(rows)
-    cases = cache_trunk_outputs(cached, model.base.sha256, model.classifier_input)
+    cases = cache_trunk_outputs(cached, model.frozen_key(), model.classifier_input)
     return cases, lambda case, rows: read_rows(case.inputs, rows)
 
 
