@@ -1,0 +1,51 @@
+"""Shared by the cohort-at-scale tests: a small real cohort, its one-process run, and output comparisons."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DATA
+from DENExtractorLib.cohort import Case, CaseOutcome, ExtractionSettings, run_cohort, write_cohort_table
+from DENExtractorLib.demo import write_synthetic_case
+
+SETTINGS = ExtractionSettings(png=False)
+
+
+def real_cohort(folder: Path) -> list[Case]:
+    """Three cases: the two real BraTS label maps and one small generated case, sorted by id."""
+    small = write_synthetic_case(folder / "small.nii.gz", shape=(48, 48, 24), seed=5)
+    return [
+        Case("pat0001", DATA / "brats2015" / "pat0001" / "OTMultiClass.nii.gz"),
+        Case("pat0002", DATA / "brats2015" / "pat0002" / "OTMultiClass.nii.gz"),
+        Case("small", small),
+    ]
+
+
+@pytest.fixture(scope="session")
+def one_process_run(tmp_path_factory) -> tuple[list[Case], Path, list[CaseOutcome]]:
+    """The cohort run in this process, one case after another: the reference every other runner must equal."""
+    folder = tmp_path_factory.mktemp("one_process")
+    cases = real_cohort(folder)
+    out = folder / "out"
+    outcomes = run_cohort(cases, out, SETTINGS)
+    write_cohort_table(outcomes, out / "den_cohort.csv")
+    return cases, out, outcomes
+
+
+def read_rows(table: Path) -> list[dict[str, str]]:
+    """The rows of a cohort CSV."""
+    with open(table, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def assert_same_features(case_ids: list[str], expected_dir: Path, actual_dir: Path) -> None:
+    """Each case's feature matrix is bitwise identical in the two output folders."""
+    for case_id in case_ids:
+        expected = np.load(expected_dir / f"{case_id}_den.npy")
+        actual = np.load(actual_dir / f"{case_id}_den.npy")
+        assert actual.dtype == expected.dtype == np.float32
+        assert actual.tobytes() == expected.tobytes(), case_id

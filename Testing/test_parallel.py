@@ -1,0 +1,72 @@
+"""``--jobs N``: spawned worker processes give the one-process features bit for bit; a dead worker fails its case."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from cohort_fixtures import SETTINGS, assert_same_features, read_rows, real_cohort
+from DENExtractorLib.cohort import ExtractionSettings, write_cohort_table
+from DENExtractorLib.errors import DENError
+from DENExtractorLib.parallel import run_cases_in_processes
+
+
+def test_two_workers_give_the_one_process_features_bit_for_bit_and_the_same_table(one_process_run, tmp_path):
+    cases, expected_out, expected_outcomes = one_process_run
+    out = tmp_path / "out"
+    reported = []
+
+    outcomes = run_cases_in_processes(cases, out, SETTINGS, jobs=2, on_case_done=reported.append)
+
+    assert [outcome.case for outcome in outcomes] == cases
+    assert sorted(outcome.case.case_id for outcome in reported) == [case.case_id for case in cases]
+    assert [outcome.status for outcome in outcomes] == ["done"] * 3
+    assert_same_features([case.case_id for case in cases], expected_out, out)
+    write_cohort_table(outcomes, out / "den_cohort.csv")
+    assert read_rows(out / "den_cohort.csv") == read_rows(expected_out / "den_cohort.csv")
+    assert multiprocessing.active_children() == []
+
+
+def test_a_killed_worker_fails_only_its_case(one_process_run, tmp_path):
+    cases, expected_out, _ = one_process_run
+    killed = []
+
+    def kill_first_worker() -> None:
+        """SIGKILL worker 0 while it holds its first case (it gets one as soon as it starts)."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            for child in multiprocessing.active_children():
+                if child.name == "den-worker-0" and child.pid:
+                    os.kill(child.pid, signal.SIGKILL)
+                    killed.append(child.pid)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_first_worker)
+    killer.start()
+    outcomes = run_cases_in_processes(cases, tmp_path, SETTINGS, jobs=2)
+    killer.join()
+
+    assert killed
+    first, *others = outcomes
+    assert first.status == "failed"
+    assert first.message == (f"{cases[0].segmentation}: the worker process extracting this case died "
+                             "(killed by signal SIGKILL, perhaps for lack of memory); no output was written")
+    assert [outcome.status for outcome in others] == ["done", "done"]
+    assert_same_features([outcome.case.case_id for outcome in others], expected_out, tmp_path)
+    assert not list(tmp_path.glob(f"{cases[0].case_id}_den.*")) and not list(tmp_path.glob(".*partial*"))
+    assert multiprocessing.active_children() == []
+
+
+def test_unusable_weights_stop_the_run_with_one_line(tmp_path):
+    weights = tmp_path / "broken.weights.h5"
+    weights.write_bytes(b"not an HDF5 file")
+    cases = real_cohort(tmp_path)[2:]
+    with pytest.raises(DENError, match=r"broken\.weights\.h5: cannot load these weights into DEN"):
+        run_cases_in_processes(cases, tmp_path / "out", ExtractionSettings(weights=weights, png=False), jobs=1)
+    assert multiprocessing.active_children() == []
+    assert not (tmp_path / "out").exists()
