@@ -22,7 +22,7 @@ class CaseWorker:
         """Configure TensorFlow (``threads``, ``gpu_slot``: see :func:`runtime.configure_tensorflow`), build the
         model and verify its weights; raises :class:`DENError` for unusable weights."""
         self.settings = settings
-        self.device = configure_tensorflow(threads=threads, gpu_slot=gpu_slot)
+        configure_tensorflow(threads=threads, gpu_slot=gpu_slot)
         self.model = load_model(settings.weights)
         verify_bundled_weights(self.model)
 

@@ -1,0 +1,128 @@
+"""Dask: a real LocalCluster and real ``dask scheduler`` / ``dask worker`` processes on 127.0.0.1 give the
+one-process features bit for bit; a worker lost mid-case means one retry, then a failed case."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cohort_fixtures import SETTINGS, assert_same_features, read_rows
+from DENExtractorLib.cohort import write_cohort_table
+
+distributed = pytest.importorskip("distributed", reason="the [dask] extra is part of the test extra")
+from DENExtractorLib.dask_runner import run_cases_on_dask  # noqa: E402
+
+DASK = Path(sys.executable).with_name("dask")
+START_SECONDS = 120
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A real ``dask scheduler`` and a ``dask worker`` process with two single-threaded workers (with nannies,
+    which restart a killed worker), on 127.0.0.1 only; the scheduler allows one retry, like ``--scheduler local``.
+    Always torn down."""
+    logs = tmp_path_factory.mktemp("dask_logs")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    environment = dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1",
+                       DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION="1.0")
+    commands = [
+        [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+        [str(DASK), "worker", address, "--host", "127.0.0.1", "--nworkers", "2", "--nthreads", "1",
+         "--no-dashboard", "--memory-limit", "4GiB"],
+    ]
+    processes = []
+    try:
+        for number, command in enumerate(commands):
+            log = open(logs / f"process{number}.log", "wb")
+            processes.append(subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT,
+                                              start_new_session=True))
+            time.sleep(1.0 if number == 0 else 0)
+        with distributed.Client(address, timeout="60s", set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=START_SECONDS)
+        yield address
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in reversed(processes):
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(30)
+
+
+def test_a_local_cluster_gives_the_one_process_features_bit_for_bit(one_process_run, tmp_path):
+    cases, expected_out, _ = one_process_run
+    reported = []
+    outcomes = run_cases_on_dask(cases, tmp_path, SETTINGS, scheduler="local", jobs=2, on_case_done=reported.append)
+    assert [outcome.case for outcome in outcomes] == cases
+    assert len(reported) == 3 and [outcome.status for outcome in outcomes] == ["done"] * 3
+    assert_same_features([case.case_id for case in cases], expected_out, tmp_path)
+    write_cohort_table(outcomes, tmp_path / "den_cohort.csv")
+    assert read_rows(tmp_path / "den_cohort.csv") == read_rows(expected_out / "den_cohort.csv")
+
+
+def test_a_scheduler_and_workers_started_by_the_user_give_the_same_features(one_process_run, dask_cluster, tmp_path):
+    cases, expected_out, _ = one_process_run
+    outcomes = run_cases_on_dask(cases, tmp_path, SETTINGS, scheduler=dask_cluster)
+    assert [outcome.status for outcome in outcomes] == ["done"] * 3
+    assert_same_features([case.case_id for case in cases], expected_out, tmp_path)
+    write_cohort_table(outcomes, tmp_path / "den_cohort.csv")
+    assert read_rows(tmp_path / "den_cohort.csv") == read_rows(expected_out / "den_cohort.csv")
+
+
+class WorkerKiller(threading.Thread):
+    """Kills, ``times`` times, whichever worker process is extracting the task whose key starts with ``prefix``."""
+
+    def __init__(self, address: str, prefix: str, times: int) -> None:
+        super().__init__(daemon=True)
+        self.address, self.prefix, self.times, self.killed = address, prefix, times, []
+
+    def run(self) -> None:
+        with distributed.Client(self.address, timeout="30s", set_as_default=False) as client:
+            deadline = time.monotonic() + 180
+            while len(self.killed) < self.times and time.monotonic() < deadline:
+                for worker, keys in client.processing().items():
+                    if any(str(key).startswith(self.prefix) for key in keys) and worker not in self.killed:
+                        pid = client.run(os.getpid, workers=[worker])[worker]
+                        os.kill(pid, signal.SIGKILL)
+                        self.killed.append(worker)
+                        break
+                time.sleep(0.05)
+
+
+@pytest.mark.parametrize("kills", [1, 2])
+def test_a_lost_worker_is_retried_once_then_its_case_fails(one_process_run, dask_cluster, tmp_path, kills):
+    cases, expected_out, _ = one_process_run
+    killer = WorkerKiller(dask_cluster, "den-0-", kills)
+    killer.start()
+    outcomes = run_cases_on_dask(cases, tmp_path, SETTINGS, scheduler=dask_cluster)
+    killer.join(60)
+    assert len(killer.killed) == kills
+    first, *others = outcomes
+    if kills == 1:
+        assert first.status == "done"
+        assert_same_features([case.case_id for case in cases], expected_out, tmp_path)
+    else:
+        assert first.status == "failed"
+        assert first.message == (f"{cases[0].segmentation}: the Dask worker extracting this case died, and again on "
+                                 "the retry (out of memory?); no output was written")
+        assert not list(tmp_path.glob(f"{cases[0].case_id}_den.*"))
+    assert [outcome.status for outcome in others] == ["done", "done"]
+    assert_same_features([outcome.case.case_id for outcome in others], expected_out, tmp_path)
