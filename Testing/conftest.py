@@ -28,11 +28,17 @@ def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -
 
 
 @pytest.fixture(scope="session")
-def reference_result():
-    """DEN features of the real BraTS case pat0001 in reference mode (bundled weights)."""
-    from DENExtractorLib import extract_file
+def reference_extractor():
+    """One extractor with the default settings (reference mode, bundled weights), its model built once."""
+    from DENExtractorLib import DENExtractor
 
-    return extract_file(PAT0001_LABELS)
+    return DENExtractor()
+
+
+@pytest.fixture(scope="session")
+def reference_result(reference_extractor):
+    """DEN features of the real BraTS case pat0001 in reference mode (bundled weights)."""
+    return reference_extractor.extract_file(PAT0001_LABELS)
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,7 @@ def read_table(path) -> dict[str, dict]:
 
 
 def test_the_published_layout_is_expressible(cohort):
-    cases = find_cases(cohort, PATTERN)
+    cases = find_cases(cohort, PATTERN).cases
     assert [case.case_id for case in cases] == ["broken", "pat0001", "pat0002"]
     assert cases[1].segmentation.name == "pat0001_tumor_segmentation.nii.gz"
 

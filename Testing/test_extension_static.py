@@ -364,7 +364,7 @@ def test_module_classes_are_named_for_slicers_loader():
 
 
 def test_module_choices_match_the_library():
-    from DENExtractorLib import preprocessing
+    from DENExtractorLib import settings as preprocessing
 
     constants = {
         statement.targets[0].id: ast.literal_eval(statement.value)

@@ -11,7 +11,7 @@ from PIL import Image
 from DENExtractorLib import MODEL_ID, REFERENCE_WEIGHTS_SHA256, write_outputs
 from DENExtractorLib.cli import main
 from DENExtractorLib.demo import synthetic_glioblastoma
-from DENExtractorLib.volumes import file_sha256
+from DENExtractorLib.volume import file_sha256
 
 
 def test_outputs_hold_features_provenance_and_heatmap(tmp_path, reference_result):
@@ -30,7 +30,10 @@ def test_outputs_hold_features_provenance_and_heatmap(tmp_path, reference_result
     assert provenance["features"]["foreground_rows"] == reference_result.foreground_rows.tolist()
     assert {"denextractor", "python", "numpy", "nibabel", "keras"} <= set(provenance["software"])
     assert provenance["elapsed_seconds"] > 0
-    assert provenance["outputs"] == {"npy": "pat0001_den.npy", "png": "pat0001_den.png"}
+    assert provenance["outputs"] == {
+        "npy": {"file": "pat0001_den.npy", "sha256": file_sha256(written["npy"])},
+        "png": {"file": "pat0001_den.png", "sha256": file_sha256(written["png"])},
+    }
     picture = Image.open(written["png"])
     assert picture.format == "PNG" and picture.size == (1000, 500)
 

@@ -4,33 +4,43 @@ The Slicer-free core of the DENExtractor extension. TensorFlow is imported only 
 
 Example::
 
-    import DENExtractorLib
-    result = DENExtractorLib.extract_file("pat0001/OTMultiClass.nii.gz")
+    import DENExtractorLib as den
+
+    extractor = den.DENExtractor(mode="reference")         # settings checked once; model built on first use
+    result = extractor.extract_file("pat0001/OTMultiClass.nii.gz")
     result.features      # (slices, 4096) float32, one row per slice
     result.pooled        # (8192,) mean and max over the slices holding tumour
 """
 
+from ._version import __version__
 from .architecture import FEATURE_COUNT, INPUT_SIZE, PARAMETER_COUNT
 from .errors import DENError, ExtractionCancelled
-from .extraction import ExtractionResult, extract, extract_file
+from .extraction import ExtractionResult
+from .extractor import DENExtractor, extract, extract_file
 from .network import build_model
 from .outputs import output_paths, write_outputs
-from .provenance import PACKAGE_VERSION as __version__
-from .volumes import Volume, image_from_array, load_image, load_segmentation, segmentation_from_array
+from .readers import load_image, load_segmentation
+from .settings import MODES, PLANES, ExtractionSettings
+from .volume import Volume, distinct_label_values, image_from_array, segmentation_from_array
 from .weights import MODEL_ID, REFERENCE_WEIGHTS_SHA256
 
 __all__ = [
     "DENError",
+    "DENExtractor",
     "ExtractionCancelled",
     "ExtractionResult",
+    "ExtractionSettings",
     "FEATURE_COUNT",
     "INPUT_SIZE",
     "MODEL_ID",
+    "MODES",
     "PARAMETER_COUNT",
+    "PLANES",
     "REFERENCE_WEIGHTS_SHA256",
     "Volume",
     "__version__",
     "build_model",
+    "distinct_label_values",
     "extract",
     "extract_file",
     "image_from_array",

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import traceback
 from pathlib import Path
 
-from .cohort import (
-    COHORT_TABLE_NAME,
-    CaseOutcome,
-    ExtractionSettings,
-    cases_from_files,
-    find_cases,
-    run_cohort,
-    write_cohort_table,
-)
+from ._version import __version__
+from .cohort import COHORT_TABLE_NAME, CaseOutcome, cases_from_files, find_cases, run_cohort, write_cohort_table
 from .demo import write_synthetic_case
 from .errors import DENError, describe_error
-from .preprocessing import MODES, PLANES
+from .extractor import DENExtractor
+from .output_folder import prepare_output_folder
+from .settings import MODES, PLANES, ExtractionSettings
 
 DEMO_CASE_NAME = "synthetic_glioblastoma.nii.gz"
-EXIT_OK, EXIT_CASE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_CASE_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_STATUSES = (
+    "exit status: 0 every case succeeded; 1 a case failed (the others were still done); 2 bad arguments, "
+    "weights, cohort folder or output folder (nothing computed); 130 interrupted (Ctrl-C or SIGTERM; finished "
+    "cases and the cohort table are kept)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,10 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="den-extract",
         description="Extract DEN deep features (4096 per slice) from glioblastoma segmentations "
-        "(.nii, .nii.gz, .seg.nrrd, .nrrd). Writes NAME_den.npy, NAME_den.json (provenance) and NAME_den.png.",
+        "(.nii, .nii.gz, .seg.nrrd, .nrrd, .nhdr). Writes NAME_den.npy, NAME_den.png and NAME_den.json (provenance).",
         epilog="Examples: den-extract seg.nii.gz -o out | "
         "den-extract --cohort DATA --pattern '{id}_nifti/{id}_tumor_segmentation.nii.gz' -o out --resume | "
-        "den-extract --demo -o out",
+        f"den-extract --demo -o out. {EXIT_STATUSES}.",
     )
     parser.add_argument("segmentations", nargs="*", type=Path, metavar="SEG", help="segmentation files")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output folder (created if needed)")
@@ -54,13 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run on a generated synthetic glioblastoma (or on CASE)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``den-extract``; return the exit status (0 all cases done, 1 some case failed, 2 bad input)."""
+    """Run ``den-extract``; return the exit status (see :data:`EXIT_STATUSES`)."""
     parser = build_parser()
     arguments = parser.parse_args(argv)
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _run(arguments, parser)
     except DENError as error:
@@ -68,16 +71,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("den-extract: interrupted; finished cases are kept", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as error:  # a bug, not bad input: one line unless --debug
         if arguments.debug:
             traceback.print_exc()
-        print(f"den-extract: internal error: {type(error).__name__}: {describe_error(error)} (rerun with --debug)", file=sys.stderr)
+        print(f"den-extract: internal error: {describe_error(error)} (rerun with --debug)", file=sys.stderr)
         return EXIT_CASE_FAILED
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _interrupt(signal_number: int, frame: object) -> None:
+    """SIGTERM (a scheduler's time limit, ``kill``, ``timeout``) stops the run the way Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """Dispatch to the demo, a cohort, or a list of files."""
+    """Check everything that can be checked without TensorFlow, then run the demo, a cohort, or a list of files."""
     sources = [bool(arguments.segmentations), arguments.cohort is not None, arguments.demo is not None]
     if sum(sources) != 1:
         parser.error("give segmentation files, or --cohort DIR, or --demo")
@@ -87,33 +97,47 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("in a cohort, name each case's MRI with --image-pattern, not --image")
     if arguments.cohort is None and arguments.image_pattern:
         parser.error("--image-pattern only applies with --cohort")
-    plane = arguments.plane or PLANES[0]
-    settings = ExtractionSettings(arguments.mode, plane, arguments.weights, arguments.labels, png=not arguments.no_png)
+    settings = ExtractionSettings(arguments.mode, arguments.plane, arguments.labels, arguments.weights)
+    output = prepare_output_folder(arguments.output)
     if arguments.cohort is not None:
-        cases = find_cases(arguments.cohort, arguments.pattern, arguments.image_pattern)
+        found = find_cases(arguments.cohort, arguments.pattern, arguments.image_pattern)
+        if found.skipped_hidden:
+            _say(arguments, f"note: skipped {len(found.skipped_hidden)} hidden match(es) (names starting with '.'): "
+                            f"{', '.join(found.skipped_hidden[:5])}")
+        cases = found.cases
     elif arguments.demo is not None:
         demo_case = Path(arguments.demo)
         if arguments.demo == "synthetic":
-            demo_case = arguments.output / DEMO_CASE_NAME
+            demo_case = output / DEMO_CASE_NAME
             _say(arguments, f"generating a synthetic glioblastoma label map: {demo_case}")
             write_synthetic_case(demo_case)
         cases = cases_from_files([demo_case], arguments.image)
     else:
         cases = cases_from_files(arguments.segmentations, arguments.image)
-    outcomes = _run_with_progress(cases, arguments, settings)
+    outcomes: list[CaseOutcome] = []
+    try:
+        _run_with_progress(cases, arguments, output, DENExtractor(settings), outcomes)
+    except KeyboardInterrupt:
+        if arguments.cohort is not None:
+            _say(arguments, f"cohort table of the finished cases: {write_cohort_table(outcomes, output / COHORT_TABLE_NAME)}")
+        _summarise(outcomes, len(cases))
+        raise
     if arguments.cohort is not None:
-        table = write_cohort_table(outcomes, arguments.output / COHORT_TABLE_NAME)
+        table = write_cohort_table(outcomes, output / COHORT_TABLE_NAME)
         _say(arguments, f"cohort table: {table}")
-    return _summarise(outcomes)
+    return _summarise(outcomes, len(cases))
 
 
-def _run_with_progress(cases: list, arguments: argparse.Namespace, settings: ExtractionSettings) -> list[CaseOutcome]:
-    """Run the cases with a progress bar on stderr, printing each failure as one line as it happens."""
+def _run_with_progress(
+    cases: list, arguments: argparse.Namespace, output: Path, extractor: DENExtractor, outcomes: list[CaseOutcome]
+) -> None:
+    """Run the cases with a progress bar on stderr, printing one line per case as it finishes into ``outcomes``."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(cases), unit="case", disable=arguments.quiet or len(cases) < 2, file=sys.stderr)
 
     def report(outcome: CaseOutcome) -> None:
+        outcomes.append(outcome)
         bar.update(1)
         if outcome.status == "failed":
             bar.write(f"den-extract: error: {outcome.message}", file=sys.stderr)
@@ -122,16 +146,17 @@ def _run_with_progress(cases: list, arguments: argparse.Namespace, settings: Ext
                       f"({outcome.foreground_rows} with tumour) -> {outcome.outputs['npy']}")
 
     try:
-        return run_cohort(cases, arguments.output, settings, resume=arguments.resume, on_case_done=report)
+        run_cohort(cases, output, extractor, resume=arguments.resume, png=not arguments.no_png, on_case_done=report)
     finally:
         bar.close()
 
 
-def _summarise(outcomes: list[CaseOutcome]) -> int:
+def _summarise(outcomes: list[CaseOutcome], total: int) -> int:
     """Print the closing summary line; return the exit status."""
     counts = {status: sum(outcome.status == status for outcome in outcomes) for status in ("done", "resumed", "failed")}
-    print(f"{len(outcomes)} case(s): {counts['done']} done, {counts['resumed']} resumed, {counts['failed']} failed",
-          file=sys.stderr)
+    unfinished = total - len(outcomes)
+    print(f"{total} case(s): {counts['done']} done, {counts['resumed']} resumed, {counts['failed']} failed"
+          + (f", {unfinished} not run" if unfinished else ""), file=sys.stderr)
     return EXIT_CASE_FAILED if counts["failed"] else EXIT_OK
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import csv
-import glob
-import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,10 +14,11 @@ import numpy as np
 from .architecture import FEATURE_COUNT
 from .atomic import write_atomically
 from .errors import DENError, describe_error
-from .extraction import extract, pooled_vector
-from .network import load_model
-from .outputs import output_paths, write_outputs
-from .volumes import file_sha256, load_image, load_segmentation, strip_volume_suffix
+from .extraction import pooled_vector
+from .extractor import DENExtractor
+from .outputs import check_output_names, write_outputs
+from .readers import load_image, load_segmentation, strip_volume_suffix
+from .resume import reusable_outputs
 
 CASE_ID_PLACEHOLDER = "{id}"
 COHORT_TABLE_NAME = "den_cohort.csv"
@@ -31,17 +31,6 @@ class Case:
     case_id: str
     segmentation: Path
     image: Path | None = None
-
-
-@dataclass(frozen=True)
-class ExtractionSettings:
-    """The choices that shape the numbers: mode, plane, weights file (None = bundled), labels kept (None = all)."""
-
-    mode: str = "reference"
-    plane: str = "axial"
-    weights: Path | None = None
-    labels: tuple[int, ...] | None = None
-    png: bool = True
 
 
 @dataclass
@@ -57,86 +46,100 @@ class CaseOutcome:
     outputs: dict[str, Path] = field(default_factory=dict)
 
 
-def find_cases(directory: str | Path, pattern: str, image_pattern: str | None = None) -> list[Case]:
+@dataclass
+class FoundCases:
+    """The cases a pattern found, and the hidden entries (names starting with ".") it matched but skipped."""
+
+    cases: list[Case]
+    skipped_hidden: list[str]
+
+
+def find_cases(directory: str | Path, pattern: str, image_pattern: str | None = None) -> FoundCases:
     """Find one case per file matching ``pattern`` under ``directory``, sorted by case id.
 
-    ``pattern`` is a glob relative to ``directory`` in which ``{id}`` stands for the case id and must match the
-    same text wherever it appears, e.g. ``{id}_nifti/{id}_tumor_segmentation.nii.gz``. Without ``{id}`` the case
-    id is the file name without its volume suffix. ``image_pattern`` (image mode) names each case's MRI the same
-    way, e.g. ``{id}_nifti/{id}_flair.nii.gz``.
+    ``pattern`` is a glob relative to ``directory`` (``*``, ``?``, ``**/``) in which ``{id}`` stands for the case id
+    and must match the same text wherever it appears, e.g. ``{id}_nifti/{id}_tumor_segmentation.nii.gz``. Without
+    ``{id}`` the case id is the file name without its volume suffix. ``image_pattern`` (image mode) names each case's
+    MRI the same way. Folder names are taken literally (``study[1]`` is fine). Entries whose path has a part starting
+    with "." (hidden files, macOS ``._`` files) are skipped and listed in ``skipped_hidden``.
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise DENError(directory, "no such cohort folder")
     matcher = _pattern_regex(pattern)
-    cases = []
-    for match_path in sorted(glob.glob(str(directory / pattern.replace(CASE_ID_PLACEHOLDER, "*")), recursive=True)):
-        relative = Path(match_path).relative_to(directory).as_posix()
+    depth = None if "**" in pattern else pattern.count("/")
+    cases, hidden = [], []
+    for relative in _relative_files(directory, depth):
         found = matcher.fullmatch(relative)
         if found is None:
             continue
-        case_id = found.group("id") if CASE_ID_PLACEHOLDER in pattern else strip_volume_suffix(match_path)
+        if any(part.startswith(".") for part in relative.split("/")):
+            hidden.append(relative)
+            continue
+        case_id = found.group("id") if CASE_ID_PLACEHOLDER in pattern else strip_volume_suffix(relative)
         image = directory / image_pattern.replace(CASE_ID_PLACEHOLDER, case_id) if image_pattern else None
-        cases.append(Case(case_id, Path(match_path), image))
+        cases.append(Case(case_id, directory / relative, image))
     if not cases:
-        raise DENError(directory, f"no file matches the pattern {pattern!r}")
+        raise DENError(directory, f"no file matches the pattern {pattern!r}" + (f" (skipped hidden: {hidden[:3]})" if hidden else ""))
     _refuse_duplicate_ids(cases, directory)
-    return sorted(cases, key=lambda case: case.case_id)
+    return FoundCases(sorted(cases, key=lambda case: case.case_id), sorted(hidden))
 
 
 def cases_from_files(segmentations: list[Path], images: list[Path] | None = None) -> list[Case]:
-    """One case per segmentation file, named by its file name; ``images`` pairs an MRI with each, in order."""
+    """One case per segmentation file, named by its file name, or by its folder's name where file names collide
+    (every BraTS case is ``OTMultiClass.nii.gz``); ``images`` pairs an MRI with each, in order."""
     if images and len(images) != len(segmentations):
         raise DENError(images[0], f"{len(images)} images given for {len(segmentations)} segmentations: give one per segmentation")
+    stems = [strip_volume_suffix(path) for path in segmentations]
+    colliding = {stem for stem in stems if stems.count(stem) > 1}
     cases = [
-        Case(strip_volume_suffix(path), Path(path), Path(images[index]) if images else None)
-        for index, path in enumerate(segmentations)
+        Case(Path(path).absolute().parent.name if stem in colliding else stem, Path(path), Path(images[index]) if images else None)
+        for index, (path, stem) in enumerate(zip(segmentations, stems))
     ]
     _refuse_duplicate_ids(cases, segmentations[0].parent)
     return cases
 
 
-def run_case(case: Case, out_dir: Path, settings: ExtractionSettings, resume: bool) -> CaseOutcome:
+def run_case(case: Case, out_dir: Path, extractor: DENExtractor, *, resume: bool = False, png: bool = True) -> CaseOutcome:
     """Extract one case and write its outputs; with ``resume``, reuse complete, matching outputs instead.
 
     Every failure becomes a "failed" outcome with a one-line message, so one case never stops the others.
     """
-    paths = output_paths(out_dir, case.case_id)
     try:
+        paths = check_output_names(out_dir, case.case_id)
         if resume:
-            resumed = _resume(case, paths, settings)
-            if resumed is not None:
-                return resumed
-        result = extract(
-            load_segmentation(case.segmentation),
-            image=load_image(case.image) if case.image else None,
-            mode=settings.mode,
-            plane=settings.plane,
-            weights=settings.weights,
-            labels=settings.labels,
+            reusable = reusable_outputs(paths, case.segmentation, case.image, extractor.settings, png)
+            if reusable is not None:
+                return _outcome(case, "resumed", reusable.features, reusable.foreground_rows, reusable.paths)
+        result = extractor.extract(
+            load_segmentation(case.segmentation), load_image(case.image) if case.image else None
         )
-        written = write_outputs(result, out_dir, case.case_id, png=settings.png)
+        written = write_outputs(result, out_dir, case.case_id, png=png)
         return _outcome(case, "done", result.features, result.foreground_rows, written)
     except DENError as error:
         return CaseOutcome(case, "failed", str(error))
     except Exception as error:  # an unforeseen fault in one case must not stop the cohort
-        return CaseOutcome(case, "failed", f"{case.segmentation}: unexpected {type(error).__name__}: {describe_error(error)}")
+        return CaseOutcome(case, "failed", f"{case.segmentation}: could not be processed ({describe_error(error)})")
 
 
 def run_cohort(
     cases: list[Case],
     out_dir: str | Path,
-    settings: ExtractionSettings,
+    extractor: DENExtractor,
     *,
     resume: bool = False,
+    png: bool = True,
     on_case_done: Callable[[CaseOutcome], None] | None = None,
 ) -> list[CaseOutcome]:
-    """Run every case in order (the model is loaded once, first), reporting each outcome as it finishes."""
+    """Run every case in order with one extractor (its model built once, when a case first needs it).
+
+    Each outcome is reported to ``on_case_done`` as it finishes, so a caller interrupted by Ctrl-C or SIGTERM
+    (``KeyboardInterrupt``) still holds every finished case.
+    """
     out_dir = Path(out_dir)
-    load_model(settings.weights)
     outcomes = []
     for case in cases:
-        outcome = run_case(case, out_dir, settings, resume)
+        outcome = run_case(case, out_dir, extractor, resume=resume, png=png)
         outcomes.append(outcome)
         if on_case_done is not None:
             on_case_done(outcome)
@@ -160,42 +163,23 @@ def write_cohort_table(outcomes: list[CaseOutcome], path: str | Path) -> Path:
     return write_atomically(path, write)
 
 
-def _expected_weights_sha256(settings: ExtractionSettings) -> str:
-    """The weights checksum that outputs made with these settings must record."""
-    return load_model(settings.weights).weights_sha256
-
-
-def _resume(case: Case, paths: dict[str, Path], settings: ExtractionSettings) -> CaseOutcome | None:
-    """Return a "resumed" outcome if the case's outputs are complete and were made from the same inputs and settings."""
-    try:
-        provenance = json.loads(paths["json"].read_text(encoding="utf-8"))
-        features = np.load(paths["npy"], allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    recorded = provenance.get("preprocessing", {})
-    image_record = provenance.get("image") or {}
-    still_valid = (
-        provenance.get("input", {}).get("sha256") == file_sha256(case.segmentation)
-        and image_record.get("sha256") == (file_sha256(case.image) if case.image else None)
-        and provenance.get("model", {}).get("weights_sha256") == _expected_weights_sha256(settings)
-        and recorded.get("mode") == settings.mode
-        and (settings.mode == "reference" or recorded.get("plane") == settings.plane)
-        and recorded.get("labels") == ("all" if settings.labels is None else sorted(set(settings.labels)))
-        and list(features.shape) == provenance.get("features", {}).get("shape")
-        and features.dtype == np.float32
-        and (paths["png"].is_file() or not settings.png)
-    )
-    if not still_valid:
-        return None
-    foreground = np.asarray(provenance["features"]["foreground_rows"], dtype=np.int64)
-    written = {kind: path for kind, path in paths.items() if path.is_file()}
-    return _outcome(case, "resumed", features, foreground, written)
-
-
 def _outcome(case: Case, status: str, features: np.ndarray, foreground: np.ndarray, written: dict[str, Path]) -> CaseOutcome:
     """A successful outcome with the pooled patient-level vector (mean then max over foreground rows)."""
     pooled = pooled_vector(features, foreground)
     return CaseOutcome(case, status, "", int(features.shape[0]), int(foreground.size), pooled, written)
+
+
+def _relative_files(directory: Path, depth: int | None) -> list[str]:
+    """Every file under ``directory`` (no deeper than ``depth`` folders when given), as sorted POSIX relative paths."""
+    found = []
+    for root, folders, files in os.walk(directory):
+        relative_root = Path(root).relative_to(directory)
+        level = len(relative_root.parts)
+        if depth is not None and level >= depth:
+            folders.clear()
+        if depth is None or level == depth:
+            found.extend((relative_root / name).as_posix() for name in files)
+    return sorted(found)
 
 
 def _pattern_regex(pattern: str) -> re.Pattern:
@@ -218,9 +202,13 @@ def _pattern_regex(pattern: str) -> re.Pattern:
 
 
 def _refuse_duplicate_ids(cases: list[Case], source: Path) -> None:
-    """Two cases with the same id would overwrite each other's outputs: refuse them."""
+    """Two cases with the same id would overwrite each other's outputs: refuse them, saying what to do."""
     seen: dict[str, Path] = {}
     for case in cases:
         if case.case_id in seen:
-            raise DENError(source, f"case id {case.case_id!r} is used by both {seen[case.case_id]} and {case.segmentation}")
+            raise DENError(
+                source,
+                f"case id {case.case_id!r} is used by both {seen[case.case_id]} and {case.segmentation}: "
+                "rename one, or run them as a cohort with --cohort DIR --pattern '{id}/FILE'",
+            )
         seen[case.case_id] = case.segmentation

@@ -1,20 +1,16 @@
-"""Running DEN over a segmentation: preprocessing, the network over foreground slices, pooling, provenance."""
+"""Running the network over a slice stack: foreground slices in batches, the empty input once, then pooling."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .architecture import FEATURE_COUNT, INPUT_SHAPE
 from .errors import ExtractionCancelled
-from .network import LoadedModel, load_model
-from .preprocessing import SliceStack, preprocess
-from .provenance import build_provenance
-from .volumes import Volume, load_image, load_segmentation, select_labels
+from .network import LoadedModel
+from .preprocessing import SliceStack
 
 BATCH_SIZE = 16
 """Slices per network call: large enough for fast matrix products, small enough to keep memory low."""
@@ -36,57 +32,6 @@ class ExtractionResult:
     foreground_rows: np.ndarray
     pooled: np.ndarray
     provenance: dict
-
-
-def extract_file(
-    path: str | Path,
-    *,
-    image: str | Path | None = None,
-    mode: str = "reference",
-    plane: str = "axial",
-    weights: str | Path | None = None,
-    labels: Sequence[int] | None = None,
-    progress: ProgressCallback | None = None,
-    cancel: CancelCheck | None = None,
-) -> ExtractionResult:
-    """Read a segmentation file (and optional MRI for image mode) and return its DEN features.
-
-    Example: ``extract_file("pat0001/OTMultiClass.nii.gz").features`` is a (240, 4096) float32 array.
-    Raises :class:`DENError` with a one-line message for any bad input.
-    """
-    segmentation = load_segmentation(path)
-    image_volume = load_image(image) if image is not None else None
-    return extract(
-        segmentation, image=image_volume, mode=mode, plane=plane, weights=weights, labels=labels, progress=progress, cancel=cancel
-    )
-
-
-def extract(
-    segmentation: Volume,
-    *,
-    image: Volume | None = None,
-    mode: str = "reference",
-    plane: str = "axial",
-    weights: str | Path | None = None,
-    labels: Sequence[int] | None = None,
-    progress: ProgressCallback | None = None,
-    cancel: CancelCheck | None = None,
-) -> ExtractionResult:
-    """Return the DEN features of a validated segmentation volume (see :func:`extract_file`).
-
-    ``labels`` keeps only those label values (default: all), as choosing segments in Slicer does.
-    ``progress(done, total)`` is called as slices are computed; when ``cancel()`` returns True the work stops
-    with :class:`ExtractionCancelled` before anything is returned.
-    """
-    started = time.perf_counter()
-    if labels is not None:
-        segmentation = select_labels(segmentation, labels)
-    stack = preprocess(segmentation, image=image, mode=mode, plane=plane)
-    stack.parameters["labels"] = "all" if labels is None else sorted({int(label) for label in labels})
-    model = load_model(weights)
-    features = run_network(model, stack, progress=progress, cancel=cancel, source=segmentation.source)
-    provenance = build_provenance(segmentation, image, stack, model, time.perf_counter() - started)
-    return ExtractionResult(features, stack.foreground_rows, pooled_vector(features, stack.foreground_rows), provenance)
 
 
 def pooled_vector(features: np.ndarray, foreground_rows: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 HEATMAP_COLORMAP = "viridis"
 
 
-def save_heatmap_png(features: np.ndarray, path: Path, title: str) -> None:
+def save_heatmap_png(features: np.ndarray, path: Path, title: str, row_label: str = "slice") -> None:
     """Draw ``features`` (rows = slices, columns = features) as a viridis heatmap with labelled axes and colour bar."""
     import matplotlib
 
@@ -20,8 +20,8 @@ def save_heatmap_png(features: np.ndarray, path: Path, title: str) -> None:
     axes = figure.add_subplot()
     picture = axes.imshow(features, aspect="auto", cmap=HEATMAP_COLORMAP, interpolation="nearest")
     axes.set_xlabel(f"feature index (0-{features.shape[1] - 1})")
-    axes.set_ylabel(f"slice (row 0-{features.shape[0] - 1})")
-    axes.set_title(title)
+    axes.set_ylabel(f"{row_label}\nrows 0-{features.shape[0] - 1}", fontsize=9)
+    axes.set_title(title, fontsize=9)
     figure.colorbar(picture, ax=axes, label="activation")
     figure.tight_layout()
     figure.savefig(path, format="png")

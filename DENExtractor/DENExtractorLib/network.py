@@ -6,20 +6,18 @@ TensorFlow is imported here only, and only when a function needs it (importing i
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from .architecture import INPUT_SHAPE, LAYERS, POOL_SIZE, POOL_STRIDE, weight_specs
 from .errors import DENError, describe_error
-from .volumes import file_sha256
-from .weights import MODEL_ID, REFERENCE_WEIGHTS_SHA256, reference_weights
-
-WEIGHT_SUFFIXES = (".weights.h5", ".keras")
+from .weights import reference_weights
+from .weights_files import WeightsIdentity, check_weights_file, weights_identity
 
 
 @dataclass
@@ -27,10 +25,23 @@ class LoadedModel:
     """A built model with the identity of its weights, as recorded in provenance."""
 
     model: Any
-    model_id: str
-    weights_sha256: str
-    weights_source: str
+    identity: WeightsIdentity
     _forward: Callable | None = field(default=None, repr=False)
+
+    @property
+    def model_id(self) -> str:
+        """The weights' model id (``den-ref-v1`` or ``user:<file name>``)."""
+        return self.identity.model_id
+
+    @property
+    def weights_sha256(self) -> str:
+        """The weights' sha256 (pinned for the bundled weights, the file's bytes for a user's)."""
+        return self.identity.sha256
+
+    @property
+    def weights_source(self) -> str:
+        """Where the weights came from: "bundled" or the file's path."""
+        return self.identity.source
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Return the (n, 4096) float32 features of an (n, 224, 224, 1) float32 batch, in inference mode."""
@@ -43,17 +54,36 @@ class LoadedModel:
         return np.asarray(self._forward(batch), dtype=np.float32)
 
 
-def _import_keras() -> Any:
-    """Import Keras quietly (TensorFlow's start-up chatter is not for our users)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+@contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Send the process's stderr (file descriptor 2) to the null device for the duration of the block.
 
+    TensorFlow's C++ libraries print start-up notices (absl, oneDNN) straight to descriptor 2 while they load,
+    whatever ``TF_CPP_MIN_LOG_LEVEL`` says; they are not for our users.
+    """
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(null)
+        os.close(saved)
+
+
+def import_keras() -> Any:
+    """Import TensorFlow and Keras without their start-up chatter; return the ``keras`` module."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _stderr_silenced():
+        import tensorflow  # noqa: F401  (loaded here so that its notices are silenced)
+        import keras
     return keras
 
 
 def build_architecture() -> Any:
     """Return an uninitialised-but-built, compiled Keras ``Sequential`` following the layer table."""
-    keras = _import_keras()
+    keras = import_keras()
     layers = [keras.Input(shape=INPUT_SHAPE)]
     for spec in LAYERS:
         kind = spec[0]
@@ -85,58 +115,48 @@ def build_model(weights: str | Path | None = None) -> Any:
     return _build_loaded_model(weights).model
 
 
-_MODEL_CACHE: dict[tuple, LoadedModel] = {}
-
-
 def load_model(weights: str | Path | None = None) -> LoadedModel:
-    """Return the model used for extraction with its weights' identity, built once per weights file (and file
-    version) per process. Not for changing: :func:`build_model` gives a model of your own."""
-    key: tuple = ("bundled",)
-    if weights is not None:
-        path = Path(weights).expanduser().resolve()
-        stat = path.stat() if path.is_file() else None
-        key = (str(path), stat.st_mtime_ns if stat else None, stat.st_size if stat else None)
-    if key not in _MODEL_CACHE:
-        _MODEL_CACHE.clear()
-        _MODEL_CACHE[key] = _build_loaded_model(weights)
-    return _MODEL_CACHE[key]
+    """Build the model used for extraction, with its weights' identity. Each call builds a new model: hold it (a
+    :class:`~DENExtractorLib.extractor.DENExtractor` does) rather than calling this per case."""
+    return _build_loaded_model(weights)
 
 
 def _build_loaded_model(weights: str | Path | None) -> LoadedModel:
-    """Build a new model with the bundled weights (None) or a user's weights file."""
-    return _reference_model() if weights is None else _user_model(Path(weights))
-
-
-def _reference_model() -> LoadedModel:
-    """Build the model with the pinned reference weights."""
-    model = build_architecture()
-    model.set_weights(reference_weights())
-    return LoadedModel(model, MODEL_ID, REFERENCE_WEIGHTS_SHA256, "bundled")
-
-
-def _user_model(path: Path) -> LoadedModel:
-    """Build the model with weights from a user's ``.weights.h5`` or ``.keras`` file."""
-    if not path.is_file():
-        raise DENError(path, "no such weights file")
-    name = path.name.lower()
-    if not name.endswith(WEIGHT_SUFFIXES):
-        raise DENError(path, "weights must be a Keras .weights.h5 or .keras file (other formats may run code on load)")
-    model = build_architecture()
-    if name.endswith(".keras"):
-        model.set_weights(_weights_from_keras_file(path))
+    """Build a new model with the bundled weights (None) or a user's weights file, refusing non-finite weights."""
+    path = None if weights is None else Path(weights).expanduser().absolute()
+    if path is None:
+        model = build_architecture()
+        model.set_weights(reference_weights())
     else:
-        try:
-            model.load_weights(str(path))
-        except Exception as error:  # h5py/Keras raise many kinds on corrupt or mismatched files
-            raise DENError(path, f"cannot load these weights into DEN ({describe_error(error)})") from None
-    return LoadedModel(model, f"user:{path.name}", file_sha256(path), str(path))
+        check_weights_file(path)
+        model = _user_model(path)
+        _refuse_non_finite(model.get_weights(), path)
+    return LoadedModel(model, weights_identity(path))
+
+
+def _user_model(path: Path) -> Any:
+    """Build the model with weights from a checked ``.weights.h5`` or ``.keras`` file."""
+    model = build_architecture()
+    if path.name.lower().endswith(".keras"):
+        model.set_weights(_weights_from_keras_file(path))
+        return model
+    try:
+        model.load_weights(str(path))
+    except Exception as error:  # h5py/Keras raise many kinds on corrupt or mismatched files
+        raise DENError(path, f"cannot load these weights into DEN ({describe_error(error)})") from None
+    return model
+
+
+def _refuse_non_finite(arrays: list[np.ndarray], path: Path) -> None:
+    """Weights with NaN or infinite values give meaningless features (often all 0.0): refuse them."""
+    bad = sum(int(np.size(array) - np.count_nonzero(np.isfinite(array))) for array in arrays)
+    if bad:
+        raise DENError(path, f"{bad} weight values are NaN or infinite: these weights cannot give meaningful features")
 
 
 def _weights_from_keras_file(path: Path) -> list[np.ndarray]:
     """Load a ``.keras`` model in safe mode and return its weights if its layers are DEN's."""
-    keras = _import_keras()
-    if not zipfile.is_zipfile(path):
-        raise DENError(path, "not a .keras archive (corrupt or another format)")
+    keras = import_keras()
     try:
         loaded = keras.models.load_model(str(path), compile=False, safe_mode=True)
     except Exception as error:  # safe mode refuses Lambda layers and other code with a ValueError

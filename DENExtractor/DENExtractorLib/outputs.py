@@ -1,6 +1,8 @@
-"""Writing a result: ``{stem}_den.npy`` (features), ``{stem}_den.json`` (provenance), ``{stem}_den.png`` (heatmap).
+"""Writing a result: ``{stem}_den.npy`` (features), ``{stem}_den.png`` (heatmap), ``{stem}_den.json`` (provenance).
 
-Every file is written atomically, so an interrupted run never leaves a half-written output.
+Every file is written atomically, and the ``.json`` is written last with the sha256 of the ``.npy`` (and ``.png``)
+it belongs to, so the three are one unit: a reader (and ``--resume``) trusts a ``.json`` only beside the very
+files it names.
 """
 
 from __future__ import annotations
@@ -11,30 +13,66 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_atomically
+from .errors import DENError
 from .extraction import ExtractionResult
 from .heatmap import save_heatmap_png
+from .volume import file_sha256
 
 OUTPUT_SUFFIX = "_den"
+OUTPUT_KINDS = ("npy", "json", "png")
+MAX_NAME_BYTES = 255
+"""Longest file name most file systems accept."""
 
 
 def output_paths(out_dir: str | Path, stem: str) -> dict[str, Path]:
     """The paths of the ``npy``, ``json`` and ``png`` outputs of ``stem`` in ``out_dir``."""
     base = Path(out_dir) / f"{stem}{OUTPUT_SUFFIX}"
-    return {kind: base.with_name(f"{base.name}.{kind}") for kind in ("npy", "json", "png")}
+    return {kind: base.with_name(f"{base.name}.{kind}") for kind in OUTPUT_KINDS}
+
+
+def check_output_names(out_dir: str | Path, stem: str) -> dict[str, Path]:
+    """Return the output paths of ``stem``, refusing names too long for the file system or taken by a folder."""
+    paths = output_paths(out_dir, stem)
+    for path in paths.values():
+        if len(path.name.encode("utf-8")) > MAX_NAME_BYTES:
+            raise DENError(stem, f"the output name {path.name[:40]}... is longer than {MAX_NAME_BYTES} bytes: use a shorter case id")
+        if path.is_dir():
+            raise DENError(path, "an output of this case would replace this existing folder: move it or choose another output folder")
+    return paths
 
 
 def write_outputs(result: ExtractionResult, out_dir: str | Path, stem: str, *, png: bool = True) -> dict[str, Path]:
-    """Write the feature matrix, its provenance and (unless ``png=False``) the heatmap; return their paths.
-
-    The ``.npy`` and ``.png`` are written before the ``.json``, so a provenance file only exists beside complete
-    outputs.
-    """
-    paths = output_paths(out_dir, stem)
+    """Write the feature matrix, (unless ``png=False``) the heatmap, then the provenance; return their paths."""
+    paths = check_output_names(out_dir, stem)
     written = {"npy": write_atomically(paths["npy"], lambda path: np.save(path, result.features, allow_pickle=False))}
     if png:
-        title = f"DEN features of {stem} ({result.provenance['model']['id']})"
-        written["png"] = write_atomically(paths["png"], lambda path: save_heatmap_png(result.features, path, title))
-    provenance = dict(result.provenance, outputs={kind: path.name for kind, path in written.items()})
+        title = heatmap_title(stem, result.provenance)
+        written["png"] = write_atomically(
+            paths["png"], lambda path: save_heatmap_png(result.features, path, title, heatmap_row_label(result.provenance))
+        )
+    else:
+        paths["png"].unlink(missing_ok=True)
+    provenance = dict(
+        result.provenance,
+        outputs={kind: {"file": path.name, "sha256": file_sha256(path)} for kind, path in written.items()},
+    )
     text = json.dumps(provenance, indent=2)
     written["json"] = write_atomically(paths["json"], lambda path: path.write_text(text, encoding="utf-8"))
     return written
+
+
+def heatmap_title(stem: str, provenance: dict) -> str:
+    """The heatmap's title: case, model, mode, plane (or the first stored axis) and whether an MRI was used."""
+    preprocessing = provenance.get("preprocessing", {})
+    mode = preprocessing.get("mode", "reference")
+    plane = f"{preprocessing.get('plane')} plane" if mode == "oriented" else "first stored axis"
+    source = "MRI inside the segmentation" if provenance.get("image") else "label values"
+    return f"DEN features of {stem} ({provenance['model']['id']}; {mode} mode, {plane}; {source})"
+
+
+def heatmap_row_label(provenance: dict) -> str:
+    """What the heatmap's rows are: slices along which axis."""
+    preprocessing = provenance.get("preprocessing", {})
+    if preprocessing.get("mode") == "oriented":
+        return f"{preprocessing.get('plane')} slice (row 0 = lowest {preprocessing.get('slice_axis_ras', '')} index)"
+    return "slice along the first stored axis (row r = voxel index i = r)"

@@ -18,10 +18,12 @@ from PIL import Image
 
 from .architecture import INPUT_SIZE
 from .errors import DENError
-from .volumes import Volume, check_same_grid
+from .volume import Volume, check_same_grid
 
-MODES = ("reference", "oriented")
-PLANES = ("axial", "coronal", "sagittal")
+MAX_PADDED_PIXELS = 4096 * 4096
+"""Largest slice after padding to a physical square (oriented mode): a header whose spacing ratio would need more
+(a 1 KB file can declare a ratio of 100 or more) is refused before anything is allocated."""
+
 PLANE_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
 """The RAS axis each plane is perpendicular to."""
 
@@ -51,16 +53,17 @@ class SliceStack:
 
 
 def preprocess(segmentation: Volume, image: Volume | None = None, mode: str = "reference", plane: str = "axial") -> SliceStack:
-    """Build the :class:`SliceStack` of a segmentation in the given mode and plane (plane: oriented mode only)."""
-    if mode not in MODES:
-        raise DENError(segmentation.source, f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
-    if plane not in PLANES:
-        raise DENError(segmentation.source, f"unknown plane {plane!r}: choose one of {', '.join(PLANES)}")
+    """Build the :class:`SliceStack` of a segmentation in the given mode and plane (plane: oriented mode only).
+
+    ``mode`` and ``plane`` are values an :class:`~DENExtractorLib.settings.ExtractionSettings` has validated.
+    """
     if image is not None:
         check_same_grid(segmentation, image)
     if mode == "reference":
         return _reference_stack(segmentation, image)
-    return _oriented_stack(segmentation, image, plane)
+    if mode == "oriented":
+        return _oriented_stack(segmentation, image, plane)
+    raise ValueError(f"unknown mode {mode!r}")
 
 
 def _reference_stack(segmentation: Volume, image: Volume | None) -> SliceStack:
@@ -103,6 +106,7 @@ def _oriented_stack(segmentation: Volume, image: Volume | None, plane: str) -> S
     axis = PLANE_AXIS[plane]
     in_plane = [a for a in range(3) if a != axis]
     column_spacing, row_spacing = float(spacing[in_plane[0]]), float(spacing[in_plane[1]])
+    _check_padded_size(labels.shape[in_plane[1]], labels.shape[in_plane[0]], column_spacing, row_spacing, segmentation.source)
     rows = _rows_with_foreground(labels, axis=axis)
     parameters: dict = {
         "mode": "oriented",
@@ -163,11 +167,27 @@ def _resize_float(slice_2d: np.ndarray, resample: Image.Resampling) -> np.ndarra
     return np.clip(np.asarray(picture.resize((INPUT_SIZE, INPUT_SIZE), resample)), 0.0, 1.0)
 
 
+def _padded_shape(height: int, width: int, column_spacing: float, row_spacing: float) -> tuple[int, int]:
+    """Height and width of a slice zero-padded to equal physical height and width."""
+    side_mm = max(height * row_spacing, width * column_spacing)
+    return max(height, round(side_mm / row_spacing)), max(width, round(side_mm / column_spacing))
+
+
+def _check_padded_size(height: int, width: int, column_spacing: float, row_spacing: float, source: str) -> None:
+    """Refuse voxel spacings so unequal that padding a slice to a physical square would need a huge image."""
+    padded_height, padded_width = _padded_shape(height, width, column_spacing, row_spacing)
+    if padded_height * padded_width > MAX_PADDED_PIXELS:
+        raise DENError(
+            source,
+            f"in-plane voxel spacings {column_spacing:g} x {row_spacing:g} mm are too unequal: a {height}x{width} slice "
+            f"would pad to {padded_height}x{padded_width} pixels (limit {MAX_PADDED_PIXELS} pixels); check the header's spacing",
+        )
+
+
 def _square_resize(slice_2d: np.ndarray, column_spacing: float, row_spacing: float, resample: Image.Resampling) -> np.ndarray:
     """Zero-pad a slice to equal physical height and width, then resize it to 224x224 in PIL mode "F"."""
     height, width = slice_2d.shape
-    side_mm = max(height * row_spacing, width * column_spacing)
-    target_height, target_width = max(height, round(side_mm / row_spacing)), max(width, round(side_mm / column_spacing))
+    target_height, target_width = _padded_shape(height, width, column_spacing, row_spacing)
     top, left = (target_height - height) // 2, (target_width - width) // 2
     padded = np.zeros((target_height, target_width), dtype=np.float32)
     padded[top : top + height, left : left + width] = slice_2d

@@ -39,7 +39,7 @@ from vtk.util import numpy_support
 
 from . import DENError, ExtractionResult, Volume, extract, image_from_array, segmentation_from_array, write_outputs
 from .module_state import LABELMAP_CLASS, SEGMENTATION_CLASS, chosen_path, segment_ids_of
-from .segmentation_nrrd import distinct_label_values
+from .volume import distinct_label_values
 
 VIRIDIS_COLOR_NODE_ID = "vtkMRMLColorTableNodeFileViridis.txt"
 """ID of Slicer's Viridis colour table node (loaded by the Colors module from ``ColorFiles/Viridis.txt``)."""
@@ -529,7 +529,8 @@ def process(
     segmentation = _input_volume(input_node, segment_ids, image_node)
     image = volume_from_scalar_node(image_node) if image_node is not None else None
     result = extract(
-        segmentation, image=image, mode=mode, plane=plane, weights=weights, progress=progress, cancel=cancel
+        segmentation, image=image, mode=mode, plane=plane if mode == "oriented" else None, weights=weights,
+        progress=progress, cancel=cancel,
     )
     paths = write_outputs(result, folder, output_stem(name))
     nodes = add_results_to_scene(result, scene, name)

@@ -1,35 +1,33 @@
-"""Reading and validating the volumes DEN works on: label maps (segmentations) and intensity images.
+"""The volumes DEN works on, label maps (segmentations) and intensity images, and their checks.
 
 Every volume is held as a :class:`Volume` whose array axes are (i, j, k) exactly as nibabel stores a NIfTI file,
-with a voxel-to-RAS affine. Every fault is raised as a :class:`DENError` naming the file and the fault.
+with a voxel-to-RAS affine. Reading files is the job of :mod:`.readers`; this module only validates arrays, so the
+Slicer layer and the readers share one set of rules. Every fault is raised as a :class:`DENError` naming the source.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DENError, describe_error
+from .errors import DENError
 
 MAX_VOXELS = 2**28
-"""Largest volume accepted (268 M voxels, about 2 GiB as float64): larger headers are refused before reading."""
+"""Largest volume accepted (268 M voxels): larger headers are refused before reading."""
 
 MAX_AXIS_LENGTH = 16384
 """Longest axis accepted, in voxels."""
 
+MAX_DISTINCT_LABELS = 1000
+"""Most distinct values a label map may hold. Real label maps have at most a few hundred (FreeSurfer's aparc+aseg
+about 180); an MRI passed as the segmentation has thousands."""
+
 GRID_TOLERANCE_MM = 1e-3
 """Largest difference between two affines (in mm) for two volumes to count as sharing a grid."""
-
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-SEGMENTATION_NRRD_SUFFIX = ".seg.nrrd"
-NRRD_SUFFIXES = (".nrrd", ".nhdr")
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 @dataclass(frozen=True)
@@ -37,8 +35,8 @@ class Volume:
     """A 3-D volume on a voxel grid.
 
     ``data`` has axes (i, j, k) as nibabel stores a NIfTI file; ``affine`` maps voxel indices to RAS millimetres;
-    ``source`` names the file or node in messages and provenance; ``sha256`` is the digest of the file's bytes, or
-    None for arrays that never were a file.
+    ``source`` names the file or node in messages and provenance; ``sha256`` is the digest of the bytes that were
+    read (header and data), or None for arrays that never were a file.
     """
 
     data: np.ndarray
@@ -52,40 +50,14 @@ class Volume:
         return tuple(int(n) for n in self.data.shape)  # type: ignore[return-value]
 
 
-def file_sha256(path: str | Path) -> str:
-    """Return the hex sha256 of a file's bytes, read in chunks."""
+def file_sha256(*paths: str | Path) -> str:
+    """Return the hex sha256 of the bytes of one file, or of several files read one after another."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    for path in paths:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
-
-
-def strip_volume_suffix(path: str | Path) -> str:
-    """Return a file name without its volume suffix: ``pat1.seg.nrrd`` -> ``pat1``, ``x.nii.gz`` -> ``x``."""
-    name = Path(path).name
-    for suffix in (SEGMENTATION_NRRD_SUFFIX, ".nii.gz", ".nii", ".nrrd", ".nhdr"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
-
-
-def load_segmentation(path: str | Path) -> Volume:
-    """Read and validate a label map from ``.nii``, ``.nii.gz``, ``.seg.nrrd`` or ``.nrrd``.
-
-    Label values are kept as stored. Raises :class:`DENError` for a missing or unreadable file, data that is not
-    3-D, NaN or infinite values, non-integer or negative labels, absurd dimensions, or no foreground at all.
-    """
-    path = Path(path)
-    data, affine = _read_any(path, segmentation=True)
-    return segmentation_from_array(data, affine, str(path), sha256=file_sha256(path))
-
-
-def load_image(path: str | Path) -> Volume:
-    """Read and validate an intensity image (``.nii``, ``.nii.gz`` or ``.nrrd``) for image mode."""
-    path = Path(path)
-    data, affine = _read_any(path, segmentation=False)
-    return image_from_array(data, affine, str(path), sha256=file_sha256(path))
 
 
 def segmentation_from_array(
@@ -93,7 +65,8 @@ def segmentation_from_array(
 ) -> Volume:
     """Validate an (i, j, k) label-map array and wrap it as a :class:`Volume`.
 
-    Labels must be finite, whole and non-negative, and at least one voxel must be foreground (non-zero).
+    Labels must be finite, whole and non-negative, at most :data:`MAX_DISTINCT_LABELS` distinct values, and at
+    least one voxel must be foreground (non-zero).
     """
     data = _as_3d(np.asanyarray(data), source)
     _check_finite(data, source)
@@ -111,11 +84,18 @@ def segmentation_from_array(
         raise DENError(source, f"negative label value {data.min():g}: labels must be 0 (background) or positive")
     if not np.any(data):
         raise DENError(source, "the segmentation has no foreground (every voxel is 0): nothing to extract")
+    distinct = np.unique(data).size
+    if distinct > MAX_DISTINCT_LABELS:
+        raise DENError(
+            source,
+            f"not a label map: {distinct} distinct values (a label map has at most {MAX_DISTINCT_LABELS}); "
+            "pass an MRI as --image, not as the segmentation",
+        )
     return Volume(data=data, affine=_checked_affine(affine, source), source=source, sha256=sha256)
 
 
 def image_from_array(data: np.ndarray, affine: np.ndarray, source: str, sha256: str | None = None) -> Volume:
-    """Validate an (i, j, k) intensity array (finite, 3-D) and wrap it as a :class:`Volume`."""
+    """Validate an (i, j, k) intensity array (real, finite, 3-D) and wrap it as a :class:`Volume`."""
     data = _as_3d(np.asanyarray(data), source)
     _check_finite(data, source)
     return Volume(data=data, affine=_checked_affine(affine, source), source=source, sha256=sha256)
@@ -155,73 +135,20 @@ def check_same_grid(segmentation: Volume, image: Volume) -> None:
         )
 
 
-def _read_any(path: Path, segmentation: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Read a volume file by its suffix, returning (data in i, j, k order, voxel-to-RAS affine)."""
-    if not path.exists():
-        raise DENError(path, "no such file")
-    if not path.is_file():
-        raise DENError(path, "not a file")
-    name = path.name.lower()
-    if name.endswith(NIFTI_SUFFIXES):
-        return _read_nifti(path)
-    if name.endswith(SEGMENTATION_NRRD_SUFFIX):
-        if not segmentation:
-            raise DENError(path, "a .seg.nrrd is a segmentation, not an intensity image")
-        from .segmentation_nrrd import read_segmentation_nrrd
+def distinct_label_values(values: Sequence[int]) -> list[int]:
+    """Give every segment its own label value, in segment order.
 
-        return read_segmentation_nrrd(path)
-    if name.endswith(NRRD_SUFFIXES):
-        return _read_nrrd(path)
-    raise DENError(path, "not a NIfTI (.nii, .nii.gz) or NRRD (.nrrd, .seg.nrrd) file")
-
-
-def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a NIfTI file with nibabel: header checks first, then the voxel data."""
-    import nibabel
-
-    try:
-        image = nibabel.load(str(path))
-    except (nibabel.filebasedimages.ImageFileError, EOFError, OSError, zlib.error, ValueError) as error:
-        raise DENError(path, f"not a readable NIfTI file ({describe_error(error).replace(str(path), 'the file')})") from None
-    shape = tuple(int(n) for n in image.shape)
-    check_dimensions(shape, path)
-    try:
-        data = np.asanyarray(image.dataobj)
-    except (EOFError, OSError, zlib.error, ValueError, gzip.BadGzipFile) as error:
-        raise DENError(path, f"the voxel data cannot be read: truncated or corrupt file ({describe_error(error)})") from None
-    return data, np.asarray(image.affine, dtype=np.float64)
-
-
-def _read_nrrd(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a plain NRRD volume with pynrrd in (i, j, k) order and convert its space to RAS."""
-    import nrrd
-
-    try:
-        header = nrrd.read_header(str(path))
-        check_dimensions(tuple(int(n) for n in header["sizes"]), path)
-        data, header = nrrd.read(str(path), index_order="F")
-    except DENError:
-        raise
-    except Exception as error:  # pynrrd raises many kinds on corrupt files
-        raise DENError(path, f"not a readable NRRD file ({describe_error(error)})") from None
-    return data, nrrd_affine(header, path)
-
-
-def nrrd_affine(header: dict, source: str | Path) -> np.ndarray:
-    """Return the voxel-to-RAS affine described by a NRRD header's space, space directions and space origin."""
-    space = str(header.get("space", "")).lower()
-    if space in ("left-posterior-superior", "lps"):
-        to_ras = LPS_TO_RAS
-    elif space in ("right-anterior-superior", "ras"):
-        to_ras = np.eye(4)
-    else:
-        raise DENError(source, f"unsupported NRRD space {header.get('space')!r}: expected LPS or RAS")
-    directions = np.asarray(header.get("space directions"), dtype=np.float64)
-    directions = directions[~np.isnan(directions).any(axis=1)]
-    affine = np.eye(4)
-    affine[:3, :3] = directions.T
-    affine[:3, 3] = np.asarray(header.get("space origin", np.zeros(3)), dtype=np.float64)
-    return to_ras @ affine
+    A segment keeps its value unless it is not positive or an earlier segment already has it (segments drawn in
+    separate layers all have value 1); then it gets the next value above the largest in use. The ``.seg.nrrd``
+    reader and the Slicer module use this one rule, so a segmentation gives the same label map in both.
+    """
+    next_free = max(max(values, default=0), 0) + 1
+    distinct: list[int] = []
+    for value in values:
+        if value <= 0 or value in distinct:
+            value, next_free = next_free, next_free + 1
+        distinct.append(int(value))
+    return distinct
 
 
 def check_dimensions(shape: tuple[int, ...], source: str | Path) -> None:
@@ -243,10 +170,12 @@ def check_dimensions(shape: tuple[int, ...], source: str | Path) -> None:
 
 
 def _as_3d(data: np.ndarray, source: str) -> np.ndarray:
-    """Drop trailing length-1 axes beyond the third; refuse anything that is then not 3-D."""
+    """Drop trailing length-1 axes beyond the third; refuse anything that is then not 3-D or not real numbers."""
     check_dimensions(tuple(data.shape), source)
     while data.ndim > 3:
         data = data[..., 0]
+    if data.dtype.kind == "c":
+        raise DENError(source, f"voxel type {data.dtype} is complex: DEN needs real-valued voxels")
     if not (np.issubdtype(data.dtype, np.number) or data.dtype.kind == "b"):
         raise DENError(source, f"voxel type {data.dtype} is not numeric")
     return data
@@ -261,7 +190,10 @@ def _check_finite(data: np.ndarray, source: str) -> None:
 
 def _checked_affine(affine: np.ndarray, source: str) -> np.ndarray:
     """Return the affine as a finite 4x4 float64 array, or raise."""
-    affine = np.asarray(affine, dtype=np.float64)
+    try:
+        affine = np.asarray(affine, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DENError(source, "the voxel-to-world affine is not a 4x4 matrix of numbers") from None
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
         raise DENError(source, "the voxel-to-world affine is not a finite 4x4 matrix")
     if abs(np.linalg.det(affine[:3, :3])) < 1e-12:

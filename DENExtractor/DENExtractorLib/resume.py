@@ -1,0 +1,79 @@
+"""Deciding whether a case's earlier outputs can be reused (``--resume``).
+
+A case's outputs are one unit: the ``.json`` (written last) records the sha256 of the ``.npy`` and ``.png`` beside
+it. They are reused only when that record is intact, names the very files present, and was made from the same
+input bytes, image, weights and settings. Anything damaged, missing or different means "recompute", never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .architecture import FEATURE_COUNT
+from .readers import source_sha256
+from .settings import ExtractionSettings
+from .volume import file_sha256
+
+
+@dataclass
+class ReusableOutputs:
+    """Earlier outputs verified to be complete and made from the same inputs and settings."""
+
+    features: np.ndarray
+    foreground_rows: np.ndarray
+    paths: dict[str, Path]
+
+
+def reusable_outputs(
+    paths: dict[str, Path], segmentation: Path, image: Path | None, settings: ExtractionSettings, png: bool
+) -> ReusableOutputs | None:
+    """Return the verified earlier outputs of a case, or None when it must be recomputed."""
+    try:
+        return _verified(paths, segmentation, image, settings, png)
+    except Exception:  # any damage to old outputs (bad JSON shapes, truncated .npy...) means: recompute
+        return None
+
+
+def _verified(
+    paths: dict[str, Path], segmentation: Path, image: Path | None, settings: ExtractionSettings, png: bool
+) -> ReusableOutputs | None:
+    """The checks of :func:`reusable_outputs`; may raise on damaged files."""
+    if not paths["json"].is_file() or not paths["npy"].is_file():
+        return None
+    provenance = json.loads(paths["json"].read_text(encoding="utf-8"))
+    outputs = provenance["outputs"]
+    wanted = ("npy", "png") if png else ("npy",)
+    for kind in wanted:
+        if file_sha256(paths[kind]) != outputs[kind]["sha256"]:
+            return None
+    preprocessing = provenance["preprocessing"]
+    image_record = provenance["image"] or {}
+    same_inputs = (
+        provenance["input"]["sha256"] == source_sha256(segmentation)
+        and image_record.get("sha256") == (source_sha256(image) if image else None)
+        and provenance["model"]["weights_sha256"] == settings.weights_identity().sha256
+        and preprocessing["mode"] == settings.mode
+        and (settings.mode == "reference" or preprocessing["plane"] == settings.effective_plane)
+        and preprocessing["labels"] == ("all" if settings.labels is None else list(settings.labels))
+    )
+    if not same_inputs:
+        return None
+    features = np.load(paths["npy"], allow_pickle=False)
+    foreground = np.asarray(provenance["features"]["foreground_rows"], dtype=np.int64)
+    valid_matrix = (
+        features.dtype == np.float32
+        and features.ndim == 2
+        and features.shape[1] == FEATURE_COUNT
+        and list(features.shape) == provenance["features"]["shape"]
+        and foreground.ndim == 1
+        and foreground.size > 0
+        and int(foreground.min()) >= 0
+        and int(foreground.max()) < features.shape[0]
+    )
+    if not valid_matrix:
+        return None
+    return ReusableOutputs(features, foreground, {kind: paths[kind] for kind in (*wanted, "json")})
