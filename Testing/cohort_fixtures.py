@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from DENExtractorLib.cohort import Case, CaseOutcome, ExtractionSettings, run_cohort, write_cohort_table
+from DENExtractorLib.cohort import Case, CaseOutcome, run_cohort, write_cohort_table
 from DENExtractorLib.demo import write_synthetic_case
+from DENExtractorLib.extractor import DENExtractor
+from DENExtractorLib.output_folder import prepare_output_folder
+from DENExtractorLib.settings import ExtractionSettings
 
-SETTINGS = ExtractionSettings(png=False)
+SETTINGS = ExtractionSettings()
 
 
 def real_cohort(folder: Path) -> list[Case]:
@@ -30,8 +33,9 @@ def one_process_run(tmp_path_factory) -> tuple[list[Case], Path, list[CaseOutcom
     """The cohort run in this process, one case after another: the reference every other runner must equal."""
     folder = tmp_path_factory.mktemp("one_process")
     cases = real_cohort(folder)
-    out = folder / "out"
-    outcomes = run_cohort(cases, out, SETTINGS)
+    out = prepare_output_folder(folder / "out")
+    outcomes = run_cohort(cases, out, DENExtractor(SETTINGS), png=False)
+    assert [outcome.status for outcome in outcomes] == ["done"] * len(cases), [outcome.message for outcome in outcomes]
     write_cohort_table(outcomes, out / "den_cohort.csv")
     return cases, out, outcomes
 

@@ -16,6 +16,7 @@ import pytest
 
 from cohort_fixtures import SETTINGS, assert_same_features, read_rows
 from DENExtractorLib.cohort import write_cohort_table
+from DENExtractorLib.output_folder import prepare_output_folder
 
 distributed = pytest.importorskip("distributed", reason="the [dask] extra is part of the test extra")
 from DENExtractorLib.dask_runner import run_cases_on_dask  # noqa: E402
@@ -70,7 +71,7 @@ def dask_cluster(tmp_path_factory):
 def test_a_local_cluster_gives_the_one_process_features_bit_for_bit(one_process_run, tmp_path):
     cases, expected_out, _ = one_process_run
     reported = []
-    outcomes = run_cases_on_dask(cases, tmp_path, SETTINGS, scheduler="local", jobs=2, on_case_done=reported.append)
+    outcomes = run_cases_on_dask(cases, tmp_path, SETTINGS, scheduler="local", jobs=2, png=False, on_case_done=reported.append)
     assert [outcome.case for outcome in outcomes] == cases
     assert len(reported) == 3 and [outcome.status for outcome in outcomes] == ["done"] * 3
     assert_same_features([case.case_id for case in cases], expected_out, tmp_path)
@@ -80,7 +81,7 @@ def test_a_local_cluster_gives_the_one_process_features_bit_for_bit(one_process_
 
 def test_a_scheduler_and_workers_started_by_the_user_give_the_same_features(one_process_run, dask_cluster, tmp_path):
     cases, expected_out, _ = one_process_run
-    outcomes = run_cases_on_dask(cases, tmp_path, SETTINGS, scheduler=dask_cluster)
+    outcomes = run_cases_on_dask(cases, tmp_path, SETTINGS, scheduler=dask_cluster, png=False)
     assert [outcome.status for outcome in outcomes] == ["done"] * 3
     assert_same_features([case.case_id for case in cases], expected_out, tmp_path)
     write_cohort_table(outcomes, tmp_path / "den_cohort.csv")
@@ -112,7 +113,7 @@ def test_a_lost_worker_is_retried_once_then_its_case_fails(one_process_run, dask
     cases, expected_out, _ = one_process_run
     killer = WorkerKiller(dask_cluster, "den-0-", kills)
     killer.start()
-    outcomes = run_cases_on_dask(cases, tmp_path, SETTINGS, scheduler=dask_cluster)
+    outcomes = run_cases_on_dask(cases, tmp_path, SETTINGS, scheduler=dask_cluster, png=False)
     killer.join(60)
     assert len(killer.killed) == kills
     first, *others = outcomes

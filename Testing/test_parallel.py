@@ -8,20 +8,23 @@ import signal
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from cohort_fixtures import SETTINGS, assert_same_features, read_rows, real_cohort
-from DENExtractorLib.cohort import ExtractionSettings, write_cohort_table
+from DENExtractorLib.cohort import write_cohort_table
+from DENExtractorLib.output_folder import prepare_output_folder
 from DENExtractorLib.errors import DENError
 from DENExtractorLib.parallel import run_cases_in_processes
+from DENExtractorLib.settings import ExtractionSettings
 
 
 def test_two_workers_give_the_one_process_features_bit_for_bit_and_the_same_table(one_process_run, tmp_path):
     cases, expected_out, expected_outcomes = one_process_run
-    out = tmp_path / "out"
+    out = prepare_output_folder(tmp_path / "out")
     reported = []
 
-    outcomes = run_cases_in_processes(cases, out, SETTINGS, jobs=2, on_case_done=reported.append)
+    outcomes = run_cases_in_processes(cases, out, SETTINGS, jobs=2, png=False, on_case_done=reported.append)
 
     assert [outcome.case for outcome in outcomes] == cases
     assert sorted(outcome.case.case_id for outcome in reported) == [case.case_id for case in cases]
@@ -48,7 +51,7 @@ def test_a_killed_worker_fails_only_its_case(one_process_run, tmp_path):
 
     killer = threading.Thread(target=kill_first_worker)
     killer.start()
-    outcomes = run_cases_in_processes(cases, tmp_path, SETTINGS, jobs=2)
+    outcomes = run_cases_in_processes(cases, tmp_path, SETTINGS, jobs=2, png=False)
     killer.join()
 
     assert killed
@@ -58,15 +61,21 @@ def test_a_killed_worker_fails_only_its_case(one_process_run, tmp_path):
                              "(killed by signal SIGKILL, perhaps for lack of memory); no output was written")
     assert [outcome.status for outcome in others] == ["done", "done"]
     assert_same_features([outcome.case.case_id for outcome in others], expected_out, tmp_path)
-    assert not list(tmp_path.glob(f"{cases[0].case_id}_den.*")) and not list(tmp_path.glob(".*partial*"))
+    assert not list(tmp_path.glob(f"{cases[0].case_id}_den.*")) and not list(tmp_path.glob(".den-partial-*"))
     assert multiprocessing.active_children() == []
 
 
-def test_unusable_weights_stop_the_run_with_one_line(tmp_path):
-    weights = tmp_path / "broken.weights.h5"
-    weights.write_bytes(b"not an HDF5 file")
+def test_weights_a_worker_cannot_use_stop_the_run_with_one_line(tmp_path):
+    from DENExtractorLib.network import build_model
+
+    model = build_model()
+    arrays = model.get_weights()
+    arrays[0][0, 0, 0, 0] = np.nan  # passes the metadata check in this process; the worker's build refuses it
+    model.set_weights(arrays)
+    weights = tmp_path / "nan.weights.h5"
+    model.save_weights(str(weights))
     cases = real_cohort(tmp_path)[2:]
-    with pytest.raises(DENError, match=r"broken\.weights\.h5: cannot load these weights into DEN"):
-        run_cases_in_processes(cases, tmp_path / "out", ExtractionSettings(weights=weights, png=False), jobs=1)
+    with pytest.raises(DENError, match=r"nan\.weights\.h5: .*(NaN|non-finite|finite)"):
+        run_cases_in_processes(cases, tmp_path / "out", ExtractionSettings(weights=weights), jobs=1, png=False)
     assert multiprocessing.active_children() == []
     assert not (tmp_path / "out").exists()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .cohort import Case
 from .errors import DENError
-from .volumes import strip_volume_suffix
+from .readers import strip_volume_suffix
 
 CASE_ID_COLUMN, SEGMENTATION_COLUMN, IMAGE_COLUMN = "case_id", "segmentation", "image"
 PYRADIOMICS_ALIASES = {CASE_ID_COLUMN: "id", SEGMENTATION_COLUMN: "mask", IMAGE_COLUMN: "image"}

@@ -21,10 +21,10 @@ import dask
 import distributed
 
 from .case_worker import CaseWorker
-from .cohort import Case, CaseOutcome, ExtractionSettings
+from .cohort import Case, CaseOutcome
 from .errors import DENError, describe_error
-from .network import load_model
 from .runtime import available_cores
+from .settings import ExtractionSettings
 
 PLUGIN_NAME = "den-extractor"
 LOCAL = "local"
@@ -47,6 +47,7 @@ def run_cases_on_dask(
     scheduler: str,
     jobs: int = 2,
     resume: bool = False,
+    png: bool = True,
     on_case_done: Callable[[CaseOutcome], None] | None = None,
 ) -> list[CaseOutcome]:
     """Run ``cases`` on the Dask cluster at ``scheduler`` (or a local one of ``jobs`` workers for "local");
@@ -58,14 +59,14 @@ def run_cases_on_dask(
     out_dir = Path(out_dir)
     with _client(scheduler, jobs) as client:
         threads = max(1, available_cores() // jobs) if scheduler == LOCAL else None
-        plugin = DENWorkerPlugin(settings, _expected_weights_sha256(settings), threads)
+        plugin = DENWorkerPlugin(settings, settings.weights_identity().sha256, threads)
         try:
             client.register_plugin(plugin, name=PLUGIN_NAME)
         except WorkerSetupFailed as error:
             raise DENError(*error.args) from None
         try:
             futures = {
-                client.submit(_extract_case, case, out_dir, resume, key=f"den-{index}-{case.case_id}", pure=False): index
+                client.submit(_extract_case, case, out_dir, resume, png, key=f"den-{index}-{case.case_id}", pure=False): index
                 for index, case in enumerate(cases)
             }
             outcomes: list[CaseOutcome | None] = [None] * len(cases)
@@ -98,11 +99,6 @@ def _client(scheduler: str, jobs: int) -> Iterator:
         yield client
 
 
-def _expected_weights_sha256(settings: ExtractionSettings) -> str:
-    """The sha256 every worker's model must report: the bundled weights' pin, or the client's weights file's."""
-    return load_model(settings.weights).weights_sha256
-
-
 class DENWorkerPlugin(distributed.WorkerPlugin):
     """Builds the model once per worker and checks its weights before the first case; one case at a time."""
 
@@ -124,26 +120,20 @@ class DENWorkerPlugin(distributed.WorkerPlugin):
         """Configure TensorFlow, build the model and check its weights' sha256 against the client's."""
         gpu_slot = worker.name if isinstance(worker.name, int) else None
         try:
-            case_worker = CaseWorker(self.settings, threads=self.threads, gpu_slot=gpu_slot)
-            found = case_worker.model.weights_sha256
-            if found != self.expected_sha256:
-                raise DENError(case_worker.model.weights_source,
-                               f"the weights on worker {worker.address} have sha256 {found}, the client's "
-                               f"{self.expected_sha256}: give every worker the same weights file")
+            self.case_worker = CaseWorker(self.settings, self.expected_sha256, threads=self.threads, gpu_slot=gpu_slot)
         except DENError as error:
-            raise WorkerSetupFailed(error.source, error.fault) from None
-        self.case_worker = case_worker
+            raise WorkerSetupFailed(error.source, f"on Dask worker {worker.address}: {error.fault}") from None
 
     def teardown(self, worker) -> None:
         """Let the model go when the run ends."""
         self.case_worker = None
 
 
-def _extract_case(case: Case, out_dir: Path, resume: bool) -> CaseOutcome:
+def _extract_case(case: Case, out_dir: Path, resume: bool, png: bool) -> CaseOutcome:
     """A Dask task: extract one case with this worker's model (built by the plugin), one case at a time."""
     plugin = distributed.get_worker().plugins[PLUGIN_NAME]
     with plugin.lock:
-        return plugin.case_worker.run(case, out_dir, resume=resume)
+        return plugin.case_worker.run(case, out_dir, resume=resume, png=png)
 
 
 def _outcome_of(future, case: Case) -> CaseOutcome:

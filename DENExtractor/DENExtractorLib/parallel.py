@@ -20,10 +20,10 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from .case_worker import CaseWorker
-from .cohort import Case, CaseOutcome, ExtractionSettings
+from .cohort import Case, CaseOutcome
 from .errors import DENError
-from .outputs import OUTPUT_SUFFIX
 from .runtime import available_cores
+from .settings import ExtractionSettings
 
 SPAWN = multiprocessing.get_context("spawn")
 STOP_SECONDS = 10.0
@@ -45,29 +45,32 @@ def run_cases_in_processes(
     *,
     jobs: int,
     resume: bool = False,
+    png: bool = True,
     on_case_done: Callable[[CaseOutcome], None] | None = None,
 ) -> list[CaseOutcome]:
     """Run ``cases`` in ``jobs`` spawned worker processes; return their outcomes in the order of ``cases``.
 
-    ``on_case_done`` is called in this process as each case finishes. Raises :class:`DENError` if a worker cannot
-    build the model (for example an unusable weights file), after stopping every worker.
+    ``resume`` and ``png`` mean what they mean for :func:`cohort.run_case`. ``on_case_done`` is called in this
+    process as each case finishes. Raises :class:`DENError` if a worker cannot build the model (for example an
+    unusable weights file), after stopping every worker.
     """
     if jobs < 1:
         raise DENError("--jobs", f"needs at least 1 worker, got {jobs}")
     out_dir = Path(out_dir)
-    threads = max(1, available_cores() // jobs)
+    task_options = (out_dir, resume, png)
+    start = (settings, settings.weights_identity().sha256, max(1, available_cores() // jobs))
     outcomes: list[CaseOutcome | None] = [None] * len(cases)
     waiting = deque(range(len(cases)))
     workers: list[_Worker] = []
     try:
         for slot in range(min(jobs, len(cases))):
-            workers.append(_start_worker(settings, threads, slot))
-            _hand_out(workers[-1], waiting, cases, out_dir, resume)
+            workers.append(_start_worker(*start, slot))
+            _hand_out(workers[-1], waiting, cases, task_options)
         while any(worker.case_index is not None for worker in workers):
             busy = [worker for worker in workers if worker.case_index is not None]
             wait([worker.connection for worker in busy] + [worker.process.sentinel for worker in busy])
             for worker in busy:
-                outcome = _collect(worker, cases, out_dir)
+                outcome = _collect(worker, cases)
                 if outcome is None:
                     continue
                 index, worker.case_index = worker.case_index, None
@@ -76,48 +79,49 @@ def run_cases_in_processes(
                     on_case_done(outcome)
                 if not worker.process.is_alive() and waiting:
                     slot = workers.index(worker)
-                    workers[slot] = worker = _start_worker(settings, threads, slot)
-                _hand_out(worker, waiting, cases, out_dir, resume)
+                    workers[slot] = worker = _start_worker(*start, slot)
+                _hand_out(worker, waiting, cases, task_options)
     finally:
         _stop(workers)
     return [outcome for outcome in outcomes if outcome is not None]
 
 
-def _start_worker(settings: ExtractionSettings, threads: int, slot: int) -> _Worker:
+def _start_worker(settings: ExtractionSettings, expected_sha256: str, threads: int, slot: int) -> _Worker:
     """Spawn one worker process with its own pipe."""
     parent_end, child_end = SPAWN.Pipe()
-    process = SPAWN.Process(target=_worker_main, args=(child_end, settings, threads, slot), daemon=True,
+    process = SPAWN.Process(target=_worker_main, args=(child_end, settings, expected_sha256, threads, slot), daemon=True,
                             name=f"den-worker-{slot}")
     process.start()
     child_end.close()
     return _Worker(process, parent_end)
 
 
-def _hand_out(worker: _Worker, waiting: deque, cases: list[Case], out_dir: Path, resume: bool) -> None:
-    """Give an idle worker the next waiting case, if any."""
+def _hand_out(worker: _Worker, waiting: deque, cases: list[Case], task_options: tuple[Path, bool, bool]) -> None:
+    """Give an idle worker the next waiting case, if any, with the output folder, ``resume`` and ``png``."""
     if waiting:
         worker.case_index = waiting.popleft()
-        worker.connection.send((cases[worker.case_index], out_dir, resume))
+        worker.connection.send((cases[worker.case_index], *task_options))
 
 
-def _collect(worker: _Worker, cases: list[Case], out_dir: Path) -> CaseOutcome | None:
+def _collect(worker: _Worker, cases: list[Case]) -> CaseOutcome | None:
     """The outcome of a busy worker's case if it is over (finished, or the worker died), else None."""
     case = cases[worker.case_index]
     if worker.connection.poll():
         try:
             kind, payload = worker.connection.recv()
         except (EOFError, OSError):
-            return _died(worker, case, out_dir)
+            return _died(worker, case)
         if kind == "fatal":
             raise DENError(*payload)
         return payload
     if not worker.process.is_alive():
-        return _died(worker, case, out_dir)
+        return _died(worker, case)
     return None
 
 
-def _died(worker: _Worker, case: Case, out_dir: Path) -> CaseOutcome:
-    """A failed outcome for the case of a worker that died; its half-written temporary files are removed."""
+def _died(worker: _Worker, case: Case) -> CaseOutcome:
+    """A failed outcome for the case of a worker that died (its temporary files, if any, are removed by the next
+    run's output-folder check)."""
     worker.process.join(STOP_SECONDS)
     code = worker.process.exitcode
     if code is not None and code < 0:
@@ -129,8 +133,6 @@ def _died(worker: _Worker, case: Case, out_dir: Path) -> CaseOutcome:
             cause += ", perhaps for lack of memory"
     else:
         cause = f"exit code {code}"
-    for partial in out_dir.glob(f".{case.case_id}{OUTPUT_SUFFIX}.*.partial*"):
-        partial.unlink(missing_ok=True)
     message = f"{case.segmentation}: the worker process extracting this case died ({cause}); no output was written"
     return CaseOutcome(case, "failed", message)
 
@@ -150,15 +152,16 @@ def _stop(workers: list[_Worker]) -> None:
         worker.connection.close()
 
 
-def _worker_main(connection: Connection, settings: ExtractionSettings, threads: int, slot: int) -> None:
+def _worker_main(connection: Connection, settings: ExtractionSettings, expected_sha256: str, threads: int,
+                 slot: int) -> None:
     """A worker process: build the model once, then extract the cases the parent sends until it sends None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (Ctrl-C reaches the whole group)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        worker = CaseWorker(settings, threads=threads, gpu_slot=slot)
+        worker = CaseWorker(settings, expected_sha256, threads=threads, gpu_slot=slot)
     except DENError as error:
         connection.send(("fatal", (error.source, error.fault)))
         return
     while (task := connection.recv()) is not None:
-        case, out_dir, resume = task
-        connection.send(("outcome", worker.run(case, out_dir, resume=resume)))
+        case, out_dir, resume, png = task
+        connection.send(("outcome", worker.run(case, out_dir, resume=resume, png=png)))
