@@ -53,3 +53,41 @@ def assert_same_features(case_ids: list[str], expected_dir: Path, actual_dir: Pa
         actual = np.load(actual_dir / f"{case_id}_den.npy")
         assert actual.dtype == expected.dtype == np.float32
         assert actual.tobytes() == expected.tobytes(), case_id
+
+
+def write_cases_csv(folder: Path) -> Path:
+    """A cases CSV of the real cohort, out of order, with a carried ``site`` column, a relative path and one row
+    whose file is missing."""
+    real_cohort(folder)
+    path = folder / "cases.csv"
+    path.write_text(
+        "case_id,segmentation,site\n"
+        f"pat0002,{DATA / 'brats2015' / 'pat0002' / 'OTMultiClass.nii.gz'},Bern\n"
+        "lost,lost_case.nii.gz,Basel\n"
+        f"pat0001,{DATA / 'brats2015' / 'pat0001' / 'OTMultiClass.nii.gz'},Bern\n"
+        "small,small.nii.gz,synthetic\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def cases_csv_run(tmp_path_factory) -> tuple[Path, Path]:
+    """``den-extract --cases CSV`` in one process (``--jobs 1``): the CSV and the output folder every other way of
+    running the cohort must reproduce."""
+    from DENExtractorLib.cli import main
+
+    folder = tmp_path_factory.mktemp("cases_csv")
+    cases_csv = write_cases_csv(folder)
+    out = folder / "jobs1"
+    assert main(["--cases", str(cases_csv), "-o", str(out), "--no-png", "--quiet"]) == 1  # the lost case failed
+    return cases_csv, out
+
+
+def assert_same_cohort_output(expected_out: Path, actual_out: Path) -> None:
+    """Same den_cohort.csv bytes, and bitwise identical features for every case the table lists as done."""
+    expected_table = (expected_out / "den_cohort.csv").read_bytes()
+    assert (actual_out / "den_cohort.csv").read_bytes() == expected_table
+    done = [row["case_id"] for row in read_rows(expected_out / "den_cohort.csv") if row["status"] == "done"]
+    assert done == ["pat0001", "pat0002", "small"]
+    assert_same_features(done, expected_out, actual_out)

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from cohort_fixtures import SETTINGS, assert_same_features, read_rows, real_cohort
+from cohort_fixtures import SETTINGS, assert_same_cohort_output, assert_same_features, read_rows, real_cohort
 from DENExtractorLib.cohort import write_cohort_table
 from DENExtractorLib.output_folder import prepare_output_folder
 from DENExtractorLib.errors import DENError
@@ -79,3 +79,16 @@ def test_weights_a_worker_cannot_use_stop_the_run_with_one_line(tmp_path):
         run_cases_in_processes(cases, tmp_path / "out", ExtractionSettings(weights=weights), jobs=1, png=False)
     assert multiprocessing.active_children() == []
     assert not (tmp_path / "out").exists()
+
+
+def test_den_extract_jobs_2_writes_the_same_table_and_features_as_jobs_1(cases_csv_run, tmp_path, capsys):
+    from DENExtractorLib.cli import main
+
+    cases_csv, expected_out = cases_csv_run
+    out = tmp_path / "jobs2"
+    assert main(["--cases", str(cases_csv), "-o", str(out), "--no-png", "--quiet", "--jobs", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "4 case(s): 3 done, 0 resumed, 1 failed" in err
+    assert "row 3: case 'lost': segmentation file not found" in err
+    assert_same_cohort_output(expected_out, out)
+    assert multiprocessing.active_children() == []
