@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from cohort_fixtures import SETTINGS, assert_same_features, read_rows
-from DENExtractorLib.cohort import write_cohort_table
+from cohort_fixtures import SETTINGS, assert_same_cohort_output, assert_same_features
+from conftest import DATA
+from DENExtractorLib.cli import main
 from DENExtractorLib.output_folder import prepare_output_folder
 
 distributed = pytest.importorskip("distributed", reason="the [dask] extra is part of the test extra")
@@ -68,24 +69,29 @@ def dask_cluster(tmp_path_factory):
                 process.wait(30)
 
 
-def test_a_local_cluster_gives_the_one_process_features_bit_for_bit(one_process_run, tmp_path):
-    cases, expected_out, _ = one_process_run
-    reported = []
-    outcomes = run_cases_on_dask(cases, tmp_path, SETTINGS, scheduler="local", jobs=2, png=False, on_case_done=reported.append)
-    assert [outcome.case for outcome in outcomes] == cases
-    assert len(reported) == 3 and [outcome.status for outcome in outcomes] == ["done"] * 3
-    assert_same_features([case.case_id for case in cases], expected_out, tmp_path)
-    write_cohort_table(outcomes, tmp_path / "den_cohort.csv")
-    assert read_rows(tmp_path / "den_cohort.csv") == read_rows(expected_out / "den_cohort.csv")
+def test_den_extract_on_a_local_cluster_writes_the_one_process_table_and_features(cases_csv_run, tmp_path, capsys):
+    cases_csv, expected_out = cases_csv_run
+    out = tmp_path / "dask_local"
+    assert main(["--cases", str(cases_csv), "-o", str(out), "--no-png", "--quiet", "--scheduler", "local", "--jobs", "2"]) == 1
+    assert "4 case(s): 3 done, 0 resumed, 1 failed" in capsys.readouterr().err
+    assert_same_cohort_output(expected_out, out)
 
 
-def test_a_scheduler_and_workers_started_by_the_user_give_the_same_features(one_process_run, dask_cluster, tmp_path):
-    cases, expected_out, _ = one_process_run
-    outcomes = run_cases_on_dask(cases, tmp_path, SETTINGS, scheduler=dask_cluster, png=False)
-    assert [outcome.status for outcome in outcomes] == ["done"] * 3
-    assert_same_features([case.case_id for case in cases], expected_out, tmp_path)
-    write_cohort_table(outcomes, tmp_path / "den_cohort.csv")
-    assert read_rows(tmp_path / "den_cohort.csv") == read_rows(expected_out / "den_cohort.csv")
+def test_den_extract_on_a_scheduler_and_workers_started_by_the_user(cases_csv_run, dask_cluster, tmp_path, capsys):
+    cases_csv, expected_out = cases_csv_run
+    out = tmp_path / "dask_cluster"
+    assert main(["--cases", str(cases_csv), "-o", str(out), "--no-png", "--quiet", "--scheduler", dask_cluster]) == 1
+    assert "4 case(s): 3 done, 0 resumed, 1 failed" in capsys.readouterr().err
+    assert_same_cohort_output(expected_out, out)
+
+
+def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    cases = tmp_path / "cases.csv"
+    cases.write_text(f"case_id,segmentation\np1,{DATA / 'brats2015' / 'pat0001' / 'OTMultiClass.nii.gz'}\n")
+    assert main(["--cases", str(cases), "-o", str(tmp_path / "out"), "--quiet", "--scheduler", address]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"den-extract: error: {address}: cannot reach the Dask scheduler (") and "\n" not in err
 
 
 class WorkerKiller(threading.Thread):
