@@ -27,6 +27,28 @@ def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -
     return path
 
 
+def run_cli(arguments: list, capsys) -> tuple[int, list[str]]:
+    """Run den-extract quietly; return its exit status and its stderr lines."""
+    from DENExtractorLib.cli import main
+
+    status = main([str(argument) for argument in arguments] + ["--quiet"])
+    return status, capsys.readouterr().err.strip().splitlines()
+
+
+def assert_refused(path, fault: str, out_dir, capsys, extra: tuple = (), as_weights_for=None) -> None:
+    """den-extract on ``path`` fails with one error line naming the file and the fault, and writes nothing.
+
+    With ``as_weights_for``, ``path`` is given as ``--weights`` for that segmentation instead.
+    """
+    arguments = [as_weights_for, "--weights", path] if as_weights_for is not None else [path]
+    status, lines = run_cli([*arguments, "-o", out_dir, *extra], capsys)
+    errors = [line for line in lines if "error:" in line]
+    assert status != 0
+    assert lines == errors and len(errors) == 1, lines
+    assert str(path) in errors[0] and fault in errors[0], errors[0]
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
 @pytest.fixture(scope="session")
 def reference_extractor():
     """One extractor with the default settings (reference mode, bundled weights), its model built once."""

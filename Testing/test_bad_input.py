@@ -7,26 +7,7 @@ import gzip
 import nibabel
 import numpy as np
 import pytest
-from conftest import PAT0001_LABELS, save_nifti
-
-from DENExtractorLib.cli import main
-
-
-def run_cli(arguments: list, capsys) -> tuple[int, list[str]]:
-    """Run den-extract quietly; return its exit status and its stderr lines."""
-    status = main([str(argument) for argument in arguments] + ["--quiet"])
-    return status, capsys.readouterr().err.strip().splitlines()
-
-
-def assert_refused(path, fault: str, out_dir, capsys, extra: tuple = ()) -> None:
-    """den-extract on ``path`` fails with one error line naming the file and the fault, and writes nothing."""
-    status, lines = run_cli([path, "-o", out_dir, *extra], capsys)
-    errors = [line for line in lines if "error:" in line]
-    assert status != 0
-    assert len(errors) == 1, lines
-    assert str(path) in errors[0] and fault in errors[0], errors[0]
-    assert not any("Traceback" in line for line in lines)
-    assert not out_dir.exists() or not any(out_dir.iterdir())
+from conftest import PAT0001_LABELS, assert_refused, run_cli, save_nifti
 
 
 def labels_with(value: float, shape=(20, 20, 12)) -> np.ndarray:

@@ -16,6 +16,8 @@ from pathlib import Path
 from .errors import DENError
 
 PARTIAL_PREFIX = ".den-partial-"
+FULL_DISK_BYTES = 1 << 20
+"""Free space below which a failed write is reported as a full disk."""
 
 
 @contextmanager
@@ -37,7 +39,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield temporary
         os.replace(temporary, target)
     except OSError as error:
-        if error.errno == errno.ENOSPC:
+        if error.errno == errno.ENOSPC or (error.errno is None and disk_is_full(target.parent)):
             raise DENError(target.parent, "no space left on device: free some space and rerun (with --resume)") from None
         if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise DENError(target.parent, f"cannot write here ({os.strerror(error.errno).lower()})") from None
@@ -62,6 +64,16 @@ def remove_leftover_partials(folder: str | Path) -> int:
             leftover.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def disk_is_full(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` has (almost) no space left: some writers (numpy's ``tofile``)
+    report a short write without an error number."""
+    try:
+        status = os.statvfs(folder)
+    except OSError:
+        return False
+    return status.f_bavail * status.f_frsize < FULL_DISK_BYTES
 
 
 def _current_umask() -> int:

@@ -188,11 +188,12 @@ def _run_with_progress(
 
 
 def _summarise(outcomes: list[CaseOutcome], total: int) -> int:
-    """Print the closing summary line; return the exit status."""
+    """Print the closing summary line (for more than one case: one case's line says it all); return the exit status."""
     counts = {status: sum(outcome.status == status for outcome in outcomes) for status in ("done", "resumed", "failed")}
     unfinished = total - len(outcomes)
-    print(f"{total} case(s): {counts['done']} done, {counts['resumed']} resumed, {counts['failed']} failed"
-          + (f", {unfinished} not run" if unfinished else ""), file=sys.stderr)
+    if total > 1:
+        print(f"{total} case(s): {counts['done']} done, {counts['resumed']} resumed, {counts['failed']} failed"
+              + (f", {unfinished} not run" if unfinished else ""), file=sys.stderr)
     return EXIT_CASE_FAILED if counts["failed"] else EXIT_OK
 
 

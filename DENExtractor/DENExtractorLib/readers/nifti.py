@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +18,12 @@ def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
     import nibabel
 
     try:
-        image = nibabel.load(str(path))
-        shape = tuple(int(n) for n in image.shape)
-        stored_type = np.dtype(image.get_data_dtype())
-        slope, intercept = image.header.get_slope_inter()
-        affine = np.asarray(image.affine, dtype=np.float64)
+        with _nibabel_quiet():
+            image = nibabel.load(str(path))
+            shape = tuple(int(n) for n in image.shape)
+            stored_type = np.dtype(image.get_data_dtype())
+            slope, intercept = image.header.get_slope_inter()
+            affine = np.asarray(image.affine, dtype=np.float64)
     except Exception as error:  # nibabel refuses bad headers with many exception kinds
         raise DENError(path, f"not a readable NIfTI file ({_plain(error, path)})") from None
     check_dimensions(shape, path)
@@ -38,6 +41,18 @@ def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
     except Exception as error:  # truncated or corrupt data: EOFError, zlib.error, OSError, ValueError...
         raise DENError(path, f"the voxel data cannot be read: truncated or corrupt file ({_plain(error, path)})") from None
     return data, affine, file_sha256(path)
+
+
+@contextmanager
+def _nibabel_quiet() -> Iterator[None]:
+    """Silence nibabel's header-check log lines (printed to stderr); the fault is reported in our one line."""
+    from nibabel.imageglobals import logger
+
+    was_disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = was_disabled
 
 
 def _plain(error: BaseException, path: Path) -> str:
