@@ -17,7 +17,6 @@ import pytest
 from cohort_fixtures import SETTINGS, assert_same_cohort_output, assert_same_features
 from conftest import DATA
 from DENExtractorLib.cli import main
-from DENExtractorLib.output_folder import prepare_output_folder
 
 distributed = pytest.importorskip("distributed", reason="the [dask] extra is part of the test extra")
 from DENExtractorLib.dask_runner import run_cases_on_dask  # noqa: E402
@@ -92,6 +91,23 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
     assert main(["--cases", str(cases), "-o", str(tmp_path / "out"), "--quiet", "--scheduler", address]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"den-extract: error: {address}: cannot reach the Dask scheduler (") and "\n" not in err
+
+
+def test_a_worker_whose_weights_differ_from_the_clients_is_refused_before_any_case(dask_cluster):
+    from DENExtractorLib.dask_runner import DENWorkerPlugin, WorkerSetupFailed
+    from DENExtractorLib.weights import REFERENCE_WEIGHTS_SHA256
+
+    with distributed.Client(dask_cluster, timeout="30s", set_as_default=False) as client:
+        try:
+            with pytest.raises(WorkerSetupFailed) as raised:
+                client.register_plugin(DENWorkerPlugin(SETTINGS, "0" * 64, None), name="den-extractor")
+        finally:
+            client.unregister_worker_plugin("den-extractor")
+    source, fault = raised.value.args
+    assert source == "bundled"
+    assert fault.startswith("on Dask worker tcp://127.0.0.1:")
+    assert fault.endswith(f"this worker's weights have sha256 {REFERENCE_WEIGHTS_SHA256}, the client's {'0' * 64}: "
+                          "give every worker the same weights file")
 
 
 class WorkerKiller(threading.Thread):

@@ -13,6 +13,7 @@ lost again is reported failed (the local cluster allows one retry; on your own c
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,13 +61,14 @@ def run_cases_on_dask(
     with _client(scheduler, jobs) as client:
         threads = max(1, available_cores() // jobs) if scheduler == LOCAL else None
         plugin = DENWorkerPlugin(settings, settings.weights_identity().sha256, threads)
+        run = uuid.uuid4().hex[:12]  # task keys unique to this run: a shared scheduler may hold another run's keys
         try:
-            client.register_plugin(plugin, name=PLUGIN_NAME)
-        except WorkerSetupFailed as error:
-            raise DENError(*error.args) from None
-        try:
+            try:
+                client.register_plugin(plugin, name=PLUGIN_NAME)
+            except WorkerSetupFailed as error:
+                raise DENError(*error.args) from None
             futures = {
-                client.submit(_extract_case, case, out_dir, resume, png, key=f"den-{index}-{case.case_id}", pure=False): index
+                client.submit(_extract_case, case, out_dir, resume, png, key=f"den-{index}-{case.case_id}-{run}", pure=False): index
                 for index, case in enumerate(cases)
             }
             outcomes: list[CaseOutcome | None] = [None] * len(cases)

@@ -100,7 +100,10 @@ def _hand_out(worker: _Worker, waiting: deque, cases: list[Case], task_options: 
     """Give an idle worker the next waiting case, if any, with the output folder, ``resume`` and ``png``."""
     if waiting:
         worker.case_index = waiting.popleft()
-        worker.connection.send((cases[worker.case_index], *task_options))
+        try:
+            worker.connection.send((cases[worker.case_index], *task_options))
+        except OSError:  # the worker died just now: the main loop sees its exit and fails this case
+            pass
 
 
 def _collect(worker: _Worker, cases: list[Case]) -> CaseOutcome | None:

@@ -89,6 +89,8 @@ def run_entries(entries: list[CohortEntry], output: Path, extractor: DENExtracto
         if entry.problem is not None:
             on_case_done(CaseOutcome(entry.case, "failed", entry.problem))
     cases = [entry.case for entry in entries if entry.problem is None]
+    if not cases:
+        return
     options = {"resume": arguments.resume, "png": not arguments.no_png, "on_case_done": on_case_done}
     if arguments.scheduler is not None:
         if importlib.util.find_spec("distributed") is None:
