@@ -28,11 +28,12 @@ def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -
 
 
 def run_cli(arguments: list, capsys) -> tuple[int, list[str]]:
-    """Run den-extract quietly; return its exit status and its stderr lines."""
+    """Run den-extract quietly; return its exit status and its output lines (stderr's, then stdout's)."""
     from DENExtractorLib.cli import main
 
     status = main([str(argument) for argument in arguments] + ["--quiet"])
-    return status, capsys.readouterr().err.strip().splitlines()
+    captured = capsys.readouterr()
+    return status, captured.err.strip().splitlines() + captured.out.strip().splitlines()
 
 
 def assert_refused(path, fault: str, out_dir, capsys, extra: tuple = (), as_weights_for=None) -> None:
