@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 
 from cohort_fixtures import SETTINGS, assert_same_cohort_output, assert_same_features, read_rows, real_cohort
+from conftest import DATA, REPO_ROOT
 from DENExtractorLib.cohort import write_cohort_table
 from DENExtractorLib.output_folder import prepare_output_folder
 from DENExtractorLib.errors import DENError
@@ -92,3 +95,35 @@ def test_den_extract_jobs_2_writes_the_same_table_and_features_as_jobs_1(cases_c
     assert "row 3: case 'lost': segmentation file not found" in err
     assert_same_cohort_output(expected_out, out)
     assert multiprocessing.active_children() == []
+
+
+def test_sigterm_with_jobs_2_keeps_finished_cases_and_leaves_no_worker_or_partial_file(tmp_path):
+    cohort = tmp_path / "cohort"
+    cohort.mkdir()
+    for index in range(8):
+        source = DATA / "brats2015" / ("pat0001" if index % 2 == 0 else "pat0002") / "OTMultiClass.nii.gz"
+        (cohort / f"case{index:02d}.nii.gz").symlink_to(source)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "DENExtractorLib.cli", "--cohort", str(cohort), "-o", str(out), "--quiet",
+               "--no-png", "--jobs", "2"]
+    environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor"))
+    process = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not list(out.glob("*_den.json")) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # no worker outlives den-extract
+    assert not [path.name for path in out.iterdir() if path.name.startswith(".den-partial-")]
+    finished = {path.name[: -len("_den.json")] for path in out.glob("*_den.json")}
+    in_table = {row["case_id"] for row in read_rows(out / "den_cohort.csv")}
+    assert 1 <= len(finished) < 8
+    assert in_table <= finished and len(finished - in_table) <= 2  # a worker may finish as the signal arrives

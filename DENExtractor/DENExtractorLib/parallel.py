@@ -81,8 +81,10 @@ def run_cases_in_processes(
                     slot = workers.index(worker)
                     workers[slot] = worker = _start_worker(*start, slot)
                 _hand_out(worker, waiting, cases, task_options)
-    finally:
-        _stop(workers)
+    except BaseException:  # Ctrl-C, SIGTERM or a worker that cannot build the model: stop now, not after the case
+        _stop(workers, at_once=True)
+        raise
+    _stop(workers, at_once=False)
     return [outcome for outcome in outcomes if outcome is not None]
 
 
@@ -140,13 +142,16 @@ def _died(worker: _Worker, case: Case) -> CaseOutcome:
     return CaseOutcome(case, "failed", message)
 
 
-def _stop(workers: list[_Worker]) -> None:
-    """Ask every worker to finish, then terminate any that do not within a few seconds."""
+def _stop(workers: list[_Worker], *, at_once: bool) -> None:
+    """Ask every worker to finish (or, ``at_once``, terminate them), then terminate any still running after a few
+    seconds."""
     for worker in workers:
         try:
             worker.connection.send(None)
         except (OSError, ValueError):
             pass
+        if at_once and worker.process.is_alive():
+            worker.process.terminate()
     for worker in workers:
         worker.process.join(STOP_SECONDS)
         if worker.process.is_alive():
@@ -159,12 +164,21 @@ def _worker_main(connection: Connection, settings: ExtractionSettings, expected_
                  slot: int) -> None:
     """A worker process: build the model once, then extract the cases the parent sends until it sends None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (Ctrl-C reaches the whole group)
+    signal.signal(signal.SIGTERM, _stop_case)  # the parent's terminate(): end the case, removing its temporaries
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        worker = CaseWorker(settings, expected_sha256, threads=threads, gpu_slot=slot)
-    except DENError as error:
-        connection.send(("fatal", (error.source, error.fault)))
+        try:
+            worker = CaseWorker(settings, expected_sha256, threads=threads, gpu_slot=slot)
+        except DENError as error:
+            connection.send(("fatal", (error.source, error.fault)))
+            return
+        while (task := connection.recv()) is not None:
+            case, out_dir, resume, png = task
+            connection.send(("outcome", worker.run(case, out_dir, resume=resume, png=png)))
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):  # stopped, or the parent is gone
         return
-    while (task := connection.recv()) is not None:
-        case, out_dir, resume, png = task
-        connection.send(("outcome", worker.run(case, out_dir, resume=resume, png=png)))
+
+
+def _stop_case(signal_number: int, frame: object) -> None:
+    """SIGTERM in a worker unwinds the case like Ctrl-C does, so atomic writes delete their temporary files."""
+    raise KeyboardInterrupt
