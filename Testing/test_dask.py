@@ -12,14 +12,14 @@ import threading
 import time
 from pathlib import Path
 
+import dask
+import distributed
 import pytest
 
 from cohort_fixtures import SETTINGS, assert_same_cohort_output, assert_same_features
 from conftest import DATA
 from DENExtractorLib.cli import main
-
-distributed = pytest.importorskip("distributed", reason="the [dask] extra is part of the test extra")
-from DENExtractorLib.dask_runner import run_cases_on_dask  # noqa: E402
+from DENExtractorLib.dask_runner import run_cases_on_dask
 
 DASK = Path(sys.executable).with_name("dask")
 START_SECONDS = 120
@@ -88,7 +88,8 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
     address = f"tcp://127.0.0.1:{free_port()}"
     cases = tmp_path / "cases.csv"
     cases.write_text(f"case_id,segmentation\np1,{DATA / 'brats2015' / 'pat0001' / 'OTMultiClass.nii.gz'}\n")
-    assert main(["--cases", str(cases), "-o", str(tmp_path / "out"), "--quiet", "--scheduler", address]) == 2
+    with dask.config.set({"distributed.comm.timeouts.connect": "3s"}):  # Dask's own setting (default 30 s)
+        assert main(["--cases", str(cases), "-o", str(tmp_path / "out"), "--quiet", "--scheduler", address]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"den-extract: error: {address}: cannot reach the Dask scheduler (") and "\n" not in err
 

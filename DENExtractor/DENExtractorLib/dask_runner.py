@@ -29,7 +29,6 @@ from .settings import ExtractionSettings
 
 PLUGIN_NAME = "den-extractor"
 LOCAL = "local"
-CONNECT_TIMEOUT = "30s"
 LOCAL_CLUSTER_CONFIG = {
     "distributed.scheduler.allowed-failures": 1,  # a case whose worker dies twice is reported, not retried again
     "distributed.scheduler.worker-saturation": 1.0,  # a worker holds only the case it is extracting
@@ -88,7 +87,7 @@ def _client(scheduler: str, jobs: int) -> Iterator:
     """A client of the given scheduler, or of a local cluster started (and always closed) here."""
     if scheduler != LOCAL:
         try:
-            client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            client = distributed.Client(scheduler, set_as_default=False)  # waits distributed.comm.timeouts.connect
         except (OSError, TimeoutError, ValueError) as error:
             raise DENError(scheduler, f"cannot reach the Dask scheduler ({describe_error(error)})") from None
         with client:
