@@ -97,6 +97,9 @@ def test_den_extract_jobs_2_writes_the_same_table_and_features_as_jobs_1(cases_c
     assert_same_cohort_output(expected_out, out)
     assert multiprocessing.active_children() == []
 
+    assert main(["--cases", str(cases_csv), "-o", str(out), "--no-png", "--quiet", "--jobs", "2", "--resume"]) == 1
+    assert "4 case(s): 0 done, 3 resumed, 1 failed" in capsys.readouterr().err
+
 
 def processes_in_group(group: int) -> list[str]:
     """The command lines of the live processes in a process group (Linux /proc)."""
