@@ -5,8 +5,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import slicer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -62,3 +66,121 @@ def segment_ids_by_label(segmentation_node) -> dict[int, str]:
     segmentation = segmentation_node.GetSegmentation()
     ids = [segmentation.GetNthSegmentID(index) for index in range(segmentation.GetNumberOfSegments())]
     return {segmentation.GetSegment(segment_id).GetLabelValue(): segment_id for segment_id in ids}
+
+
+@dataclass
+class RedView:
+    """An offscreen Red slice view: its rendered pixels (RGB, top row first) and the logic that rendered them."""
+
+    pixels: np.ndarray
+    slice_logic: object
+    application_logic: object  # kept alive: the slice logic holds it without a reference
+
+
+def render_red_view(scene, volume_node, path: Path, size: tuple[int, int] = (1200, 600)) -> RedView:
+    """Render the Red slice view showing ``volume_node`` offscreen, as the module's results layout sets it up.
+
+    The MRML logic of ``slicer-core`` does what the application's Red view does without its widget: an application
+    logic, a slice logic for the "Red" slice node, :func:`DENExtractorSlicer.views.show_heatmap_in_slice_view`, and
+    the slice logic's blended image (the layers through their colour tables) written as a PNG.
+
+    :return: the rendered pixels, shape (height, width, 3), with the slice logic that rendered them.
+    """
+    import vtk
+    from vtk.util import numpy_support
+
+    from DENExtractorSlicer.views import show_heatmap_in_slice_view
+
+    application_logic = slicer.vtkMRMLApplicationLogic()
+    application_logic.SetMRMLScene(scene)
+    slice_logic = slicer.vtkMRMLSliceLogic()
+    slice_logic.SetMRMLApplicationLogic(application_logic)
+    slice_logic.SetMRMLScene(scene)
+    slice_node = scene.GetSingletonNode("Red", "vtkMRMLSliceNode")  # the scene's Red view, as in the application
+    if slice_node is None:
+        slice_node = slice_logic.AddSliceNode("Red")
+    else:
+        slice_logic.SetSliceNode(slice_node)
+    slice_node.SetDimensions(size[0], size[1], 1)
+    show_heatmap_in_slice_view(slice_logic, volume_node)
+    connection = slice_logic.GetImageDataConnection()
+    writer = vtk.vtkPNGWriter()
+    writer.SetInputConnection(connection)
+    writer.SetFileName(str(path))
+    writer.Write()
+    image = connection.GetProducer().GetOutputDataObject(connection.GetIndex())
+    width, height, _ = image.GetDimensions()
+    scalars = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
+    pixels = scalars.reshape(height, width, -1)[::-1, :, :3]  # VTK's first row is the bottom one
+    return RedView(np.ascontiguousarray(pixels), slice_logic, application_logic)
+
+
+def render_chart(chart_node, path: Path, size: tuple[int, int] = (1200, 400)) -> np.ndarray:
+    """Render a Plots chart node offscreen with VTK's XY chart, the chart class Slicer's plot view draws with.
+
+    Each series takes its table columns, colour and name from its ``vtkMRMLPlotSeriesNode``; the chart its title
+    and axis titles from the ``vtkMRMLPlotChartNode``. The drawing runs in a fresh Python process: VTK's offscreen
+    OpenGL (EGL) crashes in a process that has loaded TensorFlow.
+
+    :return: the rendered pixels as an RGB array, top row first, shape (height, width, 3).
+    """
+    from PIL import Image
+
+    spec = {
+        "size": np.array(size),
+        "titles": np.array([chart_node.GetTitle(), chart_node.GetXAxisTitle(), chart_node.GetYAxisTitle()]),
+    }
+    names = []
+    for index in range(chart_node.GetNumberOfPlotSeriesNodes()):
+        series = chart_node.GetNthPlotSeriesNode(index)
+        table = series.GetTableNode()
+        spec[f"x{index}"] = slicer.util.arrayFromTableColumn(table, series.GetXColumnName()).astype(float)
+        spec[f"y{index}"] = slicer.util.arrayFromTableColumn(table, series.GetYColumnName()).astype(float)
+        spec[f"color{index}"] = np.array(series.GetColor())
+        names.append(series.GetName())
+    spec["names"] = np.array(names)
+    spec_path = Path(path).with_suffix(".npz")
+    np.savez(spec_path, **spec)
+    subprocess.run([sys.executable, "-c", _CHART_SCRIPT, str(spec_path), str(path)], check=True, capture_output=True)
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+_CHART_SCRIPT = """
+import sys
+import numpy as np
+import vtk
+from vtk.util import numpy_support
+
+spec = np.load(sys.argv[1])
+view = vtk.vtkContextView()
+window = view.GetRenderWindow()
+window.SetOffScreenRendering(1)
+window.SetSize(*(int(value) for value in spec["size"]))
+view.GetRenderer().SetBackground(1.0, 1.0, 1.0)
+chart = vtk.vtkChartXY()
+view.GetScene().AddItem(chart)
+title, x_title, y_title = (str(text) for text in spec["titles"])
+chart.SetTitle(title)
+chart.GetAxis(vtk.vtkAxis.BOTTOM).SetTitle(x_title)
+chart.GetAxis(vtk.vtkAxis.LEFT).SetTitle(y_title)
+chart.SetShowLegend(True)
+for index, name in enumerate(spec["names"]):
+    table = vtk.vtkTable()
+    for axis in "xy":
+        column = numpy_support.numpy_to_vtk(np.ascontiguousarray(spec[f"{axis}{index}"]), deep=True)
+        column.SetName(axis)
+        table.AddColumn(column)
+    line = chart.AddPlot(vtk.vtkChart.LINE)
+    line.SetInputData(table, 0, 1)
+    line.SetColor(*(int(round(255 * channel)) for channel in spec[f"color{index}"]), 255)
+    line.SetWidth(2.0)
+    line.SetLabel(str(name))
+window.Render()
+grabber = vtk.vtkWindowToImageFilter()
+grabber.SetInput(window)
+writer = vtk.vtkPNGWriter()
+writer.SetInputConnection(grabber.GetOutputPort())
+writer.SetFileName(sys.argv[2])
+writer.Write()
+"""

@@ -115,8 +115,6 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     check_scale_arguments(arguments, parser, cohort_given)
     if arguments.cases is not None and (arguments.image or arguments.image_pattern):
         parser.error("with --cases, each case's MRI is the CSV's image column")
-    if arguments.plane is not None and arguments.mode == "reference":
-        parser.error("--plane applies to --mode oriented; reference mode slices along the first stored axis")
     if arguments.cohort is not None and arguments.image:
         parser.error("in a cohort, name each case's MRI with --image-pattern, not --image")
     if arguments.cohort is None and arguments.image_pattern:

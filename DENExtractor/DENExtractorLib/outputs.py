@@ -20,6 +20,8 @@ from .volume import file_sha256
 
 OUTPUT_SUFFIX = "_den"
 OUTPUT_KINDS = ("npy", "json", "png")
+LOWEST_END_OF_RAS_AXIS = {"R": "left", "A": "posterior", "S": "inferior"}
+"""Where row 0 of an oriented-mode stack lies: the low end of the RAS axis the slices are stacked along."""
 MAX_NAME_BYTES = 255
 """Longest file name most file systems accept."""
 
@@ -74,5 +76,6 @@ def heatmap_row_label(provenance: dict) -> str:
     """What the heatmap's rows are: slices along which axis."""
     preprocessing = provenance.get("preprocessing", {})
     if preprocessing.get("mode") == "oriented":
-        return f"{preprocessing.get('plane')} slice (row 0 = lowest {preprocessing.get('slice_axis_ras', '')} index)"
+        first = LOWEST_END_OF_RAS_AXIS.get(preprocessing.get("slice_axis_ras", ""), "lowest index")
+        return f"{preprocessing.get('plane')} slice (row 0 = most {first})"
     return "slice along the first stored axis (row r = voxel index i = r)"

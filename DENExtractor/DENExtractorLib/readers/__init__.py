@@ -7,6 +7,7 @@ bounds its memory by what the header declares before reading any voxel. Validati
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..errors import DENError
@@ -41,14 +42,14 @@ def load_segmentation(path: str | Path) -> Volume:
     """
     path = Path(path)
     data, affine, sha256 = _read_any(path, segmentation=True)
-    return segmentation_from_array(data, affine, str(path.absolute()), sha256=sha256)
+    return segmentation_from_array(data, affine, os.path.abspath(path), sha256=sha256)
 
 
 def load_image(path: str | Path) -> Volume:
     """Read and validate an intensity image (``.nii``, ``.nii.gz``, ``.nrrd`` or ``.nhdr``) for image mode."""
     path = Path(path)
     data, affine, sha256 = _read_any(path, segmentation=False)
-    return image_from_array(data, affine, str(path.absolute()), sha256=sha256)
+    return image_from_array(data, affine, os.path.abspath(path), sha256=sha256)
 
 
 def check_readable(path: str | Path) -> None:

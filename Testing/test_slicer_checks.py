@@ -1,4 +1,8 @@
-"""Tests of DENExtractorLib.module_state against real MRML nodes from the slicer-core package (no Qt, no mocks)."""
+"""Tests of DENExtractorSlicer.checks, the one rule for "can extraction start", against real MRML nodes (slicer-core).
+
+The run raises the problem these checks find and the module's status line shows the same text: the tests here
+check the messages, test_slicer_process.py checks that process() refuses with them.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,19 @@ from pathlib import Path
 import pytest
 import slicer  # the slicer-core package: MRML nodes without the Slicer application
 import vtk
-from DENExtractorLib.module_state import chosen_path, inputs_problem, segment_ids_of
+from DENExtractorLib import DENError, ExtractionSettings
+from DENExtractorSlicer.checks import chosen_path, inputs_problem, segment_ids_of, segments_to_choose
 
 
 @pytest.fixture()
 def scene():
     """A fresh MRML scene."""
     return slicer.vtkMRMLScene()
+
+
+def message(problem) -> str | None:
+    """The status-line text of a problem (None when there is none)."""
+    return None if problem is None else str(problem)
 
 
 def _image_data(image_class=vtk.vtkImageData, dimensions=(4, 5, 6)):
@@ -56,25 +66,29 @@ def test_valid_label_map_with_image_and_folder(scene, tmp_path):
 
 
 def test_missing_input(scene):
-    assert inputs_problem(None) == "Select an input segmentation or label map."
+    assert message(inputs_problem(None)) == "input: choose a segmentation or a label map volume"
 
 
 def test_wrong_input_class(scene):
     model = scene.AddNewNodeByClass("vtkMRMLModelNode", "surface")
-    assert inputs_problem(model) == "'surface' is neither a segmentation nor a label map volume."
+    assert message(inputs_problem(model)) == (
+        "surface: neither a segmentation nor a label map volume: choose one of those"
+    )
 
 
 def test_empty_segmentation(scene):
     segmentation = add_segmentation(scene, "empty", [])
-    assert inputs_problem(segmentation) == "Segmentation 'empty' has no segments."
+    assert message(inputs_problem(segmentation)) == "empty: the segmentation has no segments"
 
 
 def test_segment_choice(scene):
     segmentation = add_segmentation(scene, "tumour", ["Core", "Edema"])
     assert inputs_problem(segmentation, segment_ids=["edema"], scene_has_url=True) is None
-    assert inputs_problem(segmentation, segment_ids=[]) == "Select at least one segment."
-    assert inputs_problem(segmentation, segment_ids=["core", "necrosis"]) == (
-        "Segment 'necrosis' is not in segmentation 'tumour'."
+    assert message(inputs_problem(segmentation, segment_ids=[])) == (
+        "tumour: no segment chosen: choose at least one segment"
+    )
+    assert message(inputs_problem(segmentation, segment_ids=["core", "necrosis"])) == (
+        "tumour: no segment with ID 'necrosis' in this segmentation"
     )
 
 
@@ -85,17 +99,17 @@ def test_segment_ids_ignored_for_label_map(scene):
 
 def test_label_map_without_voxels(scene):
     label_map = add_volume(scene, "vtkMRMLLabelMapVolumeNode", "blank", with_voxels=False)
-    assert inputs_problem(label_map) == "Label map 'blank' has no voxels."
+    assert message(inputs_problem(label_map)) == "blank: the label map has no voxels"
 
 
 def test_image_problems(scene):
     label_map = add_volume(scene, "vtkMRMLLabelMapVolumeNode", "labels")
     other_labels = add_volume(scene, "vtkMRMLLabelMapVolumeNode", "other labels")
     blank_image = add_volume(scene, "vtkMRMLScalarVolumeNode", "blank", with_voxels=False)
-    assert inputs_problem(label_map, other_labels) == (
-        "Intensity volume 'other labels' must be a scalar volume, not a label map."
+    assert message(inputs_problem(label_map, other_labels)) == (
+        "other labels: the intensity volume must be a scalar volume, not a label map"
     )
-    assert inputs_problem(label_map, blank_image) == "Intensity volume 'blank' has no voxels."
+    assert message(inputs_problem(label_map, blank_image)) == "blank: the intensity volume has no voxels"
 
 
 def test_image_must_differ_from_input(scene):
@@ -103,32 +117,36 @@ def test_image_must_differ_from_input(scene):
     segmentation = add_segmentation(scene, "tumour", ["Core"])
     assert inputs_problem(segmentation, volume, scene_has_url=True) is None
     label_map = add_volume(scene, "vtkMRMLLabelMapVolumeNode", "labels")
-    assert inputs_problem(label_map, label_map).startswith("Intensity volume 'labels' must be a scalar volume")
+    assert message(inputs_problem(label_map, label_map)) == (
+        "labels: the intensity volume must be a scalar volume, not a label map"
+    )
 
 
 def test_weights_file_choice(scene, tmp_path):
+    """A chosen weights file gets the core's own check: the status line says what den-extract --weights would."""
     segmentation = add_segmentation(scene, "tumour", ["Core"])
-    weights = tmp_path / "den.weights.h5"
-    weights.write_bytes(b"\x89HDF")
-    assert inputs_problem(segmentation, use_bundled_weights=False, weights_path=weights, scene_has_url=True) is None
+    not_weights = tmp_path / "den.weights.h5"
+    not_weights.write_bytes(b"\x89HDF not really")
     absent = tmp_path / "absent.h5"
     assert inputs_problem(segmentation, use_bundled_weights=True, weights_path=absent, scene_has_url=True) is None
-    assert inputs_problem(segmentation, use_bundled_weights=False, weights_path=Path()) == (
-        "Choose a weights file, or use the bundled reference weights."
+    assert message(inputs_problem(segmentation, use_bundled_weights=False, weights_path=Path())) == (
+        "weights: choose a weights file, or use the bundled reference weights"
     )
-    assert inputs_problem(segmentation, use_bundled_weights=False, weights_path=tmp_path / "absent.h5") == (
-        f"Weights file not found: {tmp_path / 'absent.h5'}"
-    )
-    assert inputs_problem(segmentation, use_bundled_weights=False, weights_path=tmp_path) == (
-        f"Weights path is not a file: {tmp_path}"
+    for path in (absent, tmp_path, not_weights):
+        problem = inputs_problem(segmentation, use_bundled_weights=False, weights_path=path, scene_has_url=True)
+        with pytest.raises(DENError) as core_refusal:
+            ExtractionSettings(weights=path)
+        assert message(problem) == str(core_refusal.value)
+    assert message(inputs_problem(segmentation, use_bundled_weights=False, weights_path=absent)) == (
+        f"{absent}: no such weights file"
     )
 
 
 def test_output_folder_needed_until_the_scene_is_saved(scene, tmp_path):
     segmentation = add_segmentation(scene, "tumour", ["Core"])
-    unsaved = "Choose an output folder: the scene has not been saved yet."
-    assert inputs_problem(segmentation) == unsaved
-    assert inputs_problem(segmentation, output_folder=Path()) == unsaved
+    unsaved = "output folder: the scene has not been saved and no output folder was chosen: choose one"
+    assert message(inputs_problem(segmentation)) == unsaved
+    assert message(inputs_problem(segmentation, output_folder=Path())) == unsaved
     assert inputs_problem(segmentation, scene_has_url=True) is None
     assert inputs_problem(segmentation, output_folder=tmp_path) is None
 
@@ -138,7 +156,7 @@ def test_output_folder_that_is_a_file(scene, tmp_path):
     a_file = tmp_path / "results.txt"
     a_file.write_text("not a folder")
     assert inputs_problem(segmentation, output_folder=tmp_path) is None
-    assert inputs_problem(segmentation, output_folder=a_file) == f"Output folder is a file: {a_file}"
+    assert message(inputs_problem(segmentation, output_folder=a_file)) == f"{a_file}: the output folder is a file"
 
 
 @pytest.mark.parametrize("value", [None, "", "  ", ".", Path(), Path(".")])
@@ -149,3 +167,16 @@ def test_chosen_path_empty(value):
 def test_chosen_path_value(tmp_path):
     assert chosen_path(str(tmp_path)) == tmp_path
     assert chosen_path(tmp_path / "out") == tmp_path / "out"
+
+
+def test_a_new_input_gets_its_own_segments(scene):
+    """Choosing another segmentation lists and chooses that segmentation's segments, never the old one's."""
+    first = add_segmentation(scene, "first", ["Core", "Edema"])
+    second = add_segmentation(scene, "second", ["Necrosis", "Enhancing"])
+    shared = add_segmentation(scene, "shared", ["Core", "Rim"])
+    assert segments_to_choose(first, []) == ["core", "edema"]
+    assert segments_to_choose(second, ["edema"]) == ["necrosis", "enhancing"]  # old choice absent: all segments
+    assert segments_to_choose(shared, ["edema", "core"]) == ["core"]  # what still exists is kept
+    labels = add_volume(scene, "vtkMRMLLabelMapVolumeNode", "labels")
+    assert segments_to_choose(labels, ["core"]) == []
+    assert segments_to_choose(None, ["core"]) == []

@@ -1,0 +1,196 @@
+"""The nodes that show one extraction in the scene: feature tables, a Plots chart and a Viridis heatmap volume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import slicer
+import vtk
+from slicer.util import updateVolumeFromArray, vtkMatrixFromArray
+from vtk.util import numpy_support
+
+from DENExtractorLib import ExtractionResult
+
+VIRIDIS_COLOR_NODE_ID = "vtkMRMLColorTableNodeFileViridis.txt"
+"""ID of Slicer's Viridis colour table node (loaded by the Colors module from ``ColorFiles/Viridis.txt``)."""
+
+VIRIDIS_ANCHORS = (
+    (0.2670, 0.0049, 0.3294), (0.2823, 0.0950, 0.4173), (0.2788, 0.1755, 0.4834), (0.2590, 0.2515, 0.5247),
+    (0.2297, 0.3224, 0.5457), (0.1994, 0.3876, 0.5546), (0.1727, 0.4488, 0.5579), (0.1490, 0.5081, 0.5572),
+    (0.1276, 0.5669, 0.5506), (0.1201, 0.6222, 0.5349), (0.1539, 0.6802, 0.5042), (0.2394, 0.7356, 0.4557),
+    (0.3607, 0.7860, 0.3878), (0.5063, 0.8288, 0.3004), (0.6681, 0.8620, 0.1963), (0.8353, 0.8860, 0.1026),
+    (0.9932, 0.9062, 0.1439),
+)
+"""Viridis at 17 evenly spaced points, for scenes without Slicer's colour files (``slicer-core``)."""
+
+HEATMAP_WIDTH_MM = 200.0
+"""Width of the heatmap volume in the scene: a head's width, so a fitted slice view's ruler stays sensible."""
+
+HEATMAP_ASPECT = 2.0
+"""Width / height of the heatmap as shown in a slice view, whatever the number of slices."""
+
+SLICE_COLUMN = "slice"
+FOREGROUND_COLUMN = "foreground"
+MEAN_COLUMN = "mean activation"
+
+MEAN_SERIES_COLOR = (0.17, 0.45, 0.70)
+FEATURE_SERIES_COLOR = (0.90, 0.50, 0.10)
+
+
+@dataclass
+class ResultNodes:
+    """The MRML nodes showing one extraction.
+
+    ``table``: one row per slice: ``slice``, ``foreground``, ``mean activation``, then ``feature_0`` ...
+    ``feature_4095``;
+    ``pooled_table``: one row per feature (``feature``, ``mean``, ``max`` over the foreground slices);
+    ``chart``: per-slice mean activation and the most variable feature, against the slice index;
+    ``heatmap``: scalar volume of slices x features, one voxel thick, shown with Viridis.
+    """
+
+    table: Any
+    pooled_table: Any
+    chart: Any
+    heatmap: Any
+
+
+def feature_column_name(index: int) -> str:
+    """Return the feature table's column name of feature ``index``: ``feature_0`` ... ``feature_4095``."""
+    return f"feature_{index}"
+
+
+def feature_table_columns(result: ExtractionResult) -> dict[str, np.ndarray]:
+    """Return the per-slice table's columns: slice index, foreground flag, mean activation, then every feature."""
+    features = result.features
+    foreground = np.zeros(features.shape[0], dtype=np.uint8)
+    foreground[result.foreground_rows] = 1
+    columns = {
+        SLICE_COLUMN: np.arange(features.shape[0], dtype=np.int32),
+        FOREGROUND_COLUMN: foreground,
+        MEAN_COLUMN: features.mean(axis=1, dtype=np.float64).astype(np.float32),
+    }
+    columns.update({feature_column_name(index): features[:, index] for index in range(features.shape[1])})
+    return columns
+
+
+def pooled_table_columns(result: ExtractionResult) -> dict[str, np.ndarray]:
+    """Return the pooled table's columns: feature index, mean and max over the foreground slices."""
+    count = result.features.shape[1]
+    return {
+        "feature": np.arange(count, dtype=np.int32),
+        "mean": result.pooled[:count],
+        "max": result.pooled[count:],
+    }
+
+
+def most_variable_feature(features: np.ndarray) -> int:
+    """Return the index of the feature whose value varies most over the slices (the first one on ties)."""
+    return int(np.argmax(features.var(axis=0, dtype=np.float64)))
+
+
+def heatmap_ijk_to_ras(row_count: int, feature_count: int) -> np.ndarray:
+    """Return the heatmap's IJK-to-RAS matrix: in an axial view features run left to right and slices top down.
+
+    The whole matrix measures :data:`HEATMAP_WIDTH_MM` by ``HEATMAP_WIDTH_MM / HEATMAP_ASPECT`` whatever its
+    number of rows and features, so a slice view fitted to it shows all of it at a readable aspect.
+    """
+    column_spacing = HEATMAP_WIDTH_MM / feature_count
+    row_spacing = HEATMAP_WIDTH_MM / (HEATMAP_ASPECT * row_count)
+    return np.diag([-column_spacing, -row_spacing, 1.0, 1.0])
+
+
+def viridis_color_node_id(scene: Any) -> str:
+    """Return the ID of Slicer's Viridis colour table, adding an equivalent node to scenes that lack it.
+
+    The Slicer application always has it; a ``slicer-core`` scene has no colour files, so a Viridis table with the
+    same node ID is built from :data:`VIRIDIS_ANCHORS`.
+    """
+    if scene.GetNodeByID(VIRIDIS_COLOR_NODE_ID) is None:
+        scene.AddNode(_viridis_color_node())
+    return VIRIDIS_COLOR_NODE_ID
+
+
+def _viridis_color_node() -> Any:
+    """A 256-entry Viridis colour table node whose singleton tag gives it Slicer's Viridis node ID."""
+    node = slicer.vtkMRMLColorTableNode()
+    node.SetSingletonTag(slicer.vtkMRMLColorLogic.GetFileColorNodeSingletonTag("Viridis.txt"))
+    node.SetName("Viridis")
+    node.SetTypeToUser()
+    node.SetNumberOfColors(256)
+    anchors = np.asarray(VIRIDIS_ANCHORS)
+    positions = np.linspace(0.0, 1.0, len(anchors))
+    for index, position in enumerate(np.linspace(0.0, 1.0, 256)):
+        red, green, blue = (np.interp(position, positions, anchors[:, channel]) for channel in range(3))
+        node.SetColor(index, f"{index}", red, green, blue, 1.0)
+    return node
+
+
+def add_results_to_scene(result: ExtractionResult, scene: Any, base_name: str) -> ResultNodes:
+    """Add the feature tables, the chart and the heatmap of ``result`` to ``scene``, named after ``base_name``.
+
+    Either every node is added or, if anything fails, none is left behind.
+    """
+    before = {scene.GetNthNode(index).GetID() for index in range(scene.GetNumberOfNodes())}
+    try:
+        table = _add_table(scene, f"{base_name} DEN features", feature_table_columns(result))
+        pooled_table = _add_table(scene, f"{base_name} DEN pooled", pooled_table_columns(result))
+        chart = _add_chart(scene, base_name, table, most_variable_feature(result.features))
+        heatmap = _add_heatmap(scene, f"{base_name} DEN heatmap", result.features)
+    except BaseException:
+        _remove_nodes_added_since(scene, before)
+        raise
+    return ResultNodes(table=table, pooled_table=pooled_table, chart=chart, heatmap=heatmap)
+
+
+def _add_table(scene: Any, name: str, columns: dict[str, np.ndarray]) -> Any:
+    """Add a table node holding ``columns`` (name -> 1-D array), in order."""
+    table = vtk.vtkTable()
+    for column_name, values in columns.items():
+        array = numpy_support.numpy_to_vtk(np.ascontiguousarray(values), deep=True)
+        array.SetName(column_name)
+        table.AddColumn(array)
+    node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
+    node.SetAndObserveTable(table)
+    return node
+
+
+def _add_chart(scene: Any, base_name: str, table: Any, feature_index: int) -> Any:
+    """Add a chart plotting the mean activation and feature ``feature_index`` of ``table`` against the slice."""
+    chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", scene.GenerateUniqueName(f"{base_name} DEN chart"))
+    chart.SetTitle(f"DEN features of {base_name}")
+    chart.SetXAxisTitle("slice")
+    chart.SetYAxisTitle("activation")
+    for column, color in ((MEAN_COLUMN, MEAN_SERIES_COLOR), (feature_column_name(feature_index), FEATURE_SERIES_COLOR)):
+        label = column if column == MEAN_COLUMN else f"feature {feature_index} (most variable)"
+        series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", scene.GenerateUniqueName(f"{base_name} {label}"))
+        series.SetAndObserveTableNodeID(table.GetID())
+        series.SetXColumnName(SLICE_COLUMN)
+        series.SetYColumnName(column)
+        series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeLine)
+        series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
+        series.SetColor(*color)
+        chart.AddAndObservePlotSeriesNodeID(series.GetID())
+    return chart
+
+
+def _add_heatmap(scene: Any, name: str, features: np.ndarray) -> Any:
+    """Add a one-voxel-thick scalar volume of ``features`` (rows x features) shown with Viridis."""
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
+    updateVolumeFromArray(node, np.ascontiguousarray(features, dtype=np.float32)[np.newaxis])
+    node.SetIJKToRASMatrix(vtkMatrixFromArray(heatmap_ijk_to_ras(*features.shape)))
+    node.CreateDefaultDisplayNodes()
+    display = node.GetDisplayNode()
+    display.SetAndObserveColorNodeID(viridis_color_node_id(scene))
+    display.AutoWindowLevelOff()
+    display.SetWindowLevelMinMax(float(features.min()), float(features.max()))  # the whole Viridis scale
+    display.SetInterpolate(0)  # one feature, one crisp cell: no blur across 4096 columns
+    return node
+
+
+def _remove_nodes_added_since(scene: Any, before: set[str]) -> None:
+    """Remove the nodes whose IDs are not in ``before``, newest first."""
+    added = [scene.GetNthNode(index) for index in range(scene.GetNumberOfNodes())]
+    for node in reversed([node for node in added if node.GetID() not in before]):
+        scene.RemoveNode(node)
