@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cohort_fixtures import read_rows
 from conftest import DATA
 from DENExtractorLib.cases_csv import read_cases_csv
 from DENExtractorLib.errors import DENError
@@ -123,3 +124,27 @@ def test_a_bad_row_fails_only_its_case(tmp_path):
     assert all("\n" not in row.problem for row in table.problems)
     with pytest.raises(ValueError, match="row 3 has a problem"):
         table.problems[0].case
+
+
+def test_den_extract_runs_a_cases_csv_carrying_its_columns_and_failing_only_the_bad_row(cases_csv_run, capsys):
+    cases_csv, out = cases_csv_run
+    rows = read_rows(out / "den_cohort.csv")
+    assert [(row["case_id"], row["site"], row["status"]) for row in rows] == [
+        ("lost", "Basel", "failed"), ("pat0001", "Bern", "done"), ("pat0002", "Bern", "done"),
+        ("small", "synthetic", "done")]
+    assert list(rows[0])[:4] == ["case_id", "site", "status", "message"]
+    assert rows[0]["message"] == f"{cases_csv} row 3: case 'lost': segmentation file not found: {cases_csv.parent / 'lost_case.nii.gz'}"
+    assert int(rows[1]["rows"]) == 240 and rows[1]["mean_0"] != ""
+    assert sorted(path.name for path in out.glob("*_den.npy")) == ["pat0001_den.npy", "pat0002_den.npy", "small_den.npy"]
+
+
+@pytest.mark.parametrize(("header", "fault"), [
+    ("case_id,segmentation,status", "the column 'status' would clash with den_cohort.csv's own column of that name: rename it"),
+    ("case_id,segmentation,mean_12", "the column 'mean_12' would clash with den_cohort.csv's own column of that name: rename it"),
+])
+def test_den_extract_refuses_a_carried_column_named_like_a_table_column(tmp_path, capsys, header, fault):
+    from DENExtractorLib.cli import main
+
+    cases_file = write_csv(tmp_path / "cases.csv", f"{header}\np1,{BRATS / 'pat0001' / 'OTMultiClass.nii.gz'},x\n")
+    assert main(["--cases", str(cases_file), "-o", str(tmp_path / "out"), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == f"den-extract: error: {cases_file}: {fault}"

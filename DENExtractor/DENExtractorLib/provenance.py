@@ -73,7 +73,7 @@ def _gpu_name() -> str | None:
     tensorflow = sys.modules.get("tensorflow")
     if tensorflow is None:
         return None
-    devices = tensorflow.config.list_physical_devices("GPU")
+    devices = tensorflow.config.get_visible_devices("GPU")  # the GPU this worker was given
     if not devices:
         return None
     details = tensorflow.config.experimental.get_device_details(devices[0])
