@@ -70,3 +70,5 @@ def small_case(tmp_path_factory) -> Path:
     from DENExtractorLib.demo import write_synthetic_case
 
     return write_synthetic_case(tmp_path_factory.mktemp("small") / "small_case.nii.gz", shape=(64, 64, 40), seed=3)
+from cohort_fixtures import one_process_run  # noqa: E402,F401  (the cohort runners' shared reference run)
+from cohort_fixtures import cases_csv_run  # noqa: E402,F401  (the cases CSV run every runner must equal)

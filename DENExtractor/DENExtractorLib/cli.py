@@ -9,11 +9,23 @@ import traceback
 from pathlib import Path
 
 from ._version import __version__
-from .cohort import COHORT_TABLE_NAME, CaseOutcome, cases_from_files, find_cases, run_cohort, write_cohort_table
+from .cohort import COHORT_TABLE_NAME, CaseOutcome, cases_from_files, find_cases, write_cohort_table
 from .demo import write_synthetic_case
 from .errors import DENError, describe_error
 from .extractor import DENExtractor
 from .output_folder import prepare_output_folder
+from .parts import CohortEntry
+from .scale import (
+    add_scale_arguments,
+    carried_values,
+    check_scale_arguments,
+    entries_from_cases,
+    entries_from_csv,
+    in_case_order,
+    run_entries,
+    run_merge,
+    share_for_this_part,
+)
 from .settings import MODES, PLANES, ExtractionSettings
 
 DEMO_CASE_NAME = "synthetic_glioblastoma.nii.gz"
@@ -36,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"den-extract --demo -o out. {EXIT_STATUSES}.",
     )
     parser.add_argument("segmentations", nargs="*", type=Path, metavar="SEG", help="segmentation files")
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output folder (created if needed)")
+    parser.add_argument("-o", "--output", type=Path, metavar="OUT", help="output folder (created if needed)")
     parser.add_argument("--image", type=Path, action="append", metavar="MRI",
                         help="image mode: the MRI of each SEG, in order (intensities inside the segmentation)")
     parser.add_argument("--mode", choices=MODES, default="reference", help="preprocessing (default: reference)")
@@ -51,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="case files relative to DIR; {id} is the case id (default: '{id}.nii.gz')")
     group.add_argument("--image-pattern", metavar="PATTERN", help="image mode in a cohort: each case's MRI, e.g. '{id}/flair.nii.gz'")
     group.add_argument("--resume", action="store_true", help="skip cases whose outputs are complete and made from the same inputs")
+    add_scale_arguments(parser)
     parser.add_argument("--demo", nargs="?", const="synthetic", metavar="CASE",
                         help="run on a generated synthetic glioblastoma (or on CASE)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -88,51 +101,74 @@ def _interrupt(signal_number: int, frame: object) -> None:
 
 def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Check everything that can be checked without TensorFlow, then run the demo, a cohort, or a list of files."""
-    sources = [bool(arguments.segmentations), arguments.cohort is not None, arguments.demo is not None]
+    sources = [bool(arguments.segmentations), arguments.cohort is not None, arguments.cases is not None,
+               arguments.demo is not None]
+    if arguments.merge is not None:
+        if any(sources) or arguments.output is not None:
+            parser.error("--merge OUT takes the output folder of the parts, and nothing else to run")
+        return run_merge(arguments.merge)
+    if arguments.output is None:
+        parser.error("the following arguments are required: -o/--output")
     if sum(sources) != 1:
-        parser.error("give segmentation files, or --cohort DIR, or --demo")
+        parser.error("give segmentation files, or --cohort DIR, or --cases CSV, or --demo")
+    cohort_given = arguments.cohort is not None or arguments.cases is not None
+    check_scale_arguments(arguments, parser, cohort_given)
+    if arguments.cases is not None and (arguments.image or arguments.image_pattern):
+        parser.error("with --cases, each case's MRI is the CSV's image column")
     if arguments.cohort is not None and arguments.image:
         parser.error("in a cohort, name each case's MRI with --image-pattern, not --image")
     if arguments.cohort is None and arguments.image_pattern:
         parser.error("--image-pattern only applies with --cohort")
     settings = ExtractionSettings(arguments.mode, arguments.plane, arguments.labels, arguments.weights)
-    output = prepare_output_folder(arguments.output)
-    if arguments.cohort is not None:
+    output = prepare_output_folder(arguments.output, remove_partials=arguments.num_parts is None)
+    extractor = DENExtractor(settings)
+    carried_columns: tuple[str, ...] = ()
+    if arguments.cases is not None:
+        entries, carried_columns = entries_from_csv(arguments.cases)
+    elif arguments.cohort is not None:
         found = find_cases(arguments.cohort, arguments.pattern, arguments.image_pattern)
         if found.skipped_hidden:
             _say(arguments, f"note: skipped {len(found.skipped_hidden)} hidden match(es) (names starting with '.'): "
                             f"{', '.join(found.skipped_hidden[:5])}")
-        cases = found.cases
+        entries = entries_from_cases(found.cases)
     elif arguments.demo is not None:
         demo_case = Path(arguments.demo)
         if arguments.demo == "synthetic":
             demo_case = output / DEMO_CASE_NAME
             _say(arguments, f"generating a synthetic glioblastoma label map: {demo_case}")
             write_synthetic_case(demo_case)
-        cases = cases_from_files([demo_case], arguments.image)
+        entries = entries_from_cases(cases_from_files([demo_case], arguments.image))
     else:
-        cases = cases_from_files(arguments.segmentations, arguments.image)
+        entries = entries_from_cases(cases_from_files(arguments.segmentations, arguments.image))
+    table_name = COHORT_TABLE_NAME
+    if arguments.num_parts is not None:
+        entries, table_name = share_for_this_part(entries, carried_columns, arguments, output, extractor)
+
+    def write_table(outcomes: list[CaseOutcome]) -> Path:
+        ordered = in_case_order(outcomes, entries)
+        return write_cohort_table(ordered, output / table_name, carried_columns, carried_values(entries))
+
     outcomes: list[CaseOutcome] = []
     try:
-        _run_with_progress(cases, arguments, output, DENExtractor(settings), outcomes)
+        _run_with_progress(entries, arguments, output, extractor, outcomes)
     except KeyboardInterrupt:
-        if arguments.cohort is not None:
-            _say(arguments, f"cohort table of the finished cases: {write_cohort_table(outcomes, output / COHORT_TABLE_NAME)}")
-        _summarise(outcomes, len(cases))
+        if cohort_given:
+            _say(arguments, f"cohort table of the finished cases: {write_table(outcomes)}")
+        _summarise(outcomes, len(entries))
         raise
-    if arguments.cohort is not None:
-        table = write_cohort_table(outcomes, output / COHORT_TABLE_NAME)
-        _say(arguments, f"cohort table: {table}")
-    return _summarise(outcomes, len(cases))
+    if cohort_given:
+        _say(arguments, f"cohort table: {write_table(outcomes)}")
+    return _summarise(outcomes, len(entries))
 
 
 def _run_with_progress(
-    cases: list, arguments: argparse.Namespace, output: Path, extractor: DENExtractor, outcomes: list[CaseOutcome]
+    entries: list[CohortEntry], arguments: argparse.Namespace, output: Path, extractor: DENExtractor,
+    outcomes: list[CaseOutcome],
 ) -> None:
     """Run the cases with a progress bar on stderr, printing one line per case as it finishes into ``outcomes``."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(cases), unit="case", disable=arguments.quiet or len(cases) < 2, file=sys.stderr)
+    bar = tqdm(total=len(entries), unit="case", disable=arguments.quiet or len(entries) < 2, file=sys.stderr)
 
     def report(outcome: CaseOutcome) -> None:
         outcomes.append(outcome)
@@ -144,7 +180,7 @@ def _run_with_progress(
                       f"({outcome.foreground_rows} with tumour) -> {outcome.outputs['npy']}")
 
     try:
-        run_cohort(cases, output, extractor, resume=arguments.resume, png=not arguments.no_png, on_case_done=report)
+        run_entries(entries, output, extractor, arguments, report)
     finally:
         bar.close()
 

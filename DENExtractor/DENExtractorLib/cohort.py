@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,9 +146,19 @@ def run_cohort(
     return outcomes
 
 
-def write_cohort_table(outcomes: list[CaseOutcome], path: str | Path) -> Path:
-    """Write the cohort CSV atomically: case id, status, message, rows, foreground rows, pooled mean and max."""
-    header = ["case_id", "status", "message", "rows", "foreground_rows"]
+def write_cohort_table(
+    outcomes: list[CaseOutcome],
+    path: str | Path,
+    carried_columns: Sequence[str] = (),
+    carried: Mapping[str, Mapping[str, str]] | None = None,
+) -> Path:
+    """Write the cohort CSV atomically: case id, status, message, rows, foreground rows, pooled mean and max.
+
+    ``carried_columns`` (a cases CSV's own columns) follow the case id, each case's cells taken from
+    ``carried[case_id]``.
+    """
+    carried = carried or {}
+    header = ["case_id", *carried_columns, "status", "message", "rows", "foreground_rows"]
     header += [f"mean_{index}" for index in range(FEATURE_COUNT)] + [f"max_{index}" for index in range(FEATURE_COUNT)]
 
     def write(temporary: Path) -> None:
@@ -158,7 +168,9 @@ def write_cohort_table(outcomes: list[CaseOutcome], path: str | Path) -> Path:
             for outcome in outcomes:
                 pooled = [format(float(value), ".9g") for value in outcome.pooled] if outcome.pooled is not None else []
                 counts = [outcome.rows, outcome.foreground_rows] if outcome.pooled is not None else ["", ""]
-                writer.writerow([outcome.case.case_id, outcome.status, outcome.message, *counts, *pooled])
+                cells = carried.get(outcome.case.case_id, {})
+                extra = [cells.get(name, "") for name in carried_columns]
+                writer.writerow([outcome.case.case_id, *extra, outcome.status, outcome.message, *counts, *pooled])
 
     return write_atomically(path, write)
 

@@ -13,6 +13,10 @@ class DENError(Exception):
         self.fault = " ".join(str(fault).split())
         super().__init__(f"{self.source}: {self.fault}")
 
+    def __reduce__(self) -> tuple:
+        """Pickle by (source, fault), so the error survives the trip back from a worker process."""
+        return (DENError, (self.source, self.fault))
+
 
 def describe_error(error: BaseException, limit: int = 200) -> str:
     """One line of at most ``limit`` characters describing an exception raised by a library we call."""

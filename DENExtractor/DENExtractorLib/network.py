@@ -16,6 +16,7 @@ import numpy as np
 
 from .architecture import INPUT_SHAPE, LAYERS, POOL_SIZE, POOL_STRIDE, weight_specs
 from .errors import DENError, describe_error
+from .runtime import apply_tensorflow_setup
 from .weights import reference_weights
 from .weights_files import WeightsIdentity, check_weights_file, weights_identity
 
@@ -85,8 +86,9 @@ def import_keras() -> Any:
     """Import TensorFlow and Keras without their start-up chatter; return the ``keras`` module."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _stderr_silenced():
-        import tensorflow  # noqa: F401  (loaded here so that its notices are silenced)
+        import tensorflow  # loaded here so that its notices are silenced
         import keras
+    apply_tensorflow_setup(tensorflow)
     return keras
 
 

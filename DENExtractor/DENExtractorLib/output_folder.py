@@ -13,8 +13,10 @@ from .errors import DENError
 PROBE_BYTES = 4096
 
 
-def prepare_output_folder(folder: str | Path) -> Path:
-    """Create ``folder`` if needed, prove that a file can be written in it, and clear our own leftover temporaries.
+def prepare_output_folder(folder: str | Path, *, remove_partials: bool = True) -> Path:
+    """Create ``folder`` if needed, prove that a file can be written in it, and clear our own leftover temporaries
+    (unless ``remove_partials`` is False: the parts of an array job share the folder, and one part's temporaries
+    are another's work in progress).
 
     Raises :class:`DENError` naming the folder when it is a file, lies under a file, is on a read-only file system,
     is not writable, or its disk is full. Returns the folder's absolute path.
@@ -33,7 +35,8 @@ def prepare_output_folder(folder: str | Path) -> Path:
             Path(probe).unlink(missing_ok=True)
     except OSError as error:
         raise DENError(folder, f"unusable output folder: {_reason(error, folder)}") from None
-    remove_leftover_partials(folder)
+    if remove_partials:
+        remove_leftover_partials(folder)
     return folder
 
 

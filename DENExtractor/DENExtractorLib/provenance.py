@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ._version import __version__
 from .architecture import FEATURE_COUNT
+from .training.link import model_provenance
 
 if TYPE_CHECKING:
     from .network import LoadedModel
@@ -30,7 +31,7 @@ def build_provenance(
     return {
         "format": PROVENANCE_FORMAT,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": {"id": model.model_id, "weights_sha256": model.weights_sha256, "weights_source": model.weights_source},
+        "model": model_provenance(model.model_id, model.weights_sha256, model.weights_source),
         "input": _describe_volume(segmentation),
         "image": _describe_volume(image) if image is not None else None,
         "preprocessing": stack.parameters,
@@ -72,7 +73,7 @@ def _gpu_name() -> str | None:
     tensorflow = sys.modules.get("tensorflow")
     if tensorflow is None:
         return None
-    devices = tensorflow.config.list_physical_devices("GPU")
+    devices = tensorflow.config.get_visible_devices("GPU")  # the GPU this worker was given
     if not devices:
         return None
     details = tensorflow.config.experimental.get_device_details(devices[0])

@@ -1,0 +1,217 @@
+"""Reading a cohort from a cases CSV: one row per case, ``case_id, segmentation[, image]``, any other columns kept.
+
+The format, as a user writes it::
+
+    case_id,segmentation,image,label,site
+    pat0001,pat0001/OTMultiClass.nii.gz,pat0001/Flair.nii.gz,1,Bern
+    pat0002,/data/pat0002/OTMultiClass.nii.gz,,0,Bern
+
+- Column names are matched without regard to case or surrounding spaces. pyradiomics' batch headers work as they
+  are: ``Mask`` stands for ``segmentation``, ``Image`` for ``image`` and ``ID`` for ``case_id`` (each only when our
+  own name is absent). Without an id column, a case is named by its segmentation's file name (``pat1.nii.gz`` ->
+  ``pat1``).
+- Relative paths resolve against the CSV's folder, not the working directory. An empty ``image`` cell means the
+  case has no MRI.
+- Every other column (``label``, ``site``, pyradiomics' ``Label``...) is carried through unchanged, in order.
+- Row numbers are the file's line numbers (the header's line counts), so an editor jumps straight to a fault.
+
+Faults of the whole file (no such file, not UTF-8 text, empty, a missing ``segmentation`` column, a
+repeated column name, a case id used twice, no rows) raise :class:`~DENExtractorLib.errors.DENError`. A fault of one
+row (an empty or unusable case id, a missing file, a wrong number of cells) does not: the row is kept with its
+``problem``, so the cohort runs every other case and reports that one as failed.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cohort import Case
+from .errors import DENError
+from .readers import strip_volume_suffix
+
+CASE_ID_COLUMN, SEGMENTATION_COLUMN, IMAGE_COLUMN = "case_id", "segmentation", "image"
+PYRADIOMICS_ALIASES = {CASE_ID_COLUMN: "id", SEGMENTATION_COLUMN: "mask", IMAGE_COLUMN: "image"}
+MAX_CASE_ID_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One data row of a cases CSV.
+
+    ``row`` is its line number in the file; ``columns`` holds the carried-through cells by column name, in the
+    file's order; ``problem`` is the one-line reason this case cannot run (``None`` when it can). A row with a
+    problem may lack its segmentation path (``None``).
+    """
+
+    row: int
+    case_id: str
+    segmentation: Path | None
+    image: Path | None
+    columns: Mapping[str, str]
+    problem: str | None = None
+
+    @property
+    def case(self) -> Case:
+        """The row as a cohort :class:`~DENExtractorLib.cohort.Case` (only for rows without a problem)."""
+        if self.problem is not None or self.segmentation is None:
+            raise ValueError(f"row {self.row} has a problem and cannot run: {self.problem}")
+        return Case(self.case_id, self.segmentation, self.image)
+
+
+@dataclass(frozen=True)
+class CasesTable:
+    """A read cases CSV: its path, the carried-through column names, and every data row in file order."""
+
+    source: Path
+    carried_columns: tuple[str, ...]
+    rows: tuple[CaseRow, ...]
+
+    @property
+    def cases(self) -> list[Case]:
+        """The runnable cases (rows without a problem), in file order."""
+        return [row.case for row in self.rows if row.problem is None]
+
+    @property
+    def problems(self) -> list[CaseRow]:
+        """The rows that cannot run, each with its one-line ``problem``."""
+        return [row for row in self.rows if row.problem is not None]
+
+    def columns_of(self, case_id: str) -> Mapping[str, str]:
+        """The carried-through cells of the case ``case_id`` (empty if no row has that id)."""
+        return next((row.columns for row in self.rows if row.case_id == case_id), {})
+
+
+def read_cases_csv(path: str | Path) -> CasesTable:
+    """Read a cases CSV (see the module docstring for its format) into a :class:`CasesTable`.
+
+    Raises :class:`DENError` naming the file (and the rows) for a fault of the whole file; a fault of one row
+    becomes that row's ``problem``.
+    """
+    path = Path(path)
+    records = _read_records(path)
+    names = [name.strip() for name in records[0][1]]
+    roles = _column_roles(names, path)
+    carried = tuple(name for index, name in enumerate(names) if index not in roles.values())
+    data = records[1:]
+    if not data:
+        raise DENError(path, "no cases: the header row is followed by no data rows")
+    rows = tuple(_case_row(line, cells, names, roles, carried, path) for line, cells in data)
+    _refuse_repeated_ids(rows, path)
+    return CasesTable(path, carried, rows)
+
+
+def _read_records(path: Path) -> list[tuple[int, list[str]]]:
+    """The non-blank records of the file with their line numbers; the first is the header."""
+    if not path.is_file():
+        raise DENError(path, "no such cases file")
+    records = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            line = 1
+            for cells in reader:
+                if any(cell.strip() for cell in cells):
+                    records.append((line, cells))
+                line = reader.line_num + 1
+    except UnicodeDecodeError:
+        raise DENError(path, "not a UTF-8 text file; save the cases table as CSV (UTF-8)") from None
+    except csv.Error as error:
+        raise DENError(f"{path} row {reader.line_num}", f"unreadable CSV: {error}") from None
+    if not records:
+        raise DENError(path, "empty file: expected a header row such as 'case_id,segmentation,image'")
+    return records
+
+
+def _column_roles(names: list[str], path: Path) -> dict[str, int]:
+    """Which column holds the case id, segmentation and image (by index); refuse repeated or missing columns."""
+    folded = [name.lower() for name in names]
+    for index, name in enumerate(folded):
+        if name and name in folded[:index]:
+            raise DENError(path, f"the column {names[index]!r} appears twice in the header")
+    roles = {}
+    for role, alias in PYRADIOMICS_ALIASES.items():
+        for name in (role, alias):
+            if name in folded:
+                roles[role] = folded.index(name)
+                break
+    if SEGMENTATION_COLUMN not in roles:
+        found = ", ".join(repr(name) for name in names)
+        raise DENError(path, f"no 'segmentation' (or pyradiomics 'Mask') column; the header has {found}")
+    return roles
+
+
+def _case_row(line: int, cells: list[str], names: list[str], roles: dict[str, int],
+              carried: tuple[str, ...], path: Path) -> CaseRow:
+    """One data row, with its problem if it cannot run."""
+    cells = [cell.strip() for cell in cells]
+    padded = cells + [""] * (len(names) - len(cells))
+    by_name = dict(zip(names, padded))
+    columns = {name: by_name[name] for name in carried}
+    segmentation_cell = padded[roles[SEGMENTATION_COLUMN]]
+    image_cell = padded[roles[IMAGE_COLUMN]] if IMAGE_COLUMN in roles else ""
+    segmentation = _resolve(segmentation_cell, path) if segmentation_cell else None
+    image = _resolve(image_cell, path) if image_cell else None
+    if CASE_ID_COLUMN in roles:
+        case_id = padded[roles[CASE_ID_COLUMN]]
+    else:
+        case_id = strip_volume_suffix(segmentation_cell) if segmentation_cell else ""
+    problem = _row_problem(cells, names, case_id, segmentation, image)
+    message = str(DENError(f"{path} row {line}", problem)) if problem else None
+    return CaseRow(line, case_id, segmentation, image, columns, message)
+
+
+def _row_problem(cells: list[str], names: list[str], case_id: str, segmentation: Path | None,
+                 image: Path | None) -> str | None:
+    """Why a row cannot run, or None."""
+    if len(cells) != len(names):
+        return f"{len(cells)} cells where the header has {len(names)} columns"
+    if segmentation is None:
+        return "the segmentation cell is empty"
+    id_fault = case_id_fault(case_id)
+    if id_fault:
+        return id_fault
+    if not segmentation.is_file():
+        return f"case {case_id!r}: segmentation file not found: {segmentation}"
+    if image is not None and not image.is_file():
+        return f"case {case_id!r}: image file not found: {image}"
+    return None
+
+
+def case_id_fault(case_id: str) -> str | None:
+    """Why ``case_id`` cannot name output files (``{id}_den.npy``...), or None when it can.
+
+    An id must be one plain file-name part: not empty, no path separator, no leading dot, no control character,
+    at most 200 characters, so outputs always land inside the output folder.
+    """
+    if not case_id:
+        return "the case id is empty"
+    if "/" in case_id or "\\" in case_id:
+        return f"case id {case_id!r} contains a path separator; it must be a plain name"
+    if case_id.startswith("."):
+        return f"case id {case_id!r} starts with a dot; it must be a plain name"
+    if any(ord(character) < 32 or ord(character) == 127 for character in case_id):
+        return f"case id {case_id!r} contains a control character"
+    if len(case_id) > MAX_CASE_ID_LENGTH:
+        return f"case id is {len(case_id)} characters long; at most {MAX_CASE_ID_LENGTH} are allowed"
+    return None
+
+
+def _resolve(cell: str, path: Path) -> Path:
+    """A path cell, relative paths taken against the CSV's folder."""
+    written = Path(cell)
+    return written if written.is_absolute() else path.parent / written
+
+
+def _refuse_repeated_ids(rows: tuple[CaseRow, ...], path: Path) -> None:
+    """Two rows with one case id would overwrite each other's outputs: refuse the file, naming both rows."""
+    first_row: dict[str, int] = {}
+    for row in rows:
+        if not row.case_id:
+            continue
+        if row.case_id in first_row:
+            raise DENError(path, f"case id {row.case_id!r} is used on rows {first_row[row.case_id]} and {row.row}; "
+                                 "each case needs its own id")
+        first_row[row.case_id] = row.row

@@ -1,0 +1,148 @@
+"""``--scheduler``: a cohort's cases on a Dask cluster (``pip install DENExtractorLib[dask]``).
+
+``--scheduler tcp://HOST:PORT`` uses a cluster the user started (``dask scheduler`` / ``dask worker``,
+dask-jobqueue's ``SLURMCluster``, dask-kubernetes); ``--scheduler local`` starts a ``LocalCluster`` of ``--jobs``
+single-threaded worker processes on 127.0.0.1. A worker plugin builds the model once per worker (never inside a
+task) and checks its weights' sha256 against the client's before the first case; each task extracts one case and
+writes its outputs atomically into the shared output folder; the client reports outcomes as they arrive and writes
+the cohort table. A worker lost mid-case makes the scheduler run the case again elsewhere; a case whose worker is
+lost again is reported failed (the local cluster allows one retry; on your own cluster the scheduler's
+``distributed.scheduler.allowed-failures`` decides, for example ``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1``).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dask
+import distributed
+
+from .case_worker import CaseWorker
+from .cohort import Case, CaseOutcome
+from .errors import DENError, describe_error
+from .runtime import available_cores
+from .settings import ExtractionSettings
+
+PLUGIN_NAME = "den-extractor"
+LOCAL = "local"
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.scheduler.allowed-failures": 1,  # a case whose worker dies twice is reported, not retried again
+    "distributed.scheduler.worker-saturation": 1.0,  # a worker holds only the case it is extracting
+}
+
+
+class WorkerSetupFailed(Exception):
+    """A worker could not build or verify the model: ``args`` are the :class:`DENError`'s source and fault."""
+
+
+def run_cases_on_dask(
+    cases: list[Case],
+    out_dir: str | Path,
+    settings: ExtractionSettings,
+    *,
+    scheduler: str,
+    jobs: int = 2,
+    resume: bool = False,
+    png: bool = True,
+    on_case_done: Callable[[CaseOutcome], None] | None = None,
+) -> list[CaseOutcome]:
+    """Run ``cases`` on the Dask cluster at ``scheduler`` (or a local one of ``jobs`` workers for "local");
+    return their outcomes in the order of ``cases``, reporting each to ``on_case_done`` as it arrives.
+
+    Raises :class:`DENError` when the scheduler cannot be reached, or a worker cannot build
+    the model (for example its copy of the weights differs from the client's).
+    """
+    out_dir = Path(out_dir)
+    with _client(scheduler, jobs) as client:
+        threads = max(1, available_cores() // jobs) if scheduler == LOCAL else None
+        plugin = DENWorkerPlugin(settings, settings.weights_identity().sha256, threads)
+        run = uuid.uuid4().hex[:12]  # task keys unique to this run: a shared scheduler may hold another run's keys
+        try:
+            try:
+                client.register_plugin(plugin, name=PLUGIN_NAME)
+            except WorkerSetupFailed as error:
+                raise DENError(*error.args) from None
+            futures = {
+                client.submit(_extract_case, case, out_dir, resume, png, key=f"den-{index}-{case.case_id}-{run}", pure=False): index
+                for index, case in enumerate(cases)
+            }
+            outcomes: list[CaseOutcome | None] = [None] * len(cases)
+            for future in distributed.as_completed(futures, loop=client.loop):
+                index = futures[future]
+                outcome = _outcome_of(future, cases[index])
+                outcomes[index] = outcome
+                if on_case_done is not None:
+                    on_case_done(outcome)
+        finally:
+            client.unregister_worker_plugin(PLUGIN_NAME)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+@contextmanager
+def _client(scheduler: str, jobs: int) -> Iterator:
+    """A client of the given scheduler, or of a local cluster started (and always closed) here."""
+    if scheduler != LOCAL:
+        try:
+            client = distributed.Client(scheduler, set_as_default=False)  # waits distributed.comm.timeouts.connect
+        except (OSError, TimeoutError, ValueError) as error:
+            raise DENError(scheduler, f"cannot reach the Dask scheduler ({describe_error(error)})") from None
+        with client:
+            yield client
+        return
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):
+        cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                           dashboard_address=None)
+    with cluster, distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+class DENWorkerPlugin(distributed.WorkerPlugin):
+    """Builds the model once per worker and checks its weights before the first case; one case at a time."""
+
+    def __init__(self, settings: ExtractionSettings, expected_sha256: str, threads: int | None) -> None:
+        """Keep what :meth:`setup` needs on the worker (``threads``: TensorFlow's thread count, None for all)."""
+        self.settings, self.expected_sha256, self.threads = settings, expected_sha256, threads
+        self.case_worker: CaseWorker | None = None
+        self.lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        """Only the settings travel to the workers (a lock and a model cannot be pickled)."""
+        return {"settings": self.settings, "expected_sha256": self.expected_sha256, "threads": self.threads}
+
+    def __setstate__(self, state: dict) -> None:
+        """Rebuild the plugin on the worker from :meth:`__getstate__`."""
+        self.__init__(state["settings"], state["expected_sha256"], state["threads"])
+
+    def setup(self, worker) -> None:
+        """Configure TensorFlow, build the model and check its weights' sha256 against the client's."""
+        gpu_slot = worker.name if isinstance(worker.name, int) else None
+        try:
+            self.case_worker = CaseWorker(self.settings, self.expected_sha256, threads=self.threads, gpu_slot=gpu_slot)
+        except DENError as error:
+            raise WorkerSetupFailed(error.source, f"on Dask worker {worker.address}: {error.fault}") from None
+
+    def teardown(self, worker) -> None:
+        """Let the model go when the run ends."""
+        self.case_worker = None
+
+
+def _extract_case(case: Case, out_dir: Path, resume: bool, png: bool) -> CaseOutcome:
+    """A Dask task: extract one case with this worker's model (built by the plugin), one case at a time."""
+    plugin = distributed.get_worker().plugins[PLUGIN_NAME]
+    with plugin.lock:
+        return plugin.case_worker.run(case, out_dir, resume=resume, png=png)
+
+
+def _outcome_of(future, case: Case) -> CaseOutcome:
+    """A finished task's outcome; a lost worker or a task error becomes a "failed" outcome with one line."""
+    try:
+        return future.result()
+    except distributed.KilledWorker:
+        return CaseOutcome(case, "failed", f"{case.segmentation}: the Dask worker extracting this case died, and "
+                                           "again on the retry (out of memory?); no output was written")
+    except Exception as error:  # any fault inside one task fails only that case
+        return CaseOutcome(case, "failed", f"{case.segmentation}: failed on the Dask cluster ({describe_error(error)})")

@@ -1,0 +1,170 @@
+"""``--num-parts K --part-id I``: one node's fixed share of a cohort, for cluster array jobs on shared storage.
+
+The share rule, the same on every node: the cases (problem rows of a cases CSV included) are sorted by case id and
+numbered from 0; case number ``n`` belongs to part ``n % K``. Parts are numbered ``0 .. K-1``; ``--part-id``
+defaults to ``SLURM_ARRAY_TASK_ID`` (``sbatch --array=0-<K-1>``) or ``JOB_COMPLETION_INDEX`` (a Kubernetes
+Indexed Job).
+
+Every part writes the whole cohort's manifest (``den_cohort_manifest.json``: the settings, K, and every case with
+its carried-through columns) and its own table (``den_cohort.part-I-of-K.csv``) into the shared output folder;
+``den-extract --merge OUT`` reads them to build ``den_cohort.csv`` (see :mod:`merge`). Two parts that see a
+different case list or different settings are refused, so a merged table never mixes cohorts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from .atomic import write_atomically
+from .cohort import Case
+from .errors import DENError
+from .settings import ExtractionSettings
+
+PART_ID_VARIABLES = ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")
+MANIFEST_NAME = "den_cohort_manifest.json"
+MANIFEST_FORMAT = "den-cohort-manifest/1"
+
+Item = TypeVar("Item")
+
+
+@dataclass(frozen=True)
+class CohortEntry:
+    """One case of a cohort as every part sees it: the case, its carried-through columns, and its problem (a bad
+    row of a cases CSV, which fails without running) or None."""
+
+    case: Case
+    columns: Mapping[str, str] = field(default_factory=dict)
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class CohortManifest:
+    """The whole cohort of an array job: K, the settings, whether heatmaps are drawn, the carried columns and
+    every case sorted by id."""
+
+    num_parts: int
+    settings: ExtractionSettings
+    png: bool
+    carried_columns: tuple[str, ...]
+    entries: tuple[CohortEntry, ...]
+
+
+def resolve_part_id(num_parts: int, part_id: int | None, environ: Mapping[str, str] = os.environ) -> int:
+    """The part this node runs: ``part_id`` if given, else the first of :data:`PART_ID_VARIABLES` set in
+    ``environ``; refuse a missing or out-of-range id with one line."""
+    if num_parts < 1:
+        raise DENError("--num-parts", f"must be at least 1, got {num_parts}")
+    source = "--part-id"
+    if part_id is None:
+        variable = next((name for name in PART_ID_VARIABLES if environ.get(name, "").strip()), None)
+        if variable is None:
+            raise DENError("--part-id", f"not given, and neither {' nor '.join(PART_ID_VARIABLES)} is set")
+        source, text = variable, environ[variable].strip()
+        try:
+            part_id = int(text)
+        except ValueError:
+            raise DENError(variable, f"{text!r} is not a whole number") from None
+    if not 0 <= part_id < num_parts:
+        raise DENError(source, f"part {part_id} is outside 0..{num_parts - 1}: parts count from 0 "
+                               f"(with SLURM, submit --array=0-{num_parts - 1})")
+    return part_id
+
+
+def part_share(items: Sequence[Item], num_parts: int, part_id: int, case_id: Callable[[Item], str]) -> list[Item]:
+    """The items of part ``part_id`` of ``num_parts``: sorted by ``case_id``, every ``num_parts``-th from
+    ``part_id`` on (item number n, from 0, goes to part n % num_parts)."""
+    ordered = sorted(items, key=case_id)
+    return ordered[part_id::num_parts]
+
+
+def part_table_name(part_id: int, num_parts: int) -> str:
+    """The file name of one part's own cohort table."""
+    return f"den_cohort.part-{part_id}-of-{num_parts}.csv"
+
+
+def write_manifest(out_dir: Path, manifest: CohortManifest) -> Path:
+    """Write the cohort's manifest into ``out_dir``, or check that the one there (written by another part) is the
+    same cohort; raise :class:`DENError` when it is not."""
+    path = out_dir / MANIFEST_NAME
+    record = _manifest_record(manifest)
+    if path.is_file():
+        existing = _load_json(path)
+        if existing != record:
+            raise DENError(path, "another part of this array job ran with a different case list, settings or "
+                                 "--num-parts; run every part with the same options, or use another output folder")
+        return path
+    text = json.dumps(record, indent=1)
+    return write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+def read_manifest(out_dir: Path) -> CohortManifest:
+    """The manifest the parts wrote into ``out_dir``; :class:`DENError` when there is none or it is damaged."""
+    path = out_dir / MANIFEST_NAME
+    if not path.is_file():
+        raise DENError(out_dir, f"no {MANIFEST_NAME} here: run the parts (--num-parts K --part-id I) into this folder first")
+    record = _load_json(path)
+    try:
+        if record["format"] != MANIFEST_FORMAT:
+            raise DENError(path, f"unknown manifest format {record['format']!r}")
+        chosen = record["settings"]
+        settings = ExtractionSettings(chosen["mode"], chosen["plane"], chosen["labels"], chosen["weights"])
+        entries = tuple(
+            CohortEntry(
+                Case(entry["case_id"], Path(entry["segmentation"]), Path(entry["image"]) if entry["image"] else None),
+                dict(entry["columns"]),
+                entry["problem"],
+            )
+            for entry in record["cases"]
+        )
+        return CohortManifest(int(record["num_parts"]), settings, bool(record["png"]), tuple(record["carried_columns"]), entries)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise DENError(path, f"damaged manifest ({type(error).__name__}: {error})") from None
+
+
+def _manifest_record(manifest: CohortManifest) -> dict:
+    """The manifest as JSON data: settings and absolute paths, so every node compares the same thing."""
+    settings = manifest.settings
+    return {
+        "format": MANIFEST_FORMAT,
+        "num_parts": manifest.num_parts,
+        "settings": {
+            "mode": settings.mode,
+            "plane": settings.plane,
+            "labels": list(settings.labels) if settings.labels is not None else None,
+            "weights": str(settings.weights) if settings.weights is not None else None,
+        },
+        "png": manifest.png,
+        "carried_columns": list(manifest.carried_columns),
+        "cases": [
+            {
+                "case_id": entry.case.case_id,
+                "segmentation": _path_text(entry.case.segmentation, entry.problem is None),
+                "image": _path_text(entry.case.image, entry.problem is None) if entry.case.image else None,
+                "columns": dict(entry.columns),
+                "problem": entry.problem,
+            }
+            for entry in sorted(manifest.entries, key=lambda entry: entry.case.case_id)
+        ],
+    }
+
+
+def _path_text(path: Path, absolute: bool) -> str:
+    """A case's path for the manifest: absolute for a runnable case (nodes may start in different folders), as
+    written for a problem row (which never runs, and may have no path at all)."""
+    return str(Path(path).absolute()) if absolute else str(path)
+
+
+def _load_json(path: Path) -> dict:
+    """A JSON object from a file, or one-line :class:`DENError`."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DENError(path, f"unreadable ({type(error).__name__}: {error})") from None
+    if not isinstance(record, dict):
+        raise DENError(path, "damaged: not a JSON object")
+    return record

@@ -1,0 +1,36 @@
+"""Training DEN's weights on a user's labelled cohort (``den-train``), one stage per module.
+
+``labelled`` (the cases CSV and its label column), ``cache`` (preprocessed slices on disk), ``split`` (patients,
+never slices), ``model`` (DEN plus a softmax head), ``data`` (slices in batches), ``loop`` (training with early
+stopping), ``evaluation`` (patient-level metrics), ``baseline`` (the logistic-regression probe), ``report``
+(outputs), ``trainer`` (the pipeline), ``link`` (provenance of extraction with trained weights), ``cli``.
+
+Example::
+
+    from DENExtractorLib.training import TrainingConfig, train
+    result = train("labels.csv", "grade", "model", TrainingConfig(epochs=20, seed=1))
+    result.paths["weights"]        # model/den_trained.weights.h5, for den-extract --weights
+    result.record["verdict"]       # did training beat the linear probe?
+
+TensorFlow is imported only when the network is built. Importing this package loads only the light modules
+(``config``, ``link``), so extraction's provenance can use :func:`model_provenance` without an import cycle;
+``train`` and ``TrainingResult`` load the pipeline on first use.
+"""
+
+from typing import Any
+
+from .config import TRAIN_LAYERS, TrainingConfig
+from .link import model_provenance, trained_model_link
+
+_PIPELINE = ("TrainingResult", "train")
+
+
+def __getattr__(name: str) -> Any:
+    """Load ``train`` and ``TrainingResult`` from :mod:`.trainer` when first asked for."""
+    if name in _PIPELINE:
+        from . import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+__all__ = ["TRAIN_LAYERS", "TrainingConfig", "TrainingResult", "model_provenance", "train", "trained_model_link"]
