@@ -68,8 +68,8 @@ class LoadedModel:
 def _stderr_silenced() -> Iterator[None]:
     """Send the process's stderr (file descriptor 2) to the null device for the duration of the block.
 
-    TensorFlow's C++ libraries print start-up notices (absl, oneDNN) straight to descriptor 2 while they load,
-    whatever ``TF_CPP_MIN_LOG_LEVEL`` says; they are not for our users.
+    TensorFlow's C++ libraries print start-up notices (absl, oneDNN, and a cuInit failure where a CUDA build finds no
+    GPU) straight to descriptor 2 while they load, whatever ``TF_CPP_MIN_LOG_LEVEL`` says; they are not for users.
     """
     saved = os.dup(2)
     null = os.open(os.devnull, os.O_WRONLY)
@@ -88,7 +88,8 @@ def import_keras() -> Any:
     with _stderr_silenced():
         import tensorflow  # loaded here so that its notices are silenced
         import keras
-    apply_tensorflow_setup(tensorflow)
+
+        apply_tensorflow_setup(tensorflow)  # finds the devices: without a GPU, CUDA builds log a cuInit failure
     return keras
 
 
