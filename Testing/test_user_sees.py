@@ -170,6 +170,16 @@ def test_a_cohort_folder_with_glob_brackets_and_hidden_entries(tmp_path):
     assert found.skipped_hidden == [".hidden/seg.nii.gz"]
 
 
+def test_a_cohort_of_linked_case_folders_is_found_and_a_link_loop_is_walked_once(tmp_path):
+    root = tmp_path / "cohort"
+    root.mkdir()
+    for case_id in ("pat0001", "pat0002"):
+        (root / case_id).symlink_to(DATA / "brats2015" / case_id, target_is_directory=True)
+    (root / "pat0001_again").symlink_to(root, target_is_directory=True)
+    for pattern in ("{id}/OTMultiClass.nii.gz", "{id}/**/OTMultiClass.nii.gz"):
+        assert [case.case_id for case in find_cases(root, pattern).cases] == ["pat0001", "pat0002"]
+
+
 def test_long_case_ids_work_up_to_the_file_system_limit(tmp_path, capsys):
     labels = np.zeros((16, 16, 8), dtype=np.uint8)
     labels[4:12, 4:12, 2:6] = 1

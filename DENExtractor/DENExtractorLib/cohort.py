@@ -182,11 +182,20 @@ def _outcome(case: Case, status: str, features: np.ndarray, foreground: np.ndarr
 
 
 def _relative_files(directory: Path, depth: int | None) -> list[str]:
-    """Every file under ``directory`` (no deeper than ``depth`` folders when given), as sorted POSIX relative paths."""
+    """Every file under ``directory`` (no deeper than ``depth`` folders when given), as sorted POSIX relative paths.
+
+    Linked folders are followed (cohorts are often assembled from links), each real folder once.
+    """
     found = []
-    for root, folders, files in os.walk(directory):
+    visited: set[str] = set()
+    for root, folders, files in os.walk(directory, followlinks=True):
         relative_root = Path(root).relative_to(directory)
         level = len(relative_root.parts)
+        real_root = os.path.realpath(root)
+        if real_root in visited:  # a symbolic link back up the tree: walked once only
+            folders.clear()
+            continue
+        visited.add(real_root)
         if depth is not None and level >= depth:
             folders.clear()
         if depth is None or level == depth:
