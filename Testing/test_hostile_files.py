@@ -15,7 +15,7 @@ import h5py
 import nibabel
 import numpy as np
 import pytest
-from conftest import PAT0001_FLAIR, REPO_ROOT, SLICER_SEGMENTATION, assert_refused, save_nifti
+from conftest import DATA, PAT0001_FLAIR, PAT0001_LABELS, REPO_ROOT, SLICER_SEGMENTATION, assert_refused, save_nifti
 
 from DENExtractorLib import DENError, load_segmentation
 from DENExtractorLib.readers.limits import MAX_INPUT_ENVIRONMENT_VARIABLE
@@ -243,3 +243,31 @@ def test_weights_with_nan_or_inf_values_are_refused(tmp_path, capsys):
     path = tmp_path / "broken.weights.h5"
     model.save_weights(str(path))
     assert_refused(path, "2 weight values are NaN or infinite", tmp_path / "out", capsys, as_weights_for=SLICER_SEGMENTATION)
+
+
+# --- the fast gzip path -------------------------------------------------------------------------------------------
+
+
+def test_gzipped_nifti_voxels_equal_nibabels_on_every_shared_file():
+    from DENExtractorLib.readers.nifti import read_nifti
+
+    files = sorted(DATA.rglob("*.nii.gz"))
+    assert len(files) >= 6
+    for path in files:
+        data, _, _ = read_nifti(path)
+        expected = np.asanyarray(nibabel.load(str(path)).dataobj)
+        assert data.dtype == expected.dtype and data.shape == expected.shape, path
+        assert np.array_equal(data, expected), path
+
+
+def test_a_nifti_split_into_several_gzip_members_reads_whole_and_a_truncated_one_is_refused(tmp_path, capsys):
+    from DENExtractorLib.readers.nifti import read_nifti
+
+    raw = gzip.decompress(PAT0001_LABELS.read_bytes())
+    members = tmp_path / "members.nii.gz"
+    members.write_bytes(gzip.compress(raw[:5000]) + gzip.compress(raw[5000:]))
+    data, _, _ = read_nifti(members)
+    assert np.array_equal(data, np.asanyarray(nibabel.load(str(PAT0001_LABELS)).dataobj))
+    truncated = tmp_path / "truncated.nii.gz"
+    truncated.write_bytes(gzip.compress(raw[: len(raw) // 2]))
+    assert_refused(truncated, "truncated or corrupt file", tmp_path / "out", capsys)

@@ -69,22 +69,25 @@ def segmentation_from_array(
     least one voxel must be foreground (non-zero).
     """
     data = _as_3d(np.asanyarray(data), source)
-    _check_finite(data, source)
+    if data.dtype.kind == "b":
+        data = data.astype(np.uint8)
+    foreground = data[data != 0]  # label maps are mostly background: every check below runs on the few others
+    values = np.unique(foreground)  # sorted; NaN (never equal to 0) sorts last
     if np.issubdtype(data.dtype, np.floating):
-        fractional = data[data != np.round(data)]
+        if not np.all(np.isfinite(values)):
+            _check_finite(data, source)  # raises, counting every NaN or infinite voxel
+        fractional = values[values != np.round(values)]
         if fractional.size:
             raise DENError(
                 source,
                 f"non-integer label values (e.g. {fractional.flat[0]:g}): this is not a label map; "
                 "pass an MRI as --image, not as the segmentation",
             )
-    if data.dtype.kind == "b":
-        data = data.astype(np.uint8)
-    if data.size and data.min() < 0:
-        raise DENError(source, f"negative label value {data.min():g}: labels must be 0 (background) or positive")
-    if not np.any(data):
+    if values.size and values[0] < 0:
+        raise DENError(source, f"negative label value {values[0]:g}: labels must be 0 (background) or positive")
+    if not values.size:
         raise DENError(source, "the segmentation has no foreground (every voxel is 0): nothing to extract")
-    distinct = np.unique(data).size
+    distinct = values.size + (1 if foreground.size < data.size else 0)
     if distinct > MAX_DISTINCT_LABELS:
         raise DENError(
             source,

@@ -8,9 +8,7 @@ gigabytes and a path in a header cannot reach a device, a FIFO or another folder
 
 from __future__ import annotations
 
-import bz2
 import stat
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +16,11 @@ import numpy as np
 
 from ..errors import DENError, describe_error
 from ..volume import file_sha256
+from .decompress import read_decompressed
 from .limits import exceeds_limit
 
 MAX_HEADER_BYTES = 1 << 20
 """Longest NRRD header read (1 MiB); real headers, Slicer's included, are a few kilobytes."""
-
-READ_CHUNK_BYTES = 1 << 20
 
 _NUMPY_TYPES = {
     "i1": ("signed char", "int8", "int8_t"),
@@ -92,9 +89,9 @@ def read_nrrd_voxels(nrrd_file: NrrdFile) -> np.ndarray:
         if encoding == "raw":
             payload = handle.read(expected)
         elif encoding in ("gzip", "gz"):
-            payload = _bounded_decompress(handle, zlib.decompressobj(zlib.MAX_WBITS | 32), expected, nrrd_file.data_path)
+            payload = read_decompressed(handle, expected, "gzip", nrrd_file.data_path)
         elif encoding in ("bzip2", "bz2"):
-            payload = _bounded_decompress(handle, bz2.BZ2Decompressor(), expected, nrrd_file.data_path)
+            payload = read_decompressed(handle, expected, "bzip2", nrrd_file.data_path)
         else:
             raise DENError(source, f"unsupported NRRD encoding {encoding!r}: use raw, gzip or bzip2")
     if len(payload) < expected:
@@ -158,25 +155,3 @@ def _skip(handle, header: dict, offset: int, expected: int, encoding: str, data_
         handle.seek(byte_skip, 1)
     elif byte_skip < 0:
         raise DENError(data_path, f"'byte skip' {byte_skip} is only valid for raw data")
-
-
-def _bounded_decompress(handle, decompressor, expected: int, source: Path) -> bytes:
-    """Decompress from ``handle`` until ``expected`` bytes are out, never producing more than that.
-
-    ``decompressor`` is a ``zlib.decompressobj`` or a ``bz2.BZ2Decompressor``; both take an output bound.
-    """
-    parts: list[bytes] = []
-    produced = 0
-    try:
-        while produced < expected and not decompressor.eof:
-            data = getattr(decompressor, "unconsumed_tail", b"")
-            if not data and getattr(decompressor, "needs_input", True):
-                data = handle.read(READ_CHUNK_BYTES)
-            chunk = decompressor.decompress(data, expected - produced)
-            if not data and not chunk:
-                break
-            parts.append(chunk)
-            produced += len(chunk)
-    except (OSError, EOFError, ValueError, zlib.error) as error:
-        raise DENError(source, f"the compressed voxel data is corrupt ({describe_error(error)})") from None
-    return b"".join(parts)
