@@ -110,12 +110,12 @@ def run_case(case: Case, out_dir: Path, extractor: DENExtractor, *, resume: bool
         if resume:
             reusable = reusable_outputs(paths, case.segmentation, case.image, extractor.settings, png)
             if reusable is not None:
-                return _outcome(case, "resumed", reusable.features, reusable.foreground_rows, reusable.paths)
+                return finished_outcome(case, "resumed", reusable.features, reusable.foreground_rows, reusable.paths)
         result = extractor.extract(
             load_segmentation(case.segmentation), load_image(case.image) if case.image else None
         )
         written = write_outputs(result, out_dir, case.case_id, png=png)
-        return _outcome(case, "done", result.features, result.foreground_rows, written)
+        return finished_outcome(case, "done", result.features, result.foreground_rows, written)
     except DENError as error:
         return CaseOutcome(case, "failed", str(error))
     except Exception as error:  # an unforeseen fault in one case must not stop the cohort
@@ -175,7 +175,9 @@ def write_cohort_table(
     return write_atomically(path, write)
 
 
-def _outcome(case: Case, status: str, features: np.ndarray, foreground: np.ndarray, written: dict[str, Path]) -> CaseOutcome:
+def finished_outcome(
+    case: Case, status: str, features: np.ndarray, foreground: np.ndarray, written: dict[str, Path]
+) -> CaseOutcome:
     """A successful outcome with the pooled patient-level vector (mean then max over foreground rows)."""
     pooled = pooled_vector(features, foreground)
     return CaseOutcome(case, status, "", int(features.shape[0]), int(foreground.size), pooled, written)

@@ -12,9 +12,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cohort import COHORT_TABLE_NAME, CaseOutcome, write_cohort_table
+from .cohort import COHORT_TABLE_NAME, CaseOutcome, finished_outcome, write_cohort_table
 from .errors import DENError
-from .extraction import pooled_vector
 from .outputs import output_paths
 from .parts import CohortEntry, CohortManifest, part_table_name, read_manifest
 from .resume import reusable_outputs
@@ -65,9 +64,7 @@ def _merged_outcome(entry: CohortEntry, part: int, manifest: CohortManifest, out
             f"{case.segmentation}: no complete, valid output in {out_dir} "
             f"(part {part} of {manifest.num_parts} has not finished this case: rerun that part with --resume)")
         return CaseOutcome(case, "failed", message)
-    features, foreground = reusable.features, reusable.foreground_rows
-    return CaseOutcome(case, "done", "", int(features.shape[0]), int(foreground.size),
-                       pooled_vector(features, foreground), reusable.paths)
+    return finished_outcome(case, "done", reusable.features, reusable.foreground_rows, reusable.paths)
 
 
 def _failures_reported_by_parts(out_dir: Path, num_parts: int) -> dict[str, str]:

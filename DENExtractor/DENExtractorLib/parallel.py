@@ -117,7 +117,7 @@ def _collect(worker: _Worker, cases: list[Case]) -> CaseOutcome | None:
         except (EOFError, OSError):
             return _died(worker, case)
         if kind == "fatal":
-            raise DENError(*payload)
+            raise payload
         return payload
     if not worker.process.is_alive():
         return _died(worker, case)
@@ -170,7 +170,7 @@ def _worker_main(connection: Connection, settings: ExtractionSettings, expected_
         try:
             worker = CaseWorker(settings, expected_sha256, threads=threads, gpu_slot=slot)
         except DENError as error:
-            connection.send(("fatal", (error.source, error.fault)))
+            connection.send(("fatal", error))
             return
         while (task := connection.recv()) is not None:
             case, out_dir, resume, png = task

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from .atomic import write_atomically
 from .cohort import Case
-from .errors import DENError
+from .errors import DENError, describe_error
 from .settings import ExtractionSettings
 
 PART_ID_VARIABLES = ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")
@@ -123,7 +123,7 @@ def read_manifest(out_dir: Path) -> CohortManifest:
         )
         return CohortManifest(int(record["num_parts"]), settings, bool(record["png"]), tuple(record["carried_columns"]), entries)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise DENError(path, f"damaged manifest ({type(error).__name__}: {error})") from None
+        raise DENError(path, f"damaged manifest ({describe_error(error)})") from None
 
 
 def _manifest_record(manifest: CohortManifest) -> dict:
@@ -164,7 +164,7 @@ def _load_json(path: Path) -> dict:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise DENError(path, f"unreadable ({type(error).__name__}: {error})") from None
+        raise DENError(path, f"unreadable ({describe_error(error)})") from None
     if not isinstance(record, dict):
         raise DENError(path, "damaged: not a JSON object")
     return record

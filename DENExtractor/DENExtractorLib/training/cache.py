@@ -67,8 +67,8 @@ def cache_cases(cohort: LabelledCohort, model_dir: Path, settings: ExtractionSet
             failures.append(Exclusion(case.case_id, f"{error}: excluded"))
             status = failures[-1].message
         except Exception as error:  # an unforeseen fault in one case must not stop the others
-            failures.append(Exclusion(case.case_id, f"{case.segmentation}: unexpected {type(error).__name__}: "
-                                                    f"{describe_error(error)}: excluded"))
+            failures.append(Exclusion(case.case_id, f"{case.segmentation}: could not be processed "
+                                                    f"({describe_error(error)}): excluded"))
             status = failures[-1].message
         if on_case is not None:
             on_case(case.case_id, status)

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a bug, not bad input: one line unless --debug
         if arguments.debug:
             traceback.print_exc()
-        print(f"den-train: internal error: {type(error).__name__}: {describe_error(error)} (rerun with --debug)", file=sys.stderr)
+        print(f"den-train: internal error: {describe_error(error)} (rerun with --debug)", file=sys.stderr)
         return EXIT_FAILED
     if arguments.quiet:
         print(result.record["verdict"]["text"], file=sys.stderr)
