@@ -16,7 +16,7 @@ import qt
 import vtk
 
 import slicer
-from DENExtractorLib import MODES, PLANES
+from DENExtractorLib import MODES, PLANES, DENError, ExtractionCancelled
 import DENExtractorSlicer
 from DENExtractorSlicer import checks, install, sample, views
 from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
@@ -320,7 +320,6 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._running or not install.ensure_requirements():
             self._checkCanApply()
             return
-        from DENExtractorLib import DENError, ExtractionCancelled
 
         parameters = self._parameterNode
         outcome = None

@@ -574,3 +574,22 @@ def test_the_model_is_built_once_per_settings(brats_outcome, slicer_extractor):
     oriented = extractor_for(ExtractionSettings(mode="oriented"))
     assert oriented is not slicer_extractor and extractor_for(ExtractionSettings(mode="oriented")) is oriented
     assert extractor_for(settings) is not slicer_extractor  # one kept at a time: the last settings'
+
+
+def test_a_rewritten_weights_file_gets_a_new_extractor(tmp_path):
+    import os
+
+    import h5py
+
+    from DENExtractorLib.architecture import weight_specs
+
+    path = tmp_path / "den_trained.weights.h5"
+    with h5py.File(path, "w") as handle:
+        for index, spec in enumerate(weight_specs()):
+            handle.create_dataset(f"layers/l{index}/vars/0", shape=spec.shape, dtype="float32")
+    settings = ExtractionSettings(weights=path)
+    first = extractor_for(settings)
+    assert extractor_for(settings) is first
+    later = path.stat().st_mtime_ns + 10**9
+    os.utime(path, ns=(later, later))  # den-train wrote the same file name again
+    assert extractor_for(settings) is not first

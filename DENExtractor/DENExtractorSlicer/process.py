@@ -40,16 +40,30 @@ class ProcessOutcome:
     paths: dict[str, Path]
 
 
-_extractor: DENExtractor | None = None
-"""The extractor of the last settings used (its network is built on its first extraction and then kept)."""
+_kept: tuple[tuple, DENExtractor] | None = None
+"""The extractor of the last settings used, with the state of its weights file (its network is built on its first
+extraction and then kept)."""
 
 
 def extractor_for(settings: ExtractionSettings) -> DENExtractor:
-    """Return the kept extractor when it has these settings, else a new one that replaces it."""
-    global _extractor
-    if _extractor is None or _extractor.settings != settings:
-        _extractor = DENExtractor(settings)
-    return _extractor
+    """Return the kept extractor when it has these settings and its weights file is unchanged, else a new one that
+    replaces it (``den-train`` rewrites the same weights file name: a retrained file must not meet the old model)."""
+    global _kept
+    key = (settings, _file_state(settings.weights))
+    if _kept is None or _kept[0] != key:
+        _kept = (key, DENExtractor(settings))
+    return _kept[1]
+
+
+def _file_state(path: Path | None) -> tuple[int, int] | None:
+    """A weights file's modification time and size (None for the bundled weights or a vanished file)."""
+    if path is None:
+        return None
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size
 
 
 def settings_for(mode: str, plane: str | None, weights: str | Path | None) -> ExtractionSettings:
