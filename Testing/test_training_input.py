@@ -268,3 +268,18 @@ def test_a_measurement_column_is_refused_in_one_short_line(tmp_path, capsys):
     rows = [(f"p{index}", f"p{index}.nii.gz", str(300 + 17 * index)) for index in range(40)]
     refused_by_den_train(cohort_csv(tmp_path / "c", rows), "'300' (1), '317' (1), '334' (1), '351' (1), '368' (1) and "
                          "35 more classes (is 'grade' a measurement, not a class?)", tmp_path, capsys)
+
+
+def test_class_numbers_follow_the_classes_left_when_a_whole_class_fails_to_load(tmp_path):
+    from DENExtractorLib.training.cache import CachedCase
+    from DENExtractorLib.training.labelled import Exclusion, LabelledCase, LabelledCohort
+    from DENExtractorLib.training.trainer import _with_final_classes
+
+    cases = tuple(LabelledCase(f"p{index}", tmp_path / f"p{index}.nii.gz", None, label, None)
+                  for index, label in enumerate(["a", "a", "b", "b", "c", "c"]))
+    cohort = LabelledCohort(tmp_path / "labels.csv", "0" * 64, "grade", cases, ("a", "b", "c"), (), False)
+    cached = [CachedCase(case.case_id, cohort.class_index(case), tmp_path / "x.npy", 1.0, 1)
+              for case in cases if case.label != "b"]
+    remaining = cohort.without([Exclusion("p2", "unreadable: excluded"), Exclusion("p3", "unreadable: excluded")])
+    assert remaining.classes == ("a", "c")
+    assert [entry.label_index for entry in _with_final_classes(cached, remaining)] == [0, 0, 1, 1]

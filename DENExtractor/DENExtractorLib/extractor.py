@@ -14,7 +14,7 @@ from pathlib import Path
 from .errors import ExtractionCancelled
 from .extraction import CancelCheck, ExtractionResult, ProgressCallback, pooled_vector, run_network
 from .network import LoadedModel, load_model
-from .preprocessing import preprocess
+from .preprocessing import SliceStack, preprocess
 from .provenance import build_provenance
 from .readers import load_image, load_segmentation
 from .settings import ExtractionSettings
@@ -75,16 +75,24 @@ class DENExtractor:
         with :class:`ExtractionCancelled` before anything is returned.
         """
         started = time.perf_counter()
-        settings = self.settings
-        if settings.labels is not None:
-            segmentation = select_labels(segmentation, settings.labels)
-        stack = preprocess(segmentation, image=image, mode=settings.mode, plane=settings.effective_plane)
-        stack.parameters["labels"] = "all" if settings.labels is None else list(settings.labels)
+        stack = prepare_stack(self.settings, segmentation, image)
         if cancel is not None and cancel():
             raise ExtractionCancelled(segmentation.source)
         features = run_network(self.model, stack, progress=progress, cancel=cancel, source=segmentation.source)
         provenance = build_provenance(segmentation, image, stack, self.model, time.perf_counter() - started)
         return ExtractionResult(features, stack.foreground_rows, pooled_vector(features, stack.foreground_rows), provenance)
+
+
+def prepare_stack(settings: ExtractionSettings, segmentation: Volume, image: Volume | None = None) -> SliceStack:
+    """The network inputs of a case as extraction computes them: labels kept, then mode and plane (and image).
+
+    Training (``den-train``) calls this too, so a trained network sees exactly what extraction feeds it.
+    """
+    if settings.labels is not None:
+        segmentation = select_labels(segmentation, settings.labels)
+    stack = preprocess(segmentation, image=image, mode=settings.mode, plane=settings.effective_plane)
+    stack.parameters["labels"] = "all" if settings.labels is None else list(settings.labels)
+    return stack
 
 
 def extract_file(

@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -44,6 +45,14 @@ class LoadedModel:
     def weights_source(self) -> str:
         """Where the weights came from: "bundled" or the file's path."""
         return self.identity.source
+
+    @cached_property
+    def provenance_entry(self) -> dict:
+        """The ``model`` entry of provenance, worked out once per model (for trained weights it reads and hashes
+        the training record beside the file: once per run, not once per case)."""
+        from .training.link import model_provenance
+
+        return model_provenance(self.model_id, self.weights_sha256, self.weights_source)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Return the (n, 4096) float32 features of an (n, 224, 224, 1) float32 batch, in inference mode."""

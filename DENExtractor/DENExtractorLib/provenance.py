@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from ._version import __version__
 from .architecture import FEATURE_COUNT
-from .training.link import model_provenance
 
 if TYPE_CHECKING:
     from .network import LoadedModel
@@ -31,7 +30,7 @@ def build_provenance(
     return {
         "format": PROVENANCE_FORMAT,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": model_provenance(model.model_id, model.weights_sha256, model.weights_source),
+        "model": model.provenance_entry,
         "input": _describe_volume(segmentation),
         "image": _describe_volume(image) if image is not None else None,
         "preprocessing": stack.parameters,

@@ -20,11 +20,11 @@ import numpy as np
 from ..atomic import write_atomically
 from ..errors import DENError, describe_error
 from ..output_folder import prepare_output_folder
-from ..preprocessing import SliceStack, preprocess
+from ..extractor import prepare_stack
+from ..preprocessing import SliceStack
 from .._version import __version__
 from ..readers import load_image, load_segmentation, source_sha256
 from ..settings import ExtractionSettings
-from ..volume import select_labels
 from .labelled import Exclusion, LabelledCase, LabelledCohort
 
 CACHE_FOLDER = "cache"
@@ -125,13 +125,8 @@ def _cached_case(case: LabelledCase, label_index: int, folder: Path, settings: E
 
 def _preprocessed(case: LabelledCase, settings: ExtractionSettings) -> SliceStack:
     """Read a case and preprocess it exactly as :meth:`DENExtractor.extract` does (labels kept, mode, plane, image)."""
-    segmentation = load_segmentation(case.segmentation)
     image = load_image(case.image) if case.image is not None else None
-    if settings.labels is not None:
-        segmentation = select_labels(segmentation, settings.labels)
-    stack = preprocess(segmentation, image=image, mode=settings.mode, plane=settings.effective_plane)
-    stack.parameters["labels"] = "all" if settings.labels is None else list(settings.labels)
-    return stack
+    return prepare_stack(settings, load_segmentation(case.segmentation), image)
 
 
 def _case_key(case: LabelledCase, settings: ExtractionSettings) -> str:

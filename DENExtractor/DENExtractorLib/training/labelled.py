@@ -88,7 +88,7 @@ def read_labelled_cohort(path: str | Path, label_column: str) -> LabelledCohort:
     for row in table.rows:
         label = row.columns.get(column, "").strip()
         if row.problem is not None:
-            excluded.append(Exclusion(row.case_id, row.problem))
+            excluded.append(Exclusion(row.case_id, f"{row.problem}: excluded"))
         elif not label:
             excluded.append(Exclusion(row.case_id, f"{path} row {row.row}: case {row.case_id!r} has no value in "
                                                     f"column {column!r}: excluded"))

@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..architecture import INPUT_SHAPE
-from ..network import build_architecture, build_model, import_keras
-from ..weights import reference_weights, weights_sha256
-from ..weights_files import weights_identity
+from ..network import import_keras, load_model
+from ..weights import weights_sha256
 from .link import trained_model_link
 
 HEAD_NAME = "den_head"
@@ -120,12 +119,10 @@ def build_trainable(weights: Path | None, class_count: int, train_layers: str, l
 
 def _trunk_with_base_weights(weights: Path | None) -> tuple[Any, BaseWeights]:
     """A new DEN trunk with the bundled weights (None) or the user's file, and their identity."""
-    identity = weights_identity(weights)
+    loaded = load_model(weights)
+    trunk, identity = loaded.model, loaded.identity
     if weights is None:
-        trunk = build_architecture()
-        trunk.set_weights(reference_weights())
         return trunk, BaseWeights(identity.model_id, identity.sha256, identity.source, None)
-    trunk = build_model(weights)
     link = trained_model_link(weights, identity.sha256)
     model_id = link["model_id"] if link else identity.model_id
     return trunk, BaseWeights(model_id, weights_sha256(trunk.get_weights()), identity.source, identity.sha256)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -96,6 +96,7 @@ def _prepare(cases_csv: str | Path, label_column: str, model_dir: str | Path, co
         say(exclusion.message)
     cached, failures = cache_cases(cohort, model_dir, config.settings, on_case=_case_reporter(say))
     cohort = cohort.without(failures)
+    cached = _with_final_classes(cached, cohort)
     split = split_patients(cohort, config.val_fraction, config.seed)
     make_deterministic(config.seed)
     model = build_trainable(config.settings.weights, len(cohort.classes), config.train_layers, config.learning_rate,
@@ -108,6 +109,12 @@ def _prepare(cases_csv: str | Path, label_column: str, model_dir: str | Path, co
         f"({len(val_set)} slices); classes {', '.join(cohort.classes)}")
     weights = class_weights(train_set.labels, len(cohort.classes))
     return _Run(config, model_dir, cohort, split, model, cases, read_case, train_set, val_set, weights)
+
+
+def _with_final_classes(cached: list[CachedCase], cohort: LabelledCohort) -> list[CachedCase]:
+    """The cached cases numbered by the cohort's final classes (a class whose every case failed is gone)."""
+    by_id = {case.case_id: case for case in cohort.cases}
+    return [replace(entry, label_index=cohort.class_index(by_id[entry.case_id])) for entry in cached]
 
 
 def _classifier_data(model: TrainableDEN, cached: list[CachedCase]) -> tuple[list[CachedCase], ReadCase]:
