@@ -11,15 +11,18 @@ import math
 from pathlib import Path
 from typing import Annotated, Union
 
+import DENExtractorSlicer
 import numpy as np
 import qt
-import vtk
-
 import slicer
+import vtk
 from DENExtractorLib import MODES, PLANES, DENError, ExtractionCancelled
-import DENExtractorSlicer
 from DENExtractorSlicer import checks, install, sample, views
-from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer import (
+    vtkMRMLLabelMapVolumeNode,
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLSegmentationNode,
+)
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, Default, parameterNodeWrapper

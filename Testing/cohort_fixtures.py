@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import DATA
-from DENExtractorLib.cohort import Case, CaseOutcome, run_cohort, write_cohort_table
+from DENExtractorLib.cohorts.cases import Case, CaseOutcome
+from DENExtractorLib.cohorts.run import run_cohort
+from DENExtractorLib.cohorts.table import write_cohort_table
 from DENExtractorLib.demo import write_synthetic_case
 from DENExtractorLib.extractor import DENExtractor
-from DENExtractorLib.output_folder import prepare_output_folder
+from DENExtractorLib.outputs.output_folder import prepare_output_folder
 from DENExtractorLib.settings import ExtractionSettings
+from helpers import DATA
 
 SETTINGS = ExtractionSettings()
 
@@ -75,7 +76,7 @@ def write_cases_csv(folder: Path) -> Path:
 def cases_csv_run(tmp_path_factory) -> tuple[Path, Path]:
     """``den-extract --cases CSV`` in one process (``--jobs 1``): the CSV and the output folder every other way of
     running the cohort must reproduce."""
-    from DENExtractorLib.cli import main
+    from DENExtractorLib.cli.extract import main
 
     folder = tmp_path_factory.mktemp("cases_csv")
     cases_csv = write_cases_csv(folder)

@@ -87,9 +87,8 @@ def render_red_view(scene, volume_node, path: Path, size: tuple[int, int] = (120
     :return: the rendered pixels, shape (height, width, 3), with the slice logic that rendered them.
     """
     import vtk
-    from vtk.util import numpy_support
-
     from DENExtractorSlicer.views import show_heatmap_in_slice_view
+    from vtk.util import numpy_support
 
     application_logic = slicer.vtkMRMLApplicationLogic()
     application_logic.SetMRMLScene(scene)

@@ -7,7 +7,7 @@ import gzip
 import nibabel
 import numpy as np
 import pytest
-from conftest import PAT0001_LABELS, assert_refused, run_cli, save_nifti
+from helpers import PAT0001_LABELS, assert_refused, run_cli, save_nifti
 
 
 def labels_with(value: float, shape=(20, 20, 12)) -> np.ndarray:
@@ -108,7 +108,7 @@ def assert_refused_weights(seg, weights, fault, out_dir, capsys) -> None:
 
 
 def test_a_failed_write_leaves_no_half_written_file(tmp_path):
-    from DENExtractorLib.atomic import write_atomically
+    from DENExtractorLib.outputs.atomic import write_atomically
 
     target = tmp_path / "features.npy"
     target.write_bytes(b"previous complete content")

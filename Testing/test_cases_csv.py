@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from cohort_fixtures import read_rows
-from conftest import DATA
-from DENExtractorLib.cases_csv import read_cases_csv
+from DENExtractorLib.cohorts.cases_csv import read_cases_csv
 from DENExtractorLib.errors import DENError
+from helpers import DATA
 
 BRATS = DATA / "brats2015"
 
@@ -143,7 +142,7 @@ def test_den_extract_runs_a_cases_csv_carrying_its_columns_and_failing_only_the_
     ("case_id,segmentation,mean_12", "the column 'mean_12' would clash with den_cohort.csv's own column of that name: rename it"),
 ])
 def test_den_extract_refuses_a_carried_column_named_like_a_table_column(tmp_path, capsys, header, fault):
-    from DENExtractorLib.cli import main
+    from DENExtractorLib.cli.extract import main
 
     cases_file = write_csv(tmp_path / "cases.csv", f"{header}\np1,{BRATS / 'pat0001' / 'OTMultiClass.nii.gz'},x\n")
     assert main(["--cases", str(cases_file), "-o", str(tmp_path / "out"), "--quiet"]) == 2

@@ -8,11 +8,10 @@ import os
 
 import numpy as np
 import pytest
-from conftest import DATA, PAT0001_LABELS
-
 from DENExtractorLib import DENError
-from DENExtractorLib.cli import main
-from DENExtractorLib.cohort import find_cases
+from DENExtractorLib.cli.extract import main
+from DENExtractorLib.cohorts.cases import find_cases
+from helpers import DATA, PAT0001_LABELS
 
 PATTERN = "{id}_nifti/{id}_tumor_segmentation.nii.gz"
 

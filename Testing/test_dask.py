@@ -15,11 +15,10 @@ from pathlib import Path
 import dask
 import distributed
 import pytest
-
 from cohort_fixtures import SETTINGS, assert_same_cohort_output, assert_same_features
-from conftest import DATA
-from DENExtractorLib.cli import main
-from DENExtractorLib.dask_runner import run_cases_on_dask
+from DENExtractorLib.cli.extract import main
+from DENExtractorLib.cohorts.dask_cluster import run_cases_on_dask
+from helpers import DATA
 
 DASK = Path(sys.executable).with_name("dask")
 START_SECONDS = 120
@@ -95,8 +94,8 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
 
 
 def test_a_worker_whose_weights_differ_from_the_clients_is_refused_before_any_case(dask_cluster):
-    from DENExtractorLib.dask_runner import DENWorkerPlugin, WorkerSetupFailed
-    from DENExtractorLib.weights import REFERENCE_WEIGHTS_SHA256
+    from DENExtractorLib.cohorts.dask_cluster import DENWorkerPlugin, WorkerSetupFailed
+    from DENExtractorLib.network.bundled import REFERENCE_WEIGHTS_SHA256
 
     with distributed.Client(dask_cluster, timeout="30s", set_as_default=False) as client:
         try:

@@ -412,7 +412,8 @@ def test_no_deprecated_color_node_calls():
     assert not offenders
 
 
-@pytest.mark.parametrize("path", sorted((MODULE_DIR / "DENExtractorLib").glob("*.py")), ids=lambda path: path.name)
+@pytest.mark.parametrize("path", sorted((MODULE_DIR / "DENExtractorLib").rglob("*.py")),
+                         ids=lambda path: str(path.relative_to(MODULE_DIR / "DENExtractorLib")))
 def test_the_core_imports_nothing_of_slicer(path):
     imported = set(imported_modules(list(ast.walk(ast.parse(path.read_text(encoding="utf-8"))))))
     assert not imported & {"slicer", "vtk", "vtkmodules", "qt", "ctk", "DENExtractorSlicer"}
@@ -420,7 +421,7 @@ def test_the_core_imports_nothing_of_slicer(path):
 
 def test_the_wheel_holds_only_the_core():
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    (packages,) = re.findall(r"^packages = \[(.*)\]$", pyproject, re.M)
+    (packages,) = re.findall(r"^packages = \[(.*?)\]$", pyproject, re.M | re.S)
     names = re.findall(r'"([\w.]+)"', packages)
     assert "DENExtractorLib" in names and all(name.split(".")[0] == "DENExtractorLib" for name in names)
 

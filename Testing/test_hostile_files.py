@@ -15,10 +15,17 @@ import h5py
 import nibabel
 import numpy as np
 import pytest
-from conftest import DATA, PAT0001_FLAIR, PAT0001_LABELS, REPO_ROOT, SLICER_SEGMENTATION, assert_refused, save_nifti
-
 from DENExtractorLib import DENError, load_segmentation
 from DENExtractorLib.readers.limits import MAX_INPUT_ENVIRONMENT_VARIABLE
+from helpers import (
+    DATA,
+    PAT0001_FLAIR,
+    PAT0001_LABELS,
+    REPO_ROOT,
+    SLICER_SEGMENTATION,
+    assert_refused,
+    save_nifti,
+)
 
 
 def small_labels(shape=(16, 16, 8)) -> np.ndarray:

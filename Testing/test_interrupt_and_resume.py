@@ -14,11 +14,10 @@ import time
 
 import numpy as np
 import pytest
-from conftest import DATA, REPO_ROOT, run_cli
-
-from DENExtractorLib.atomic import PARTIAL_PREFIX
 from DENExtractorLib.demo import synthetic_glioblastoma
-from DENExtractorLib.volume import file_sha256
+from DENExtractorLib.hashing import file_sha256
+from DENExtractorLib.outputs.atomic import PARTIAL_PREFIX
+from helpers import DATA, REPO_ROOT, run_cli
 
 SMALL_SHAPE = (48, 48, 24)
 

@@ -7,12 +7,11 @@ import json
 
 import numpy as np
 import pytest
-
 from cohort_fixtures import assert_same_cohort_output, read_rows
-from conftest import DATA
-from DENExtractorLib.cli import main
-from DENExtractorLib.parts import part_share, resolve_part_id
+from DENExtractorLib.cli.extract import main
+from DENExtractorLib.cohorts.parts import part_share, resolve_part_id
 from DENExtractorLib.errors import DENError
+from helpers import DATA
 
 RUN = ["--no-png", "--quiet"]
 

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from DENExtractorLib import MODEL_ID, PARAMETER_COUNT, REFERENCE_WEIGHTS_SHA256, DENError, build_model
-from DENExtractorLib.architecture import weight_specs
-from DENExtractorLib.weights import REFERENCE_SEED, reference_weights, weights_sha256
+from DENExtractorLib import (
+    MODEL_ID,
+    PARAMETER_COUNT,
+    REFERENCE_WEIGHTS_SHA256,
+    DENError,
+    build_model,
+)
+from DENExtractorLib.network.architecture import weight_specs
+from DENExtractorLib.network.bundled import (
+    REFERENCE_SEED,
+    reference_weights,
+    weights_sha256,
+)
 
 EXPECTED_LAYERS = [
     ("Conv2D", (54, 54, 96)),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from DENExtractorLib import segmentation_from_array
 from DENExtractorLib.preprocessing import _take, preprocess
 

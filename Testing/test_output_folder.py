@@ -7,9 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PAT0001_LABELS, run_cli
-
-from DENExtractorLib.cli import EXIT_BAD_INPUT
+from DENExtractorLib.cli.options import EXIT_BAD_INPUT
+from helpers import PAT0001_LABELS, run_cli
 
 
 def assert_unusable(out_dir, fault: str, capsys) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from conftest import PAT0001_LABELS
-from PIL import Image
-
 from DENExtractorLib import MODEL_ID, REFERENCE_WEIGHTS_SHA256, write_outputs
-from DENExtractorLib.cli import main
+from DENExtractorLib.cli.extract import main
 from DENExtractorLib.demo import synthetic_glioblastoma
-from DENExtractorLib.volume import file_sha256
+from DENExtractorLib.hashing import file_sha256
+from helpers import PAT0001_LABELS
+from PIL import Image
 
 
 def test_outputs_hold_features_provenance_and_heatmap(tmp_path, reference_result):

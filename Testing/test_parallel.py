@@ -13,14 +13,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from cohort_fixtures import SETTINGS, assert_same_cohort_output, assert_same_features, read_rows, real_cohort
-from conftest import DATA, REPO_ROOT
-from DENExtractorLib.cohort import write_cohort_table
-from DENExtractorLib.output_folder import prepare_output_folder
+from cohort_fixtures import (
+    SETTINGS,
+    assert_same_cohort_output,
+    assert_same_features,
+    read_rows,
+    real_cohort,
+)
+from DENExtractorLib.cohorts.processes import run_cases_in_processes
+from DENExtractorLib.cohorts.table import write_cohort_table
 from DENExtractorLib.errors import DENError
-from DENExtractorLib.parallel import run_cases_in_processes
+from DENExtractorLib.outputs.output_folder import prepare_output_folder
 from DENExtractorLib.settings import ExtractionSettings
+from helpers import DATA, REPO_ROOT
 
 
 def test_two_workers_give_the_one_process_features_bit_for_bit_and_the_same_table(one_process_run, tmp_path):
@@ -70,7 +75,7 @@ def test_a_killed_worker_fails_only_its_case(one_process_run, tmp_path):
 
 
 def test_weights_a_worker_cannot_use_stop_the_run_with_one_line(tmp_path):
-    from DENExtractorLib.network import build_model
+    from DENExtractorLib.network.model import build_model
 
     model = build_model()
     arrays = model.get_weights()
@@ -86,7 +91,7 @@ def test_weights_a_worker_cannot_use_stop_the_run_with_one_line(tmp_path):
 
 
 def test_den_extract_jobs_2_writes_the_same_table_and_features_as_jobs_1(cases_csv_run, tmp_path, capsys):
-    from DENExtractorLib.cli import main
+    from DENExtractorLib.cli.extract import main
 
     cases_csv, expected_out = cases_csv_run
     out = tmp_path / "jobs2"

@@ -5,10 +5,22 @@ from __future__ import annotations
 import nibabel
 import numpy as np
 import pytest
-from conftest import PAT0001_FLAIR, PAT0001_LABELS, SLICER_SEGMENTATION, relative_difference, save_nifti
+from DENExtractorLib import (
+    DENError,
+    build_model,
+    extract,
+    extract_file,
+    load_segmentation,
+    segmentation_from_array,
+)
+from helpers import (
+    PAT0001_FLAIR,
+    PAT0001_LABELS,
+    SLICER_SEGMENTATION,
+    relative_difference,
+    save_nifti,
+)
 from PIL import Image
-
-from DENExtractorLib import DENError, build_model, extract, extract_file, load_segmentation, segmentation_from_array
 
 
 def published_pipeline_features(path) -> np.ndarray:

@@ -12,7 +12,12 @@ import pytest
 import slicer  # the slicer-core package: MRML nodes without the Slicer application
 import vtk
 from DENExtractorLib import DENError, ExtractionSettings
-from DENExtractorSlicer.checks import chosen_path, inputs_problem, segment_ids_of, segments_to_choose
+from DENExtractorSlicer.checks import (
+    chosen_path,
+    inputs_problem,
+    segment_ids_of,
+    segments_to_choose,
+)
 
 
 @pytest.fixture()

@@ -15,9 +15,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
-
 from DENExtractorSlicer import install
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE_DIR = ROOT / "DENExtractor"

@@ -13,17 +13,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 import slicer  # the slicer-core package: MRML nodes without the Slicer application
 import vtk
+from PIL import Image
 from slicer.util import arrayFromVolume
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "DENExtractor"))
 
+from DENExtractorLib import (
+    FEATURE_COUNT,
+    DENError,
+    ExtractionCancelled,
+    ExtractionSettings,
+    load_image,
+    load_segmentation,
+    segmentation_from_array,
+)
+from DENExtractorLib.demo import synthetic_glioblastoma
+from DENExtractorSlicer import nodes, process, results, views  # noqa: E402
+from DENExtractorSlicer.process import extractor_for, output_stem, scene_output_folder  # noqa: E402
+from DENExtractorSlicer.sample import SEGMENTS, add_sample_segmentation  # noqa: E402
 from slicer_helpers import (  # noqa: E402
     BRATS_FLAIR,
-    render_chart,
-    render_red_view,
     BRATS_LABELS,
     DATA,
     SEG_NRRD,
@@ -31,22 +42,11 @@ from slicer_helpers import (  # noqa: E402
     load_labelmap_node,
     load_scalar_node,
     load_segmentation_node,
+    render_chart,
+    render_red_view,
     segment_ids_by_label,
     segmentation_from_labelmap,
 )
-
-from DENExtractorLib import (  # noqa: E402
-    FEATURE_COUNT,
-    DENError,
-    ExtractionCancelled,
-    load_image,
-    load_segmentation,
-)
-from DENExtractorLib import ExtractionSettings, segmentation_from_array  # noqa: E402
-from DENExtractorLib.demo import synthetic_glioblastoma  # noqa: E402
-from DENExtractorSlicer import nodes, process, results, views  # noqa: E402
-from DENExtractorSlicer.sample import SEGMENTS, add_sample_segmentation  # noqa: E402
-from DENExtractorSlicer.process import extractor_for, output_stem, scene_output_folder  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real data folder {DATA} is missing")
 
@@ -580,8 +580,7 @@ def test_a_rewritten_weights_file_gets_a_new_extractor(tmp_path):
     import os
 
     import h5py
-
-    from DENExtractorLib.architecture import weight_specs
+    from DENExtractorLib.network.architecture import weight_specs
 
     path = tmp_path / "den_trained.weights.h5"
     with h5py.File(path, "w") as handle:

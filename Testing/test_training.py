@@ -12,15 +12,19 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
-from PIL import Image
-
-from DENExtractorLib.cli import main as den_extract
+from DENExtractorLib.cli.extract import main as den_extract
+from DENExtractorLib.hashing import file_sha256
+from DENExtractorLib.network.bundled import (
+    MODEL_ID,
+    REFERENCE_WEIGHTS_SHA256,
+    weights_sha256,
+)
+from DENExtractorLib.network.trained_record import model_provenance, trained_model_link
 from DENExtractorLib.settings import ExtractionSettings
-from DENExtractorLib.training import TrainingConfig, model_provenance, train, trained_model_link
+from DENExtractorLib.training import TrainingConfig, train
 from DENExtractorLib.training.synthetic_cohort import write_labelled_cohort
-from DENExtractorLib.volume import file_sha256
-from DENExtractorLib.weights import MODEL_ID, REFERENCE_WEIGHTS_SHA256, weights_sha256
+from helpers import REPO_ROOT
+from PIL import Image
 
 SETTINGS = ["--epochs", "6", "--patience", "2", "--learning-rate", "3e-4", "--val-fraction", "0.34", "--seed", "3"]
 CONFIG = TrainingConfig(epochs=6, patience=2, learning_rate=3e-4, val_fraction=0.34, seed=3)
@@ -43,7 +47,7 @@ def cli_run(cohort, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("cli") / "model"
     environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor"))
     finished = subprocess.run(
-        [sys.executable, "-m", "DENExtractorLib.training.cli", "--cases", str(cohort), "--label-column", "necrosis",
+        [sys.executable, "-m", "DENExtractorLib.cli.train", "--cases", str(cohort), "--label-column", "necrosis",
          "-o", str(model_dir), *SETTINGS],
         capture_output=True, text=True, env=environment, timeout=300,
     )
@@ -171,7 +175,7 @@ def test_all_layers_fine_tune_from_trained_weights(cli_run, tmp_path):
 
     result = train(cohort, "necrosis", tmp_path / "model", config)
 
-    from DENExtractorLib.network import build_model
+    from DENExtractorLib.network.model import build_model
 
     model = build_model(result.paths["weights"])
     tuned = model.get_weights()

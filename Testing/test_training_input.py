@@ -11,18 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, save_nifti
-
+from DENExtractorLib import load_segmentation
+from DENExtractorLib.cli.train import main
 from DENExtractorLib.errors import DENError
 from DENExtractorLib.preprocessing import preprocess
 from DENExtractorLib.settings import ExtractionSettings
 from DENExtractorLib.training.cache import cache_cases
-from DENExtractorLib.training.cli import main
 from DENExtractorLib.training.data import class_weights, slice_set
-from DENExtractorLib.training.evaluation import classification_metrics, patient_probabilities
+from DENExtractorLib.training.evaluation import (
+    classification_metrics,
+    patient_probabilities,
+)
 from DENExtractorLib.training.labelled import read_labelled_cohort
 from DENExtractorLib.training.split import split_patients
-from DENExtractorLib import load_segmentation
+from helpers import REPO_ROOT, save_nifti
 
 
 def tumour(path: Path, size: int = 4, value: int = 1) -> Path:
@@ -241,7 +243,7 @@ def test_a_plane_in_reference_mode_is_refused_like_extraction(tmp_path, capsys):
 
 def test_bad_input_is_refused_before_tensorflow_loads(tmp_path):
     path = cohort_csv(tmp_path / "c", graded(4, labels=("high",)))
-    code = ("import sys\nfrom DENExtractorLib.training.cli import main\n"
+    code = ("import sys\nfrom DENExtractorLib.cli.train import main\n"
             f"status = main(['--cases', {str(path)!r}, '--label-column', 'grade', '-o', {str(tmp_path / 'm')!r}])\n"
             "print('tensorflow' in sys.modules, status)\n")
     environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor"))
@@ -272,7 +274,11 @@ def test_a_measurement_column_is_refused_in_one_short_line(tmp_path, capsys):
 
 def test_class_numbers_follow_the_classes_left_when_a_whole_class_fails_to_load(tmp_path):
     from DENExtractorLib.training.cache import CachedCase
-    from DENExtractorLib.training.labelled import Exclusion, LabelledCase, LabelledCohort
+    from DENExtractorLib.training.labelled import (
+        Exclusion,
+        LabelledCase,
+        LabelledCohort,
+    )
     from DENExtractorLib.training.trainer import _with_final_classes
 
     cases = tuple(LabelledCase(f"p{index}", tmp_path / f"p{index}.nii.gz", None, label, None)

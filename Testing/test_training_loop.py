@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from DENExtractorLib.training.cache import CachedCase, read_rows
 from DENExtractorLib.training.data import class_weights, slice_set
 from DENExtractorLib.training.evaluation import weighted_cross_entropy
@@ -26,7 +25,7 @@ def noise_patients(folder, prefix: str, count: int, seed: int) -> list[CachedCas
 
 def small_classifier(seed: int) -> TrainableDEN:
     """A real Keras classifier (16 -> 64 -> 2 softmax) compiled like DEN's: Adam and categorical cross-entropy."""
-    from DENExtractorLib.network import import_keras
+    from DENExtractorLib.network.model import import_keras
 
     keras = import_keras()
     make_deterministic(seed)
@@ -86,9 +85,9 @@ def test_a_diverging_loss_stops_training_with_one_line(tmp_path, noise):
 
 def test_weights_files_do_not_depend_on_what_the_process_built_before(tmp_path):
     """Keras names layers by a process-wide counter and records the names: the same weights must give the same bytes."""
-    from DENExtractorLib.network import build_architecture
+    from DENExtractorLib.hashing import file_sha256
+    from DENExtractorLib.network.model import build_architecture
     from DENExtractorLib.training.report import write_weights
-    from DENExtractorLib.volume import file_sha256
 
     first, second = build_architecture(), build_architecture()  # the second's layers are conv2d_5... by default
     second.set_weights(first.get_weights())

@@ -10,11 +10,15 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import DATA, PAT0001_LABELS, REPO_ROOT, run_cli, save_nifti
-
-from DENExtractorLib import REFERENCE_WEIGHTS_SHA256, DENError, ExtractionSettings, extract_file
-from DENExtractorLib.cohort import find_cases
-from DENExtractorLib.outputs import heatmap_title
+from DENExtractorLib import (
+    REFERENCE_WEIGHTS_SHA256,
+    DENError,
+    ExtractionSettings,
+    extract_file,
+)
+from DENExtractorLib.cohorts.cases import find_cases
+from DENExtractorLib.outputs.files import heatmap_title
+from helpers import DATA, PAT0001_LABELS, REPO_ROOT, run_cli, save_nifti
 
 PAT0002_LABELS = DATA / "brats2015" / "pat0002" / "OTMultiClass.nii.gz"
 
@@ -149,7 +153,7 @@ def test_provenance_says_where_how_and_on_what(tmp_path):
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "out" / "OTMultiClass_den.json").read_text())
     assert record["input"]["source"] == str(PAT0001_LABELS.absolute())
-    assert record["command_line"].endswith(f"cli.py {os.path.relpath(PAT0001_LABELS, tmp_path)} -o out")
+    assert record["command_line"].endswith(f"cli/__main__.py {os.path.relpath(PAT0001_LABELS, tmp_path)} -o out")
     assert record["compute"]["device"].startswith(("CPU: ", "GPU: "))
     assert "TF_ENABLE_ONEDNN_OPTS" in record["compute"]
 

@@ -9,15 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PAT0001_LABELS, SLICER_SEGMENTATION
-
 from DENExtractorLib import load_segmentation, segmentation_from_array
-from DENExtractorLib.architecture import INPUT_SIZE, weight_specs
-from DENExtractorLib.extraction import batch_bounds, run_network
-from DENExtractorLib.network import LoadedModel, build_model
-from DENExtractorLib.preprocessing import SliceStack, preprocess
-from DENExtractorLib.weights_files import WeightsIdentity
-from DENExtractorLib.windowed import (
+from DENExtractorLib.network.architecture import INPUT_SIZE, weight_specs
+from DENExtractorLib.network.inference import batch_bounds, run_network
+from DENExtractorLib.network.model import LoadedModel, build_model
+from DENExtractorLib.network.weights_files import WeightsIdentity
+from DENExtractorLib.network.windowed import (
     FULL_PATH_FRACTION,
     MIN_WINDOW_SIDE,
     AxisRule,
@@ -26,6 +23,8 @@ from DENExtractorLib.windowed import (
     nonzero_window,
     stages_from_table,
 )
+from DENExtractorLib.preprocessing import SliceStack, preprocess
+from helpers import PAT0001_LABELS, SLICER_SEGMENTATION
 
 PAT0002_LABELS = PAT0001_LABELS.parents[1] / "pat0002" / "OTMultiClass.nii.gz"
 OLD_BATCH_SIZE = 16
@@ -220,12 +219,12 @@ def test_windowed_network_is_built_once_per_model(bundled_model):
 ONE_THREAD_CHECK = """
 import sys
 import numpy as np
-from DENExtractorLib.runtime import request_tensorflow_setup
+from DENExtractorLib.network.runtime import request_tensorflow_setup
 request_tensorflow_setup(threads=1)  # as a cohort worker with --jobs runs
 from DENExtractorLib import DENExtractor, load_segmentation
-from DENExtractorLib.extraction import batch_bounds
+from DENExtractorLib.network.inference import batch_bounds
 from DENExtractorLib.preprocessing import preprocess
-from DENExtractorLib.windowed import WindowedNetwork
+from DENExtractorLib.network.windowed import WindowedNetwork
 model = DENExtractor().model
 network = WindowedNetwork(model.model.layers, model.predict, full_path_fraction=np.inf)
 stack = preprocess(load_segmentation(sys.argv[1]))

@@ -39,9 +39,8 @@ def published_loop(cases_csv: Path) -> None:
 
     import nibabel
     import numpy as np
+    from DENExtractorLib.network.model import build_model
     from PIL import Image
-
-    from DENExtractorLib.network import build_model
 
     model = build_model()
     with open(cases_csv, newline="", encoding="utf-8") as handle:

@@ -40,7 +40,7 @@ import sys
 from DENExtractorLib import cli
 if sys.argv[1] == "full":
     from DENExtractorLib.network import LoadedModel
-    from DENExtractorLib.windowed import WindowedNetwork
+    from DENExtractorLib.network.windowed import WindowedNetwork
     def full_network(model):
         if model._windowed is None:
             model._windowed = WindowedNetwork(model.model.layers, model.predict, full_path_fraction=-1.0)
@@ -101,11 +101,11 @@ def ratio(numerator: list[float], denominator: list[float]) -> str:
 def per_volume(repeats: int, naive: bool) -> None:
     """Section 1: the four paths per BraTS volume, model built once and warm."""
     from DENExtractorLib import DENExtractor
-    from DENExtractorLib.architecture import FLOPS_PER_SLICE
-    from DENExtractorLib.extraction import batch_bounds
+    from DENExtractorLib.network.architecture import FLOPS_PER_SLICE
+    from DENExtractorLib.network.inference import batch_bounds
+    from DENExtractorLib.network.windowed import WindowedNetwork, nonzero_window
     from DENExtractorLib.preprocessing import preprocess
     from DENExtractorLib.readers import load_segmentation
-    from DENExtractorLib.windowed import WindowedNetwork, nonzero_window
 
     extractor = DENExtractor()
     model = extractor.model
@@ -199,7 +199,6 @@ def cold_cohort(repeats: int, workspace: Path) -> None:
 def large_volume(workspace: Path) -> Path:
     """A 512x512x400 label map: the synthetic glioblastoma at 128x128x100, each voxel repeated 4x4x4, as NIfTI."""
     import nibabel
-
     from DENExtractorLib.demo import synthetic_glioblastoma
 
     small, affine = synthetic_glioblastoma(tuple(n // 4 for n in LARGE_SHAPE), seed=5)

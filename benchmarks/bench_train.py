@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "DENExtractor"))
 BATCH = 32
 RUN_AND_REPORT_PEAK = (
     "import sys\n"
-    "from DENExtractorLib.training.cli import main\n"
+    "from DENExtractorLib.cli.train import main\n"
     "status = main(sys.argv[1:])\n"
     "peak = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
     "print('peak-kB', peak.split()[1], file=sys.stderr)\n"
@@ -119,7 +119,7 @@ def main() -> int:
     parser.add_argument("--small", type=int, default=8, help="cases in the small cohort")
     parser.add_argument("--large", type=int, default=32, help="cases in the large cohort")
     arguments = parser.parse_args()
-    from DENExtractorLib.network import import_keras
+    from DENExtractorLib.network.model import import_keras
 
     import_keras()
     import tensorflow as tf

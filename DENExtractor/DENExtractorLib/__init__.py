@@ -13,16 +13,21 @@ Example::
 """
 
 from ._version import __version__
-from .architecture import FEATURE_COUNT, INPUT_SIZE, PARAMETER_COUNT
 from .errors import DENError, ExtractionCancelled
-from .extraction import ExtractionResult
 from .extractor import DENExtractor, extract, extract_file
-from .network import build_model
-from .outputs import output_paths, write_outputs
+from .network.architecture import FEATURE_COUNT, INPUT_SIZE, PARAMETER_COUNT
+from .network.bundled import MODEL_ID, REFERENCE_WEIGHTS_SHA256
+from .network.model import build_model
+from .outputs.files import output_paths, write_outputs
 from .readers import load_image, load_segmentation
+from .result import ExtractionResult
 from .settings import MODES, PLANES, ExtractionSettings
-from .volume import Volume, distinct_label_values, image_from_array, segmentation_from_array
-from .weights import MODEL_ID, REFERENCE_WEIGHTS_SHA256
+from .volume import (
+    Volume,
+    distinct_label_values,
+    image_from_array,
+    segmentation_from_array,
+)
 
 __all__ = [
     "DENError",

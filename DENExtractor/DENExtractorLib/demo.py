@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_atomically
+from .outputs.atomic import write_atomically
 
 DEMO_SHAPE = (240, 240, 155)
 DEMO_SEED = 7

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ExtractionCancelled
-from .extraction import CancelCheck, ExtractionResult, ProgressCallback, pooled_vector, run_network
-from .network import LoadedModel, load_model
+from .network.inference import CancelCheck, ProgressCallback, run_network
+from .network.model import LoadedModel, load_model
+from .outputs.provenance import build_provenance
 from .preprocessing import SliceStack, preprocess
-from .provenance import build_provenance
 from .readers import load_image, load_segmentation
+from .result import ExtractionResult, pooled_vector
 from .settings import ExtractionSettings
 from .volume import Volume, select_labels
 

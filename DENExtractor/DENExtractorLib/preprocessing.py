@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from .architecture import INPUT_SIZE
 from .errors import DENError
+from .network.architecture import INPUT_SIZE
 from .volume import Volume, check_same_grid
 
 MAX_PADDED_PIXELS = 4096 * 4096

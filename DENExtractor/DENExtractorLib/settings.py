@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DENError
-from .weights_files import WeightsIdentity, check_weights_file, weights_identity
+from .network.weights_files import WeightsIdentity, check_weights_file, weights_identity
 
 MODES = ("reference", "oriented")
 """Preprocessing modes: the published pipeline bit for bit, or reoriented to RAS along an anatomical plane."""

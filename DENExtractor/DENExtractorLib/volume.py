@@ -7,7 +7,6 @@ Slicer layer and the readers share one set of rules. Every fault is raised as a 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,14 +49,6 @@ class Volume:
         return tuple(int(n) for n in self.data.shape)  # type: ignore[return-value]
 
 
-def file_sha256(*paths: str | Path) -> str:
-    """Return the hex sha256 of the bytes of one file, or of several files read one after another."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def segmentation_from_array(

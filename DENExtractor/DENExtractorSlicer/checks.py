@@ -13,7 +13,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from DENExtractorLib import DENError
-from DENExtractorLib.weights_files import check_weights_file
+from DENExtractorLib.network.weights_files import check_weights_file
 
 SEGMENTATION_CLASS = "vtkMRMLSegmentationNode"
 LABELMAP_CLASS = "vtkMRMLLabelMapVolumeNode"

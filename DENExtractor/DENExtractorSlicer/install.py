@@ -18,10 +18,9 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from DENExtractorLib.errors import describe_error
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-
-from DENExtractorLib.errors import describe_error
 
 REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "Resources" / "requirements.txt"
 

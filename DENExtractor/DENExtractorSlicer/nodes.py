@@ -18,10 +18,15 @@ from typing import Any
 import numpy as np
 import slicer
 import vtk
+from DENExtractorLib import (
+    DENError,
+    Volume,
+    distinct_label_values,
+    image_from_array,
+    segmentation_from_array,
+)
 from slicer.util import arrayFromVTKMatrix
 from vtk.util import numpy_support
-
-from DENExtractorLib import DENError, Volume, distinct_label_values, image_from_array, segmentation_from_array
 
 from .checks import SEGMENTATION_CLASS, input_problem, segment_ids_of, segments_problem
 

@@ -20,8 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from DENExtractorLib import DENError, DENExtractor, ExtractionResult, ExtractionSettings, write_outputs
-from DENExtractorLib.output_folder import prepare_output_folder
+from DENExtractorLib import (
+    DENError,
+    DENExtractor,
+    ExtractionResult,
+    ExtractionSettings,
+    write_outputs,
+)
+from DENExtractorLib.outputs.output_folder import prepare_output_folder
 
 from .checks import chosen_path, inputs_problem
 from .nodes import segmentation_volume, volume_from_scalar_node

@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 import slicer
 import vtk
+from DENExtractorLib import ExtractionResult
 from slicer.util import updateVolumeFromArray, vtkMatrixFromArray
 from vtk.util import numpy_support
-
-from DENExtractorLib import ExtractionResult
 
 VIRIDIS_COLOR_NODE_ID = "vtkMRMLColorTableNodeFileViridis.txt"
 """ID of Slicer's Viridis colour table node (loaded by the Colors module from ``ColorFiles/Viridis.txt``)."""

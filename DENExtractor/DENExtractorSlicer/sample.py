@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 import slicer
-from slicer.util import updateVolumeFromArray, vtkMatrixFromArray
-
 from DENExtractorLib import demo
+from slicer.util import updateVolumeFromArray, vtkMatrixFromArray
 
 SAMPLE_NAME = "Synthetic glioblastoma"
 

@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 from ..errors import DENError
-from ..volume import Volume, file_sha256, image_from_array, segmentation_from_array
+from ..hashing import file_sha256
+from ..volume import Volume, image_from_array, segmentation_from_array
 from .limits import max_input_bytes
 from .nifti import read_nifti
 from .nrrd import read_nrrd

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DENError, describe_error
-from ..volume import check_dimensions, file_sha256
+from ..hashing import file_sha256
+from ..volume import check_dimensions
 from .decompress import read_decompressed
 from .limits import exceeds_limit
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DENError, describe_error
-from ..volume import file_sha256
+from ..hashing import file_sha256
 from .decompress import read_decompressed
 from .limits import exceeds_limit
 

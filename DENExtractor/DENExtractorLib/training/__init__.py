@@ -3,7 +3,8 @@
 ``labelled`` (the cases CSV and its label column), ``cache`` (preprocessed slices on disk), ``split`` (patients,
 never slices), ``model`` (DEN plus a softmax head), ``data`` (slices in batches), ``loop`` (training with early
 stopping), ``evaluation`` (patient-level metrics), ``baseline`` (the logistic-regression probe), ``report``
-(outputs), ``trainer`` (the pipeline), ``link`` (provenance of extraction with trained weights), ``cli``.
+(outputs), ``trainer`` (the pipeline). The command is :mod:`DENExtractorLib.cli.train`; the record that links
+trained weights to extraction's provenance is read in :mod:`DENExtractorLib.network.trained_record`.
 
 Example::
 
@@ -12,15 +13,13 @@ Example::
     result.paths["weights"]        # model/den_trained.weights.h5, for den-extract --weights
     result.record["verdict"]       # did training beat the linear probe?
 
-TensorFlow is imported only when the network is built. Importing this package loads only the light modules
-(``config``, ``link``), so extraction's provenance can use :func:`model_provenance` without an import cycle;
-``train`` and ``TrainingResult`` load the pipeline on first use.
+TensorFlow is imported only when the network is built. Importing this package loads only ``config``; ``train``
+and ``TrainingResult`` load the pipeline on first use.
 """
 
 from typing import Any
 
 from .config import TRAIN_LAYERS, TrainingConfig
-from .link import model_provenance, trained_model_link
 
 _PIPELINE = ("TrainingResult", "train")
 
@@ -33,4 +32,4 @@ def __getattr__(name: str) -> Any:
         return getattr(trainer, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ = ["TRAIN_LAYERS", "TrainingConfig", "TrainingResult", "model_provenance", "train", "trained_model_link"]
+__all__ = ["TRAIN_LAYERS", "TrainingConfig", "TrainingResult", "train"]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import DENError
-from ..extraction import pooled_vector
+from ..result import pooled_vector
 from .cache import CachedCase
 from .evaluation import classification_metrics
 

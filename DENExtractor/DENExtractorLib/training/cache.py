@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_atomically
-from ..errors import DENError, describe_error
-from ..output_folder import prepare_output_folder
-from ..extractor import prepare_stack
-from ..preprocessing import SliceStack
 from .._version import __version__
+from ..errors import DENError, describe_error
+from ..extractor import prepare_stack
+from ..outputs.atomic import write_atomically
+from ..outputs.output_folder import prepare_output_folder
+from ..preprocessing import SliceStack
 from ..readers import load_image, load_segmentation, source_sha256
 from ..settings import ExtractionSettings
 from .labelled import Exclusion, LabelledCase, LabelledCohort

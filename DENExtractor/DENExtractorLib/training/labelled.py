@@ -1,6 +1,6 @@
 """The labelled cohort of ``den-train``: the cases CSV of ``den-extract --cases`` plus a label column.
 
-Rows are read with :func:`DENExtractorLib.cases_csv.read_cases_csv` (same columns, same relative-path rule, same
+Rows are read with :func:`DENExtractorLib.cohorts.cases_csv.read_cases_csv` (same columns, same relative-path rule, same
 per-row problems). On top of it this module checks what training needs: the label column exists, at least two
 classes remain, every class has at least two patients, and image mode is all or nothing. A row without a label or
 a row that cannot run is excluded and listed, never silently dropped.
@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cases_csv import read_cases_csv
+from ..cohorts.cases_csv import read_cases_csv
 from ..errors import DENError
-from ..volume import file_sha256
+from ..hashing import file_sha256
 
 SPLIT_COLUMN = "split"
 """Optional CSV column that fixes each patient's side: ``train`` or ``val`` (``validation`` also accepted)."""

@@ -10,7 +10,11 @@ import numpy as np
 
 from ..errors import DENError
 from .data import ReadCase, SliceSet, one_hot
-from .evaluation import classification_metrics, patient_probabilities, weighted_cross_entropy
+from .evaluation import (
+    classification_metrics,
+    patient_probabilities,
+    weighted_cross_entropy,
+)
 from .model import TrainableDEN
 
 

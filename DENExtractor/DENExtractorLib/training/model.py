@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from ..architecture import INPUT_SHAPE
-from ..network import import_keras, load_model
-from ..weights import weights_sha256
-from .link import trained_model_link
+from ..network.architecture import INPUT_SHAPE
+from ..network.bundled import weights_sha256
+from ..network.model import import_keras, load_model
+from ..network.trained_record import trained_model_link
 
 HEAD_NAME = "den_head"
 
@@ -29,7 +29,7 @@ HEAD_NAME = "den_head"
 @dataclass
 class BaseWeights:
     """The identity of the weights training starts from: model id (a trained model's own id when its record lies
-    beside the file), ``sha256`` of the float32 arrays (as :func:`~DENExtractorLib.weights.weights_sha256`), the
+    beside the file), ``sha256`` of the float32 arrays (as :func:`~DENExtractorLib.network.bundled.weights_sha256`), the
     source ("bundled" or the path) and, for a file, the sha256 of its bytes."""
 
     model_id: str

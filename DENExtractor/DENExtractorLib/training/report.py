@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import write_atomically
-from .link import TRAINING_RECORD_NAME
+from ..network.trained_record import TRAINING_RECORD_NAME
+from ..outputs.atomic import write_atomically
 
 WEIGHTS_NAME = "den_trained.weights.h5"
 PICTURE_NAME = "den_trained.png"

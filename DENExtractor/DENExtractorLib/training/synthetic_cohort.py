@@ -14,8 +14,8 @@ from pathlib import Path
 import nibabel
 import numpy as np
 
-from ..atomic import write_atomically
 from ..demo import ENHANCING, NECROSIS, NON_ENHANCING, synthetic_glioblastoma
+from ..outputs.atomic import write_atomically
 
 LABEL_COLUMN = "necrosis"
 CLASSES = ("absent", "present")

@@ -13,21 +13,28 @@ from pathlib import Path
 
 import numpy as np
 
-from ..architecture import PARAMETER_COUNT
-from ..output_folder import prepare_output_folder
-from ..provenance import software_versions
-from ..volume import file_sha256
-from ..weights import weights_sha256
+from ..hashing import file_sha256
+from ..network.architecture import PARAMETER_COUNT
+from ..network.bundled import weights_sha256
+from ..network.trained_record import TRAINING_RECORD_FORMAT
+from ..outputs.output_folder import prepare_output_folder
+from ..outputs.provenance import software_versions
 from .baseline import linear_probe, pooled_features, require_scikit_learn
 from .cache import CachedCase, cache_cases, cache_trunk_outputs, read_rows
 from .config import TrainingConfig
 from .data import ReadCase, SliceSet, class_weights, slice_set
 from .evaluation import classification_metrics, patient_probabilities
 from .labelled import LabelledCohort, read_labelled_cohort
-from .link import TRAINING_RECORD_FORMAT
 from .loop import LoopResult, train_loop
 from .model import TrainableDEN, build_trainable, make_deterministic
-from .report import output_paths, save_training_png, verdict, write_predictions, write_record, write_weights
+from .report import (
+    output_paths,
+    save_training_png,
+    verdict,
+    write_predictions,
+    write_record,
+    write_weights,
+)
 from .split import PatientSplit, split_patients
 
 Messages = Callable[[str], None]

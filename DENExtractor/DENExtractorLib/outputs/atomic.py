@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import DENError
+from ..errors import DENError
 
 PARTIAL_PREFIX = ".den-partial-"
 FULL_DISK_BYTES = 1 << 20

@@ -21,11 +21,11 @@ from pathlib import Path
 import dask
 import distributed
 
+from ..errors import DENError, describe_error
+from ..network.runtime import available_cores
+from ..settings import ExtractionSettings
 from .case_worker import CaseWorker
-from .cohort import Case, CaseOutcome
-from .errors import DENError, describe_error
-from .runtime import available_cores
-from .settings import ExtractionSettings
+from .cases import Case, CaseOutcome
 
 PLUGIN_NAME = "den-extractor"
 LOCAL = "local"

@@ -15,10 +15,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..errors import DENError, describe_error
 from .architecture import INPUT_SHAPE, LAYERS, POOL_SIZE, POOL_STRIDE, weight_specs
-from .errors import DENError, describe_error
+from .bundled import reference_weights
 from .runtime import apply_tensorflow_setup
-from .weights import reference_weights
 from .weights_files import WeightsIdentity, check_weights_file, weights_identity
 
 
@@ -50,7 +50,7 @@ class LoadedModel:
     def provenance_entry(self) -> dict:
         """The ``model`` entry of provenance, worked out once per model (for trained weights it reads and hashes
         the training record beside the file: once per run, not once per case)."""
-        from .training.link import model_provenance
+        from .trained_record import model_provenance
 
         return model_provenance(self.model_id, self.weights_sha256, self.weights_source)
 
@@ -95,8 +95,8 @@ def import_keras() -> Any:
     """Import TensorFlow and Keras without their start-up chatter; return the ``keras`` module."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _stderr_silenced():
-        import tensorflow  # loaded here so that its notices are silenced
         import keras
+        import tensorflow  # loaded here so that its notices are silenced
 
         apply_tensorflow_setup(tensorflow)  # finds the devices: without a GPU, CUDA builds log a cuInit failure
     return keras

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DENError
+from ..hashing import file_sha256
+from ..result import ExtractionResult
 from .atomic import write_atomically
-from .errors import DENError
-from .extraction import ExtractionResult
 from .heatmap import save_heatmap_png
-from .volume import file_sha256
 
 OUTPUT_SUFFIX = "_den"
 OUTPUT_KINDS = ("npy", "json", "png")

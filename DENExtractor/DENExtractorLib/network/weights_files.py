@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DENError, describe_error
+from ..hashing import file_sha256
 from .architecture import weight_specs
-from .errors import DENError, describe_error
-from .volume import file_sha256
-from .weights import MODEL_ID, REFERENCE_WEIGHTS_SHA256
+from .bundled import MODEL_ID, REFERENCE_WEIGHTS_SHA256
 
 WEIGHT_SUFFIXES = (".weights.h5", ".keras")
 KERAS_MEMBER_LIMIT_BYTES = 2 * sum(int(np.prod(spec.shape)) * 4 for spec in weight_specs()) + (16 << 20)

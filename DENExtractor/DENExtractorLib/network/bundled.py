@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..errors import DENError
 from .architecture import WeightSpec, weight_specs
-from .errors import DENError
 
 MODEL_ID = "den-ref-v1"
 """Identifier of the bundled reference weights, written into every output's provenance."""

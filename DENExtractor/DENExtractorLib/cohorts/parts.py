@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from .atomic import write_atomically
-from .cohort import Case
-from .errors import DENError, describe_error
-from .settings import ExtractionSettings
+from ..errors import DENError, describe_error
+from ..outputs.atomic import write_atomically
+from ..settings import ExtractionSettings
+from .cases import Case, CohortEntry
 
 PART_ID_VARIABLES = ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")
 MANIFEST_NAME = "den_cohort_manifest.json"
@@ -32,14 +32,6 @@ MANIFEST_FORMAT = "den-cohort-manifest/1"
 Item = TypeVar("Item")
 
 
-@dataclass(frozen=True)
-class CohortEntry:
-    """One case of a cohort as every part sees it: the case, its carried-through columns, and its problem (a bad
-    row of a cases CSV, which fails without running) or None."""
-
-    case: Case
-    columns: Mapping[str, str] = field(default_factory=dict)
-    problem: str | None = None
 
 
 @dataclass(frozen=True)

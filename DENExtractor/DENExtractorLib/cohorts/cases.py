@@ -1,27 +1,19 @@
-"""Running DEN over many cases: finding them, skipping finished ones, surviving failures, and the cohort table."""
+"""The cases of a cohort: what a case is, finding cases by pattern or file list, and what happened to each."""
 
 from __future__ import annotations
 
-import csv
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .architecture import FEATURE_COUNT
-from .atomic import write_atomically
-from .errors import DENError, describe_error
-from .extraction import pooled_vector
-from .extractor import DENExtractor
-from .outputs import check_output_names, write_outputs
-from .readers import load_image, load_segmentation, strip_volume_suffix
-from .resume import reusable_outputs
+from ..errors import DENError
+from ..readers import strip_volume_suffix
 
 CASE_ID_PLACEHOLDER = "{id}"
-COHORT_TABLE_NAME = "den_cohort.csv"
 
 
 @dataclass(frozen=True)
@@ -100,89 +92,6 @@ def cases_from_files(segmentations: list[Path], images: list[Path] | None = None
     return cases
 
 
-def run_case(case: Case, out_dir: Path, extractor: DENExtractor, *, resume: bool = False, png: bool = True) -> CaseOutcome:
-    """Extract one case and write its outputs; with ``resume``, reuse complete, matching outputs instead.
-
-    Every failure becomes a "failed" outcome with a one-line message, so one case never stops the others.
-    """
-    try:
-        paths = check_output_names(out_dir, case.case_id)
-        if resume:
-            reusable = reusable_outputs(paths, case.segmentation, case.image, extractor.settings, png)
-            if reusable is not None:
-                return finished_outcome(case, "resumed", reusable.features, reusable.foreground_rows, reusable.paths)
-        result = extractor.extract(
-            load_segmentation(case.segmentation), load_image(case.image) if case.image else None
-        )
-        written = write_outputs(result, out_dir, case.case_id, png=png)
-        return finished_outcome(case, "done", result.features, result.foreground_rows, written)
-    except DENError as error:
-        return CaseOutcome(case, "failed", str(error))
-    except Exception as error:  # an unforeseen fault in one case must not stop the cohort
-        return CaseOutcome(case, "failed", f"{case.segmentation}: could not be processed ({describe_error(error)})")
-
-
-def run_cohort(
-    cases: list[Case],
-    out_dir: str | Path,
-    extractor: DENExtractor,
-    *,
-    resume: bool = False,
-    png: bool = True,
-    on_case_done: Callable[[CaseOutcome], None] | None = None,
-) -> list[CaseOutcome]:
-    """Run every case in order with one extractor (its model built once, when a case first needs it).
-
-    Each outcome is reported to ``on_case_done`` as it finishes, so a caller interrupted by Ctrl-C or SIGTERM
-    (``KeyboardInterrupt``) still holds every finished case.
-    """
-    out_dir = Path(out_dir)
-    outcomes = []
-    for case in cases:
-        outcome = run_case(case, out_dir, extractor, resume=resume, png=png)
-        outcomes.append(outcome)
-        if on_case_done is not None:
-            on_case_done(outcome)
-    return outcomes
-
-
-def write_cohort_table(
-    outcomes: list[CaseOutcome],
-    path: str | Path,
-    carried_columns: Sequence[str] = (),
-    carried: Mapping[str, Mapping[str, str]] | None = None,
-) -> Path:
-    """Write the cohort CSV atomically: case id, status, message, rows, foreground rows, pooled mean and max.
-
-    ``carried_columns`` (a cases CSV's own columns) follow the case id, each case's cells taken from
-    ``carried[case_id]``.
-    """
-    carried = carried or {}
-    header = ["case_id", *carried_columns, "status", "message", "rows", "foreground_rows"]
-    header += [f"mean_{index}" for index in range(FEATURE_COUNT)] + [f"max_{index}" for index in range(FEATURE_COUNT)]
-
-    def write(temporary: Path) -> None:
-        with open(temporary, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            for outcome in outcomes:
-                pooled = [format(float(value), ".9g") for value in outcome.pooled] if outcome.pooled is not None else []
-                counts = [outcome.rows, outcome.foreground_rows] if outcome.pooled is not None else ["", ""]
-                cells = carried.get(outcome.case.case_id, {})
-                extra = [cells.get(name, "") for name in carried_columns]
-                writer.writerow([outcome.case.case_id, *extra, outcome.status, outcome.message, *counts, *pooled])
-
-    return write_atomically(path, write)
-
-
-def finished_outcome(
-    case: Case, status: str, features: np.ndarray, foreground: np.ndarray, written: dict[str, Path]
-) -> CaseOutcome:
-    """A successful outcome with the pooled patient-level vector (mean then max over foreground rows)."""
-    pooled = pooled_vector(features, foreground)
-    return CaseOutcome(case, status, "", int(features.shape[0]), int(foreground.size), pooled, written)
-
-
 def _relative_files(directory: Path, depth: int | None) -> list[str]:
     """Every file under ``directory`` (no deeper than ``depth`` folders when given), as sorted POSIX relative paths.
 
@@ -235,3 +144,13 @@ def _refuse_duplicate_ids(cases: list[Case], source: Path) -> None:
                 "rename one, or run them as a cohort with --cohort DIR --pattern '{id}/FILE'",
             )
         seen[case.case_id] = case.segmentation
+
+
+@dataclass(frozen=True)
+class CohortEntry:
+    """One case of a cohort as every part sees it: the case, its carried-through columns, and its problem (a bad
+    row of a cases CSV, which fails without running) or None."""
+
+    case: Case
+    columns: Mapping[str, str] = field(default_factory=dict)
+    problem: str | None = None

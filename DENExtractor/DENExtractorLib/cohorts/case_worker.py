@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cohort import Case, CaseOutcome, run_case
-from .errors import DENError
-from .extractor import DENExtractor
-from .runtime import request_tensorflow_setup
-from .settings import ExtractionSettings
-from .weights import REFERENCE_WEIGHTS_SHA256, weights_sha256
+from ..errors import DENError
+from ..extractor import DENExtractor
+from ..network.bundled import REFERENCE_WEIGHTS_SHA256, weights_sha256
+from ..network.runtime import request_tensorflow_setup
+from ..settings import ExtractionSettings
+from .cases import Case, CaseOutcome
+from .run import run_case
 
 
 class CaseWorker:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ExtractionCancelled
+from ..preprocessing import SliceStack
 from .architecture import FEATURE_COUNT
-from .errors import ExtractionCancelled
-from .network import LoadedModel
-from .preprocessing import SliceStack
+from .model import LoadedModel
 
 BATCH_SIZE = 32
 """Most slices per network call: large enough for fast matrix products, small enough to keep memory low."""
@@ -19,25 +18,8 @@ ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 
 
-@dataclass
-class ExtractionResult:
-    """The features of one segmentation.
-
-    ``features`` is (rows, 4096) float32, one row per slice in order; ``foreground_rows`` lists the rows whose
-    slice holds foreground; ``pooled`` is the patient-level vector (8192,) = mean then max over foreground rows;
-    ``provenance`` records everything needed to reproduce the numbers (JSON-serialisable).
-    """
-
-    features: np.ndarray
-    foreground_rows: np.ndarray
-    pooled: np.ndarray
-    provenance: dict
 
 
-def pooled_vector(features: np.ndarray, foreground_rows: np.ndarray) -> np.ndarray:
-    """The patient-level vector: mean then max of the features over the foreground rows, (8192,) float32."""
-    tumour = features[foreground_rows]
-    return np.concatenate([tumour.mean(axis=0), tumour.max(axis=0)]).astype(np.float32)
 
 
 def run_network(

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from pathlib import Path
 
-from .._version import __version__
-from ..errors import DENError, describe_error
-from ..settings import MODES, PLANES, ExtractionSettings
-from .config import TRAIN_LAYERS, TrainingConfig
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+from ..training.config import TRAIN_LAYERS, TrainingConfig
+from .options import (
+    EXIT_OK,
+    add_common_arguments,
+    add_settings_arguments,
+    run_command,
+    settings_from,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,10 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="cases CSV (case_id, segmentation[, image], a label column, optional split column)")
     parser.add_argument("--label-column", required=True, metavar="NAME", help="the CSV column holding each case's class")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL_DIR", help="output folder (created if needed)")
-    parser.add_argument("--mode", choices=MODES, default="reference", help="preprocessing, as in extraction (default: reference)")
-    parser.add_argument("--plane", choices=PLANES, help="slicing plane, oriented mode only (default: axial)")
-    parser.add_argument("--labels", type=_label_list, metavar="L1,L2", help="keep only these label values (default: all)")
-    parser.add_argument("--weights", type=Path, metavar="FILE", help="start from these weights (default: bundled den-ref-v1)")
+    add_settings_arguments(parser, "start from these weights (default: bundled den-ref-v1)")
     parser.add_argument("--train-layers", choices=TRAIN_LAYERS, default=defaults.train_layers,
                         help="dense: only the 4096-unit layer and the head learn, for small cohorts (default); all: every layer")
     parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
@@ -48,38 +46,28 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"Adam's learning rate (default {defaults.learning_rate:g})")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the split, the head and the shuffles (default 0)")
     parser.add_argument("--model-id", help="model id recorded in provenance (default: den-trained-LABEL-<sha256 prefix>)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors and the verdict")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_common_arguments(parser, "print only errors and the verdict")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``den-train``; return the exit status (0 trained, 1 internal error, 2 bad input)."""
+    """Run ``den-train``; return the exit status (0 trained, 1 internal error, 2 bad input, 130 interrupted)."""
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    try:
-        from .trainer import train
+    return run_command("den-train", lambda: _train(arguments), debug=arguments.debug,
+                       interrupted="interrupted; no training record was written (the slice cache is kept)")
 
-        settings = ExtractionSettings(arguments.mode, arguments.plane, arguments.labels, arguments.weights)
-        config = TrainingConfig(
-            settings=settings, train_layers=arguments.train_layers, val_fraction=arguments.val_fraction, epochs=arguments.epochs,
-            batch_size=arguments.batch_size, learning_rate=arguments.learning_rate, patience=arguments.patience,
-            seed=arguments.seed, model_id=arguments.model_id,
-        )
-        result = train(arguments.cases, arguments.label_column, arguments.output, config,
-                       on_message=_printer(arguments.quiet))
-    except DENError as error:
-        print(f"den-train: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("den-train: interrupted; no training record was written (the slice cache is kept)", file=sys.stderr)
-        return 130
-    except Exception as error:  # a bug, not bad input: one line unless --debug
-        if arguments.debug:
-            traceback.print_exc()
-        print(f"den-train: internal error: {describe_error(error)} (rerun with --debug)", file=sys.stderr)
-        return EXIT_FAILED
+
+def _train(arguments: argparse.Namespace) -> int:
+    """Train with the options given, then print the verdict (when quiet) and where the weights are."""
+    from ..training.trainer import train
+
+    config = TrainingConfig(
+        settings=settings_from(arguments), train_layers=arguments.train_layers, val_fraction=arguments.val_fraction,
+        epochs=arguments.epochs, batch_size=arguments.batch_size, learning_rate=arguments.learning_rate,
+        patience=arguments.patience, seed=arguments.seed, model_id=arguments.model_id,
+    )
+    result = train(arguments.cases, arguments.label_column, arguments.output, config, on_message=_printer(arguments.quiet))
     if arguments.quiet:
         print(result.record["verdict"]["text"], file=sys.stderr)
     print(f"weights: {result.paths['weights']} (model id {result.record['model_id']})", file=sys.stderr)
@@ -92,14 +80,6 @@ def _printer(quiet: bool):
         if not quiet or "excluded" in text:
             print(text, file=sys.stderr)
     return say
-
-
-def _label_list(text: str) -> tuple[int, ...]:
-    """Parse ``--labels 1,4`` into (1, 4)."""
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
 if __name__ == "__main__":

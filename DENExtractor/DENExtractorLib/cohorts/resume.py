@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .architecture import FEATURE_COUNT
-from .readers import source_sha256
-from .settings import ExtractionSettings
-from .volume import file_sha256
+from ..hashing import file_sha256
+from ..network.architecture import FEATURE_COUNT
+from ..readers import source_sha256
+from ..settings import ExtractionSettings
 
 
 @dataclass

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
+from ..errors import DENError
+from ..network.runtime import available_cores
+from ..settings import ExtractionSettings
 from .case_worker import CaseWorker
-from .cohort import Case, CaseOutcome
-from .errors import DENError
-from .runtime import available_cores
-from .settings import ExtractionSettings
+from .cases import Case, CaseOutcome
 
 SPAWN = multiprocessing.get_context("spawn")
 STOP_SECONDS = 10.0

@@ -7,8 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..errors import DENError
 from .atomic import PARTIAL_PREFIX, remove_leftover_partials
-from .errors import DENError
 
 PROBE_BYTES = 4096
 

@@ -10,13 +10,13 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import TYPE_CHECKING
 
-from ._version import __version__
-from .architecture import FEATURE_COUNT
+from .._version import __version__
+from ..network.architecture import FEATURE_COUNT
 
 if TYPE_CHECKING:
-    from .network import LoadedModel
-    from .preprocessing import SliceStack
-    from .volume import Volume
+    from ..network.model import LoadedModel
+    from ..preprocessing import SliceStack
+    from ..volume import Volume
 
 PROVENANCE_FORMAT = "den-provenance/1"
 

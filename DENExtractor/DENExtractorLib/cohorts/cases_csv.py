@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cohort import Case
-from .errors import DENError
-from .readers import strip_volume_suffix
+from ..errors import DENError
+from ..readers import strip_volume_suffix
+from .cases import Case
 
 CASE_ID_COLUMN, SEGMENTATION_COLUMN, IMAGE_COLUMN = "case_id", "segmentation", "image"
 PYRADIOMICS_ALIASES = {CASE_ID_COLUMN: "id", SEGMENTATION_COLUMN: "mask", IMAGE_COLUMN: "image"}
@@ -55,7 +55,7 @@ class CaseRow:
 
     @property
     def case(self) -> Case:
-        """The row as a cohort :class:`~DENExtractorLib.cohort.Case` (only for rows without a problem)."""
+        """The row as a cohort :class:`~DENExtractorLib.cohorts.cases.Case` (only for rows without a problem)."""
         if self.problem is not None or self.segmentation is None:
             raise ValueError(f"row {self.row} has a problem and cannot run: {self.problem}")
         return Case(self.case_id, self.segmentation, self.image)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..volume import file_sha256
+from ..hashing import file_sha256
 
 TRAINING_RECORD_NAME = "den_trained.json"
 TRAINING_RECORD_FORMAT = "den-trained/1"

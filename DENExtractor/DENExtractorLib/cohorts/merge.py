@@ -12,11 +12,13 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cohort import COHORT_TABLE_NAME, CaseOutcome, finished_outcome, write_cohort_table
-from .errors import DENError
-from .outputs import output_paths
-from .parts import CohortEntry, CohortManifest, part_table_name, read_manifest
+from ..errors import DENError
+from ..outputs.files import output_paths
+from .cases import CaseOutcome, CohortEntry
+from .parts import CohortManifest, part_table_name, read_manifest
 from .resume import reusable_outputs
+from .run import finished_outcome
+from .table import COHORT_TABLE_NAME, write_cohort_table
 
 
 @dataclass

@@ -1,0 +1,226 @@
+"""``den-extract``: DEN features from the command line, for one file, several, a whole cohort, or the demo.
+
+:func:`main` reads as the run's phases: check the options, gather the cases, take this part's share, run them,
+write the table, summarise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..cohorts.cases import CaseOutcome, CohortEntry, cases_from_files, find_cases
+from ..cohorts.runners import (
+    carried_values,
+    entries_from_cases,
+    entries_from_csv,
+    in_case_order,
+    run_entries,
+    share_for_this_part,
+)
+from ..cohorts.table import COHORT_TABLE_NAME, write_cohort_table
+from ..demo import write_synthetic_case
+from ..extractor import DENExtractor
+from ..outputs.output_folder import prepare_output_folder
+from .options import (
+    EXIT_CASE_FAILED,
+    EXIT_OK,
+    EXIT_STATUSES,
+    add_common_arguments,
+    add_scale_arguments,
+    add_settings_arguments,
+    check_scale_arguments,
+    run_command,
+    settings_from,
+)
+
+DEMO_CASE_NAME = "synthetic_glioblastoma.nii.gz"
+
+
+@dataclass
+class Gathered:
+    """The cases of this run, the cases CSV's carried-through columns, and the name of the table to write."""
+
+    entries: list[CohortEntry]
+    carried_columns: tuple[str, ...] = ()
+    table_name: str = COHORT_TABLE_NAME
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``den-extract`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="den-extract",
+        description="Extract DEN deep features (4096 per slice) from glioblastoma segmentations "
+        "(.nii, .nii.gz, .seg.nrrd, .nrrd, .nhdr). Writes NAME_den.npy, NAME_den.png and NAME_den.json (provenance).",
+        epilog="Examples: den-extract seg.nii.gz -o out | "
+        "den-extract --cohort DATA --pattern '{id}_nifti/{id}_tumor_segmentation.nii.gz' -o out --resume | "
+        f"den-extract --demo -o out. {EXIT_STATUSES}.",
+    )
+    parser.add_argument("segmentations", nargs="*", type=Path, metavar="SEG", help="segmentation files")
+    parser.add_argument("-o", "--output", type=Path, metavar="OUT", help="output folder (created if needed)")
+    parser.add_argument("--image", type=Path, action="append", metavar="MRI",
+                        help="image mode: the MRI of each SEG, in order (intensities inside the segmentation)")
+    add_settings_arguments(parser, "Keras .weights.h5 or .keras file (default: bundled den-ref-v1)")
+    parser.add_argument("--no-png", action="store_true", help="do not draw the heatmap pictures")
+    group = parser.add_argument_group("cohort")
+    group.add_argument("--cohort", type=Path, metavar="DIR", help="run every case under DIR matching --pattern")
+    group.add_argument("--pattern", default="{id}.nii.gz",
+                       help="case files relative to DIR; {id} is the case id (default: '{id}.nii.gz')")
+    group.add_argument("--image-pattern", metavar="PATTERN", help="image mode in a cohort: each case's MRI, e.g. '{id}/flair.nii.gz'")
+    group.add_argument("--resume", action="store_true", help="skip cases whose outputs are complete and made from the same inputs")
+    add_scale_arguments(parser)
+    parser.add_argument("--demo", nargs="?", const="synthetic", metavar="CASE",
+                        help="run on a generated synthetic glioblastoma (or on CASE)")
+    add_common_arguments(parser, "no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``den-extract``; return the exit status (see :data:`EXIT_STATUSES`)."""
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    return run_command("den-extract", lambda: _run(arguments, parser), debug=arguments.debug,
+                       interrupted="interrupted; finished cases are kept")
+
+
+def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The phases: check the options (no TensorFlow), gather the cases, this part's share, run, table, summary."""
+    if arguments.merge is not None:
+        if any(_sources_given(arguments)) or arguments.output is not None:
+            parser.error("--merge OUT takes the output folder of the parts, and nothing else to run")
+        return _merge(arguments.merge)
+    _check_options(arguments, parser)
+    settings = settings_from(arguments)
+    output = prepare_output_folder(arguments.output, remove_partials=arguments.num_parts is None)
+    extractor = DENExtractor(settings)
+    gathered = _gather_cases(arguments, output)
+    if arguments.num_parts is not None:
+        gathered.entries, gathered.table_name = share_for_this_part(
+            gathered.entries, gathered.carried_columns, output, extractor,
+            num_parts=arguments.num_parts, part_id=arguments.part_id, png=not arguments.no_png)
+    outcomes: list[CaseOutcome] = []
+    try:
+        _run_with_progress(gathered.entries, arguments, output, extractor, outcomes)
+    except KeyboardInterrupt:
+        _write_table(arguments, gathered, outcomes, output, "cohort table of the finished cases")
+        _summarise(outcomes, len(gathered.entries))
+        raise
+    _write_table(arguments, gathered, outcomes, output, "cohort table")
+    return _summarise(outcomes, len(gathered.entries))
+
+
+def _sources_given(arguments: argparse.Namespace) -> list[bool]:
+    """Which of the four ways to name cases were used: files, ``--cohort``, ``--cases``, ``--demo``."""
+    return [bool(arguments.segmentations), arguments.cohort is not None, arguments.cases is not None,
+            arguments.demo is not None]
+
+
+def _cohort_given(arguments: argparse.Namespace) -> bool:
+    """Whether the cases are a cohort (``--cohort`` or ``--cases``), which gets a cohort table."""
+    return arguments.cohort is not None or arguments.cases is not None
+
+
+def _check_options(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuse combinations of options that make no sense, with argparse's one-line error (exit 2)."""
+    if arguments.output is None:
+        parser.error("the following arguments are required: -o/--output")
+    if sum(_sources_given(arguments)) != 1:
+        parser.error("give segmentation files, or --cohort DIR, or --cases CSV, or --demo")
+    check_scale_arguments(arguments, parser, _cohort_given(arguments))
+    if arguments.cases is not None and (arguments.image or arguments.image_pattern):
+        parser.error("with --cases, each case's MRI is the CSV's image column")
+    if arguments.cohort is not None and arguments.image:
+        parser.error("in a cohort, name each case's MRI with --image-pattern, not --image")
+    if arguments.cohort is None and arguments.image_pattern:
+        parser.error("--image-pattern only applies with --cohort")
+
+
+def _gather_cases(arguments: argparse.Namespace, output: Path) -> Gathered:
+    """The cases the options name: a cases CSV, a cohort folder, the demo, or files."""
+    if arguments.cases is not None:
+        return Gathered(*entries_from_csv(arguments.cases))
+    if arguments.cohort is not None:
+        found = find_cases(arguments.cohort, arguments.pattern, arguments.image_pattern)
+        if found.skipped_hidden:
+            _say(arguments, f"note: skipped {len(found.skipped_hidden)} hidden match(es) (names starting with '.'): "
+                            f"{', '.join(found.skipped_hidden[:5])}")
+        return Gathered(entries_from_cases(found.cases))
+    if arguments.demo is not None:
+        demo_case = Path(arguments.demo)
+        if arguments.demo == "synthetic":
+            demo_case = output / DEMO_CASE_NAME
+            _say(arguments, f"generating a synthetic glioblastoma label map: {demo_case}")
+            write_synthetic_case(demo_case)
+        return Gathered(entries_from_cases(cases_from_files([demo_case], arguments.image)))
+    return Gathered(entries_from_cases(cases_from_files(arguments.segmentations, arguments.image)))
+
+
+def _run_with_progress(
+    entries: list[CohortEntry], arguments: argparse.Namespace, output: Path, extractor: DENExtractor,
+    outcomes: list[CaseOutcome],
+) -> None:
+    """Run the cases with a progress bar on stderr, printing one line per case as it finishes into ``outcomes``."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(entries), unit="case", disable=arguments.quiet or len(entries) < 2, file=sys.stderr)
+
+    def report(outcome: CaseOutcome) -> None:
+        outcomes.append(outcome)
+        bar.update(1)
+        if outcome.status == "failed":
+            bar.write(f"den-extract: error: {outcome.message}", file=sys.stderr)
+        else:
+            bar.write(f"{outcome.case.case_id}: {outcome.status}, {outcome.rows} rows "
+                      f"({outcome.foreground_rows} with tumour) -> {outcome.outputs['npy']}")
+
+    try:
+        run_entries(entries, output, extractor, resume=arguments.resume, png=not arguments.no_png,
+                    jobs=arguments.jobs, scheduler=arguments.scheduler, on_case_done=report)
+    finally:
+        bar.close()
+
+
+def _write_table(arguments: argparse.Namespace, gathered: Gathered, outcomes: list[CaseOutcome], output: Path,
+                 what: str) -> None:
+    """For a cohort, write its table (rows in the cohort's order) and say where."""
+    if not _cohort_given(arguments):
+        return
+    ordered = in_case_order(outcomes, gathered.entries)
+    table = write_cohort_table(ordered, output / gathered.table_name, gathered.carried_columns,
+                               carried_values(gathered.entries))
+    _say(arguments, f"{what}: {table}")
+
+
+def _summarise(outcomes: list[CaseOutcome], total: int) -> int:
+    """Print the closing summary line (for more than one case: one case's line says it all); return the exit status."""
+    counts = {status: sum(outcome.status == status for outcome in outcomes) for status in ("done", "resumed", "failed")}
+    unfinished = total - len(outcomes)
+    if total > 1:
+        print(f"{total} case(s): {counts['done']} done, {counts['resumed']} resumed, {counts['failed']} failed"
+              + (f", {unfinished} not run" if unfinished else ""), file=sys.stderr)
+    return EXIT_CASE_FAILED if counts["failed"] else EXIT_OK
+
+
+def _merge(folder: Path) -> int:
+    """``den-extract --merge OUT``: write the cohort table, list the missing cases; return the exit status."""
+    from ..cohorts.merge import merge_parts
+
+    result = merge_parts(folder)
+    for outcome in result.missing:
+        print(f"den-extract: missing: {outcome.case.case_id}: {outcome.message}", file=sys.stderr)
+    done = len(result.outcomes) - len(result.missing)
+    print(f"{len(result.outcomes)} case(s): {done} complete, {len(result.missing)} missing; cohort table: {result.table}",
+          file=sys.stderr)
+    return EXIT_CASE_FAILED if result.missing else EXIT_OK
+
+
+def _say(arguments: argparse.Namespace, text: str) -> None:
+    """Print an informational line unless --quiet."""
+    if not arguments.quiet:
+        print(text, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""What den-extract and den-train share: the settings options, exit statuses and the error-to-exit-status rule."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from .._version import __version__
+from ..errors import DENError, describe_error
+from ..settings import MODES, PLANES, ExtractionSettings
+
+EXIT_OK, EXIT_CASE_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+"""Exit statuses of both commands: success, a case failed (or an internal error), bad input, interrupted."""
+
+EXIT_STATUSES = (
+    "exit status: 0 every case succeeded; 1 a case failed (the others were still done); 2 bad arguments, "
+    "weights, cohort folder or output folder (nothing computed); 130 interrupted (Ctrl-C or SIGTERM; finished "
+    "cases and the cohort table are kept)"
+)
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, weights_help: str) -> None:
+    """Add the options that make an :class:`ExtractionSettings`: ``--mode``, ``--plane``, ``--weights``, ``--labels``."""
+    parser.add_argument("--mode", choices=MODES, default="reference", help="preprocessing (default: reference)")
+    parser.add_argument("--plane", choices=PLANES, help="slicing plane, oriented mode only (default: axial)")
+    parser.add_argument("--weights", type=Path, metavar="FILE", help=weights_help)
+    parser.add_argument("--labels", type=label_list, metavar="L1,L2",
+                        help="keep only these label values, e.g. 1,4 (default: all labels)")
+
+
+def settings_from(arguments: argparse.Namespace) -> ExtractionSettings:
+    """The checked settings the options of :func:`add_settings_arguments` name."""
+    return ExtractionSettings(arguments.mode, arguments.plane, arguments.labels, arguments.weights)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, quiet_help: str) -> None:
+    """Add ``--quiet``, ``--debug`` and ``--version``."""
+    parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+
+
+def run_command(program: str, body: Callable[[], int], *, debug: bool, interrupted: str) -> int:
+    """Run a command's body and turn what it raises into one line on stderr and an exit status.
+
+    :class:`DENError` (bad input) gives 2; Ctrl-C or SIGTERM gives 130 with the line ``interrupted``; any other
+    exception is a bug, reported in one line (with the traceback under ``--debug``), exit 1.
+    """
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return body()
+    except DENError as error:
+        print(f"{program}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"{program}: {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # a bug, not bad input: one line unless --debug
+        if debug:
+            traceback.print_exc()
+        print(f"{program}: internal error: {describe_error(error)} (rerun with --debug)", file=sys.stderr)
+        return EXIT_CASE_FAILED
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _interrupt(signal_number: int, frame: object) -> None:
+    """SIGTERM (a scheduler's time limit, ``kill``, ``timeout``) stops the run the way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def label_list(text: str) -> tuple[int, ...]:
+    """Parse ``--labels 1,4`` into (1, 4)."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+
+
+def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the cohort-at-scale options to ``den-extract``'s parser."""
+    group = parser.add_argument_group("cohorts at scale")
+    group.add_argument("--cases", type=Path, metavar="CSV",
+                       help="run the cases listed in CSV: case_id,segmentation[,image] (pyradiomics' ID,Image,Mask "
+                            "work too; relative paths are taken from the CSV's folder; other columns are carried into "
+                            "den_cohort.csv)")
+    group.add_argument("--jobs", type=positive_whole_number, default=1, metavar="N",
+                       help="N worker processes on this machine (default 1); with --scheduler local, N Dask workers")
+    group.add_argument("--num-parts", type=positive_whole_number, metavar="K",
+                       help="array job: run only one of K parts of the cohort (case n of the list sorted by id goes "
+                            "to part n mod K); then --merge OUT")
+    group.add_argument("--part-id", type=int, metavar="I",
+                       help="the part to run, 0..K-1 (default: $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX)")
+    group.add_argument("--merge", type=Path, metavar="OUT",
+                       help="build OUT/den_cohort.csv from the parts' outputs, checking each case; lists missing "
+                            "cases (exit 1 if any)")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the cases on a Dask cluster: tcp://HOST:PORT, or 'local' for a local cluster of "
+                            "--jobs workers (needs pip install 'DENExtractorLib[dask]')")
+
+
+def check_scale_arguments(arguments: argparse.Namespace, parser: argparse.ArgumentParser, cohort_given: bool) -> None:
+    """Refuse option combinations that make no sense, with argparse's usual one-line error."""
+    if arguments.part_id is not None and arguments.num_parts is None:
+        parser.error("--part-id needs --num-parts K")
+    if arguments.num_parts is not None and not cohort_given:
+        parser.error("--num-parts applies to a cohort: give --cases CSV or --cohort DIR")
+    if arguments.scheduler is not None and arguments.scheduler != "local" and arguments.jobs != 1:
+        parser.error("--jobs sets the size of --scheduler local; your own cluster has the workers you started")
+
+
+def positive_whole_number(text: str) -> int:
+    """Parse a whole number of at least 1 (``--jobs``, ``--num-parts``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

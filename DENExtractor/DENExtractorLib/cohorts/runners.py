@@ -1,0 +1,96 @@
+"""Cohorts at scale: the entries of a run (from a cases CSV or found cases), an array job's share of them, and the
+runner that computes them (Dask, worker processes or this process). Every runner gives the same features and the
+same table rows. Plain arguments only: the command line lives in :mod:`..cli`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from ..errors import DENError
+from ..extractor import DENExtractor
+from .cases import Case, CaseOutcome, CohortEntry
+from .cases_csv import read_cases_csv
+from .parts import (
+    CohortManifest,
+    part_share,
+    part_table_name,
+    resolve_part_id,
+    write_manifest,
+)
+from .run import run_cohort
+
+TABLE_COLUMNS = re.compile(r"(case_id|status|message|rows|foreground_rows|(mean|max)_\d+)", re.IGNORECASE)
+"""Columns of den_cohort.csv itself, which a carried-through column of a cases CSV must not repeat."""
+
+
+def entries_from_csv(path: Path) -> tuple[list[CohortEntry], tuple[str, ...]]:
+    """The entries of a cases CSV sorted by case id (bad rows kept with their problem) and its carried columns."""
+    table = read_cases_csv(path)
+    clashing = [name for name in table.carried_columns if TABLE_COLUMNS.fullmatch(name)]
+    if clashing:
+        raise DENError(path, f"the column {clashing[0]!r} would clash with den_cohort.csv's own column of that name: "
+                             "rename it")
+    entries = [CohortEntry(Case(row.case_id, row.segmentation or Path(), row.image), row.columns, row.problem)
+               for row in table.rows]
+    return sorted(entries, key=_case_id), table.carried_columns
+
+
+def entries_from_cases(cases: Sequence[Case]) -> list[CohortEntry]:
+    """Entries for cases found without a cases CSV (a folder pattern, or files), in their order."""
+    return [CohortEntry(case) for case in cases]
+
+
+def share_for_this_part(entries: list[CohortEntry], carried_columns: tuple[str, ...], output: Path,
+                        extractor: DENExtractor, *, num_parts: int, part_id: int | None,
+                        png: bool) -> tuple[list[CohortEntry], str]:
+    """In an array job: record the whole cohort in the output folder and return this part's entries and the name
+    of its own table. ``part_id`` None: from the scheduler's environment. Raises :class:`DENError` for a bad part
+    id or a cohort differing from another part's."""
+    part = resolve_part_id(num_parts, part_id)
+    write_manifest(output, CohortManifest(num_parts, extractor.settings, png, carried_columns, tuple(entries)))
+    return part_share(entries, num_parts, part, _case_id), part_table_name(part, num_parts)
+
+
+def run_entries(entries: list[CohortEntry], output: Path, extractor: DENExtractor, *, resume: bool, png: bool,
+                jobs: int, scheduler: str | None, on_case_done: Callable[[CaseOutcome], None]) -> None:
+    """Report the entries that cannot run as failed, then run the others with the runner chosen: Dask
+    (``scheduler``: an address or "local"), worker processes (``jobs`` > 1) or this process."""
+    for entry in entries:
+        if entry.problem is not None:
+            on_case_done(CaseOutcome(entry.case, "failed", entry.problem))
+    cases = [entry.case for entry in entries if entry.problem is None]
+    if not cases:
+        return
+    options = {"resume": resume, "png": png, "on_case_done": on_case_done}
+    if scheduler is not None:
+        if importlib.util.find_spec("distributed") is None:
+            raise DENError("--scheduler", "Dask is not installed: pip install 'DENExtractorLib[dask]'")
+        from .dask_cluster import run_cases_on_dask
+
+        run_cases_on_dask(cases, output, extractor.settings, scheduler=scheduler, jobs=jobs, **options)
+    elif jobs > 1:
+        from .processes import run_cases_in_processes
+
+        run_cases_in_processes(cases, output, extractor.settings, jobs=jobs, **options)
+    else:
+        run_cohort(cases, output, extractor, **options)
+
+
+def in_case_order(outcomes: list[CaseOutcome], entries: list[CohortEntry]) -> list[CaseOutcome]:
+    """Outcomes reported as cases finished, put back in the cohort's order (the table's row order)."""
+    position = {entry.case.case_id: index for index, entry in enumerate(entries)}
+    return sorted(outcomes, key=lambda outcome: position.get(outcome.case.case_id, len(position)))
+
+
+def carried_values(entries: list[CohortEntry]) -> dict[str, Mapping[str, str]]:
+    """Each case's carried-through cells, by case id."""
+    return {entry.case.case_id: entry.columns for entry in entries}
+
+
+def _case_id(entry: CohortEntry) -> str:
+    """Sort key: the case id."""
+    return entry.case.case_id
