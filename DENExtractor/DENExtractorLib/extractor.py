@@ -43,7 +43,7 @@ class DENExtractor:
     def model(self) -> LoadedModel:
         """The network with these settings' weights, built (importing TensorFlow) the first time it is needed."""
         if self._model is None:
-            self._model = load_model(self.settings.weights)
+            self._model = load_model(self.settings.weights, identity=self.settings.identity)
         return self._model
 
     def extract_file(
@@ -92,7 +92,7 @@ def prepare_stack(settings: ExtractionSettings, segmentation: Volume, image: Vol
     if settings.labels is not None:
         segmentation = select_labels(segmentation, settings.labels)
     stack = preprocess(segmentation, image=image, mode=settings.mode, plane=settings.effective_plane)
-    stack.parameters["labels"] = "all" if settings.labels is None else list(settings.labels)
+    stack.parameters["labels"] = settings.labels_record
     return stack
 
 

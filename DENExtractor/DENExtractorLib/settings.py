@@ -6,8 +6,9 @@ module, so a choice is refused with the same sentence everywhere, before any fil
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from .errors import DENError
@@ -54,9 +55,43 @@ class ExtractionSettings:
         """The plane oriented mode slices along (axial unless chosen)."""
         return self.plane or DEFAULT_PLANE
 
-    def weights_identity(self) -> WeightsIdentity:
-        """Model id, sha256 and source of the weights these settings use, computed without building a network."""
+    @property
+    def labels_record(self) -> str | list[int]:
+        """The labels kept, as every record writes them: "all", or the sorted list of values."""
+        return "all" if self.labels is None else list(self.labels)
+
+    def record(self) -> dict:
+        """The settings as JSON data, the one record that provenance, resume, array-job manifests and training
+        write and compare: mode, plane (oriented mode's effective plane, else None), labels and weights path."""
+        return {
+            "mode": self.mode,
+            "plane": self.effective_plane if self.mode == "oriented" else None,
+            "labels": self.labels_record,
+            "weights": str(self.weights) if self.weights is not None else None,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> ExtractionSettings:
+        """The settings a :meth:`record` describes, checked again like any other input."""
+        labels = record["labels"]
+        return cls(record["mode"], record["plane"], None if labels in ("all", None) else labels, record["weights"])
+
+    @cached_property
+    def identity(self) -> WeightsIdentity:
+        """Model id, sha256 and source of these settings' weights, the file hashed once per settings object (and
+        carried to worker processes with it), without building a network."""
         return weights_identity(self.weights)
+
+    def weights_identity(self) -> WeightsIdentity:
+        """Model id, sha256 and source of the weights these settings use (:attr:`identity`)."""
+        return self.identity
+
+    def __getstate__(self) -> dict:
+        """Pickle the settings without their weights' identity: a worker process hashes the file it can see itself
+        (once), so a worker given other bytes under the same path is caught."""
+        state = dict(self.__dict__)
+        state.pop("identity", None)
+        return state
 
 
 def _label_tuple(labels: Iterable[int] | None) -> tuple[int, ...] | None:

@@ -103,8 +103,7 @@ def read_manifest(out_dir: Path) -> CohortManifest:
     try:
         if record["format"] != MANIFEST_FORMAT:
             raise DENError(path, f"unknown manifest format {record['format']!r}")
-        chosen = record["settings"]
-        settings = ExtractionSettings(chosen["mode"], chosen["plane"], chosen["labels"], chosen["weights"])
+        settings = ExtractionSettings.from_record(record["settings"])
         entries = tuple(
             CohortEntry(
                 Case(entry["case_id"], Path(entry["segmentation"]), Path(entry["image"]) if entry["image"] else None),
@@ -124,12 +123,7 @@ def _manifest_record(manifest: CohortManifest) -> dict:
     return {
         "format": MANIFEST_FORMAT,
         "num_parts": manifest.num_parts,
-        "settings": {
-            "mode": settings.mode,
-            "plane": settings.plane,
-            "labels": list(settings.labels) if settings.labels is not None else None,
-            "weights": str(settings.weights) if settings.weights is not None else None,
-        },
+        "settings": settings.record(),
         "png": manifest.png,
         "carried_columns": list(manifest.carried_columns),
         "cases": [

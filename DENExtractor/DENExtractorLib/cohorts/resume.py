@@ -55,10 +55,10 @@ def _verified(
     same_inputs = (
         provenance["input"]["sha256"] == source_sha256(segmentation)
         and image_record.get("sha256") == (source_sha256(image) if image else None)
-        and provenance["model"]["weights_sha256"] == settings.weights_identity().sha256
+        and provenance["model"]["weights_sha256"] == settings.identity.sha256
         and preprocessing["mode"] == settings.mode
         and (settings.mode == "reference" or preprocessing["plane"] == settings.effective_plane)
-        and preprocessing["labels"] == ("all" if settings.labels is None else list(settings.labels))
+        and preprocessing["labels"] == settings.labels_record
     )
     if not same_inputs:
         return None

@@ -31,7 +31,7 @@ def run_case(case: Case, out_dir: Path, extractor: DENExtractor, *, resume: bool
             load_segmentation(case.segmentation), load_image(case.image) if case.image else None
         )
         written = write_outputs(result, out_dir, case.case_id, png=png)
-        return finished_outcome(case, "done", result.features, result.foreground_rows, written)
+        return finished_outcome(case, "done", result.features, result.foreground_rows, written, result.pooled)
     except DENError as error:
         return CaseOutcome(case, "failed", str(error))
     except Exception as error:  # an unforeseen fault in one case must not stop the cohort
@@ -65,10 +65,13 @@ def run_cohort(
 
 
 def finished_outcome(
-    case: Case, status: str, features: np.ndarray, foreground: np.ndarray, written: dict[str, Path]
+    case: Case, status: str, features: np.ndarray, foreground: np.ndarray, written: dict[str, Path],
+    pooled: np.ndarray | None = None,
 ) -> CaseOutcome:
-    """A successful outcome with the pooled patient-level vector (mean then max over foreground rows)."""
-    pooled = pooled_vector(features, foreground)
+    """A successful outcome with the pooled patient-level vector (mean then max over foreground rows); ``pooled``:
+    the vector when the extraction already computed it (resumed and merged cases pool their stored features)."""
+    if pooled is None:
+        pooled = pooled_vector(features, foreground)
     return CaseOutcome(case, status, "", int(features.shape[0]), int(foreground.size), pooled, written)
 
 

@@ -136,23 +136,28 @@ def build_model(weights: str | Path | None = None) -> Any:
     return _build_loaded_model(weights).model
 
 
-def load_model(weights: str | Path | None = None) -> LoadedModel:
+def load_model(weights: str | Path | None = None, *, identity: WeightsIdentity | None = None) -> LoadedModel:
     """Build the model used for extraction, with its weights' identity. Each call builds a new model: hold it (a
-    :class:`~DENExtractorLib.extractor.DENExtractor` does) rather than calling this per case."""
-    return _build_loaded_model(weights)
+    :class:`~DENExtractorLib.extractor.DENExtractor` does) rather than calling this per case.
+
+    ``identity``: the weights' identity when the caller has already checked and hashed the file (an
+    :class:`~DENExtractorLib.settings.ExtractionSettings` has), so neither is done again.
+    """
+    return _build_loaded_model(weights, identity)
 
 
-def _build_loaded_model(weights: str | Path | None) -> LoadedModel:
+def _build_loaded_model(weights: str | Path | None, identity: WeightsIdentity | None = None) -> LoadedModel:
     """Build a new model with the bundled weights (None) or a user's weights file, refusing non-finite weights."""
     path = None if weights is None else Path(weights).expanduser().absolute()
     if path is None:
         model = build_architecture()
         model.set_weights(reference_weights())
     else:
-        check_weights_file(path)
+        if identity is None:
+            check_weights_file(path)
         model = _user_model(path)
         _refuse_non_finite(model.get_weights(), path)
-    return LoadedModel(model, weights_identity(path))
+    return LoadedModel(model, identity if identity is not None else weights_identity(path))
 
 
 def _user_model(path: Path) -> Any:

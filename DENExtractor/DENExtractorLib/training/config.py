@@ -50,10 +50,7 @@ class TrainingConfig:
         """Every choice as JSON-ready values, for the training record."""
         settings = self.settings
         return {
-            "mode": settings.mode,
-            "plane": settings.effective_plane if settings.mode == "oriented" else None,
-            "labels": "all" if settings.labels is None else list(settings.labels),
-            "weights": str(settings.weights) if settings.weights is not None else None,
+            **settings.record(),
             "train_layers": self.train_layers,
             "val_fraction": self.val_fraction,
             "epochs": self.epochs,
