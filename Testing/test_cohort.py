@@ -49,6 +49,7 @@ def test_no_matching_case_is_an_error(cohort):
         find_cases(cohort, "{id}/missing.nii.gz")
 
 
+@pytest.mark.slow
 def test_one_corrupt_case_never_stops_the_others_and_resume_skips_finished_ones(cohort, tmp_path, capsys):
     out = tmp_path / "out"
     status = main(["--cohort", str(cohort), "--pattern", PATTERN, "-o", str(out), "--quiet"])
@@ -77,6 +78,7 @@ def test_one_corrupt_case_never_stops_the_others_and_resume_skips_finished_ones(
     assert resumed_table["broken"]["mean_0"] == resumed_table["pat0001"]["mean_0"]  # now a copy of pat0001
 
 
+@pytest.mark.slow
 def test_resume_recomputes_incomplete_or_outdated_outputs(cohort, tmp_path, capsys):
     out = tmp_path / "out"
     arguments = ["--cohort", str(cohort), "--pattern", "{id}_nifti/{id}_tumor_segmentation.nii.gz", "-o", str(out), "--quiet"]

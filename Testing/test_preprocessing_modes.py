@@ -83,6 +83,7 @@ def test_overlapping_segments_are_refused_clearly():
         load_segmentation(SLICER_SEGMENTATION.with_name("SegmentationOverlapping.seg.nrrd"))
 
 
+@pytest.mark.slow
 def test_oriented_mode_does_not_depend_on_how_the_file_stores_its_axes(small_case):
     image = nibabel.load(str(small_case))
     labels = np.asarray(image.dataobj)
@@ -127,6 +128,7 @@ def test_oriented_mode_pads_anisotropic_slices_to_a_physical_square(tmp_path):
     assert abs(height / width - 30 / 20) < 0.1  # the box keeps its physical aspect, not its voxel aspect (6/20)
 
 
+@pytest.mark.slow
 def test_image_mode_normalisation_ignores_intensity_scale(tmp_path, small_case):
     image = nibabel.load(str(small_case))
     intensities = np.random.RandomState(0).normal(100, 20, size=image.shape).astype(np.float32)
