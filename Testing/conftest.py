@@ -6,8 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from cohort_fixtures import (  # fixtures shared by the cohort runners' tests
+    cases_csv_run,  # noqa: F401  (the cases CSV run every runner must equal)
+    one_process_run,  # noqa: F401  (the cohort runners' shared reference run)
+)
 from helpers import DATA, PAT0001_LABELS
-
 
 FILE_MARKERS = {
     "test_parallel.py": ("scale", "slow", "needs_data"),
@@ -64,7 +67,3 @@ def small_case(tmp_path_factory) -> Path:
     from DENExtractorLib.demo import write_synthetic_case
 
     return write_synthetic_case(tmp_path_factory.mktemp("small") / "small_case.nii.gz", shape=(64, 64, 40), seed=3)
-from cohort_fixtures import (
-    cases_csv_run,  # noqa: E402,F401  (the cases CSV run every runner must equal)
-    one_process_run,  # noqa: E402,F401  (the cohort runners' shared reference run)
-)

@@ -63,7 +63,7 @@ def test_the_product_import_graph_has_no_cycle():
 
     def visit(module: str) -> None:
         if module in visiting:
-            cycle = visiting[visiting.index(module):] + [module]
+            cycle = [*visiting[visiting.index(module):], module]
             pytest.fail("import cycle: " + " -> ".join(cycle))
         if module in done:
             return

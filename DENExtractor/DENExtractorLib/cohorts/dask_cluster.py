@@ -105,6 +105,10 @@ class DENWorkerPlugin(distributed.WorkerPlugin):
 
     def __init__(self, settings: ExtractionSettings, expected_sha256: str, threads: int | None) -> None:
         """Keep what :meth:`setup` needs on the worker (``threads``: TensorFlow's thread count, None for all)."""
+        self._keep(settings, expected_sha256, threads)
+
+    def _keep(self, settings: ExtractionSettings, expected_sha256: str, threads: int | None) -> None:
+        """Set the plugin's state: what travels, and the worker-side model slot and lock."""
         self.settings, self.expected_sha256, self.threads = settings, expected_sha256, threads
         self.case_worker: CaseWorker | None = None
         self.lock = threading.Lock()
@@ -115,7 +119,7 @@ class DENWorkerPlugin(distributed.WorkerPlugin):
 
     def __setstate__(self, state: dict) -> None:
         """Rebuild the plugin on the worker from :meth:`__getstate__`."""
-        self.__init__(state["settings"], state["expected_sha256"], state["threads"])
+        self._keep(state["settings"], state["expected_sha256"], state["threads"])
 
     def setup(self, worker) -> None:
         """Configure TensorFlow, build the model and check its weights' sha256 against the client's."""
@@ -133,6 +137,8 @@ class DENWorkerPlugin(distributed.WorkerPlugin):
 def _extract_case(case: Case, out_dir: Path, resume: bool, png: bool) -> CaseOutcome:
     """A Dask task: extract one case with this worker's model (built by the plugin), one case at a time."""
     plugin = distributed.get_worker().plugins[PLUGIN_NAME]
+    if not isinstance(plugin, DENWorkerPlugin) or plugin.case_worker is None:
+        raise RuntimeError(f"the {PLUGIN_NAME} plugin has not set up this worker")
     with plugin.lock:
         return plugin.case_worker.run(case, out_dir, resume=resume, png=png)
 

@@ -10,6 +10,7 @@ cohort table is the same as a one-process run's.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -36,6 +37,13 @@ class _Worker:
     process: multiprocessing.process.BaseProcess
     connection: Connection
     case_index: int | None = None
+
+    @property
+    def held_case(self) -> int:
+        """The index of the case this busy worker holds."""
+        if self.case_index is None:
+            raise RuntimeError(f"{self.process.name} holds no case")
+        return self.case_index
 
 
 def run_cases_in_processes(
@@ -73,14 +81,15 @@ def run_cases_in_processes(
                 outcome = _collect(worker, cases)
                 if outcome is None:
                     continue
-                index, worker.case_index = worker.case_index, None
-                outcomes[index] = outcome
+                outcomes[worker.held_case] = outcome
+                worker.case_index = None
                 if on_case_done is not None:
                     on_case_done(outcome)
+                idle = worker
                 if not worker.process.is_alive() and waiting:
                     slot = workers.index(worker)
-                    workers[slot] = worker = _start_worker(*start, slot)
-                _hand_out(worker, waiting, cases, task_options)
+                    workers[slot] = idle = _start_worker(*start, slot)
+                _hand_out(idle, waiting, cases, task_options)
     except BaseException:  # Ctrl-C, SIGTERM or a worker that cannot build the model: stop now, not after the case
         _stop(workers, at_once=True)
         raise
@@ -101,16 +110,14 @@ def _start_worker(settings: ExtractionSettings, expected_sha256: str, threads: i
 def _hand_out(worker: _Worker, waiting: deque, cases: list[Case], task_options: tuple[Path, bool, bool]) -> None:
     """Give an idle worker the next waiting case, if any, with the output folder, ``resume`` and ``png``."""
     if waiting:
-        worker.case_index = waiting.popleft()
-        try:
-            worker.connection.send((cases[worker.case_index], *task_options))
-        except OSError:  # the worker died just now: the main loop sees its exit and fails this case
-            pass
+        worker.case_index = index = waiting.popleft()
+        with contextlib.suppress(OSError):  # the worker died just now: the main loop sees its exit and fails this case
+            worker.connection.send((cases[index], *task_options))
 
 
 def _collect(worker: _Worker, cases: list[Case]) -> CaseOutcome | None:
     """The outcome of a busy worker's case if it is over (finished, or the worker died), else None."""
-    case = cases[worker.case_index]
+    case = cases[worker.held_case]
     if worker.connection.poll():
         try:
             kind, payload = worker.connection.recv()
@@ -146,10 +153,8 @@ def _stop(workers: list[_Worker], *, at_once: bool) -> None:
     """Ask every worker to finish (or, ``at_once``, terminate them), then terminate any still running after a few
     seconds."""
     for worker in workers:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             worker.connection.send(None)
-        except (OSError, ValueError):
-            pass
         if at_once and worker.process.is_alive():
             worker.process.terminate()
     for worker in workers:

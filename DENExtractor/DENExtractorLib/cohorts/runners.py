@@ -65,19 +65,20 @@ def run_entries(entries: list[CohortEntry], output: Path, extractor: DENExtracto
     cases = [entry.case for entry in entries if entry.problem is None]
     if not cases:
         return
-    options = {"resume": resume, "png": png, "on_case_done": on_case_done}
     if scheduler is not None:
         if importlib.util.find_spec("distributed") is None:
             raise DENError("--scheduler", "Dask is not installed: pip install 'DENExtractorLib[dask]'")
         from .dask_cluster import run_cases_on_dask
 
-        run_cases_on_dask(cases, output, extractor.settings, scheduler=scheduler, jobs=jobs, **options)
+        run_cases_on_dask(cases, output, extractor.settings, scheduler=scheduler, jobs=jobs, resume=resume, png=png,
+                          on_case_done=on_case_done)
     elif jobs > 1:
         from .processes import run_cases_in_processes
 
-        run_cases_in_processes(cases, output, extractor.settings, jobs=jobs, **options)
+        run_cases_in_processes(cases, output, extractor.settings, jobs=jobs, resume=resume, png=png,
+                               on_case_done=on_case_done)
     else:
-        run_cohort(cases, output, extractor, **options)
+        run_cohort(cases, output, extractor, resume=resume, png=png, on_case_done=on_case_done)
 
 
 def in_case_order(outcomes: list[CaseOutcome], entries: list[CohortEntry]) -> list[CaseOutcome]:

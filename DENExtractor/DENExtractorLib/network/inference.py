@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -62,4 +63,4 @@ def batch_bounds(count: int, most: int = BATCH_SIZE) -> list[tuple[int, int]]:
     """
     batches = -(-count // most)
     edges = [round(index * count / batches) for index in range(batches + 1)] if batches else [0]
-    return list(zip(edges[:-1], edges[1:]))
+    return list(itertools.pairwise(edges))
