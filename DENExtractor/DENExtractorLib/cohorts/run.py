@@ -1,4 +1,4 @@
-"""Running DEN over many cases: finding them, skipping finished ones, surviving failures, and the cohort table."""
+"""Running DEN over a cohort in this process: one case at a time, finished ones skipped under resume, every failure a failed case, never a stop."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Running the network over a slice stack: foreground slices in batches, the empty input once, then pooling."""
+"""Running the network over a slice stack: foreground slices in batches, the empty input once."""
 
 from __future__ import annotations
 
