@@ -1,4 +1,5 @@
-"""Running DEN over a cohort in this process: one case at a time, finished ones skipped under resume, every failure a failed case, never a stop."""
+"""Running DEN over a cohort in this process: one case at a time, finished ones skipped under resume, and every
+failure a failed case, never a stop."""
 
 from __future__ import annotations
 
