@@ -37,6 +37,8 @@ from .options import (
 )
 
 DEMO_CASE_NAME = "synthetic_glioblastoma.nii.gz"
+DEMO_SHARED_COHORT = Path("..", "shared", "data", "brats2015")  # beside the checkout, from the checkout's folder
+DEMO_SHARED_PATTERN = "{id}/OTMultiClass.nii.gz"
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Gathered:
     entries: list[CohortEntry]
     carried_columns: tuple[str, ...] = ()
     table_name: str = COHORT_TABLE_NAME
+    cohort: bool = False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,11 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--cohort", type=Path, metavar="DIR", help="run every case under DIR matching --pattern")
     group.add_argument("--pattern", default="{id}.nii.gz",
                        help="case files relative to DIR; {id} is the case id (default: '{id}.nii.gz')")
-    group.add_argument("--image-pattern", metavar="PATTERN", help="image mode in a cohort: each case's MRI, e.g. '{id}/flair.nii.gz'")
-    group.add_argument("--resume", action="store_true", help="skip cases whose outputs are complete and made from the same inputs")
+    group.add_argument("--image-pattern", metavar="PATTERN",
+                       help="image mode in a cohort: each case's MRI, e.g. '{id}/flair.nii.gz'")
+    group.add_argument("--resume", action="store_true",
+                       help="skip cases whose outputs are complete and made from the same inputs")
     add_scale_arguments(parser)
-    parser.add_argument("--demo", nargs="?", const="synthetic", metavar="CASE",
-                        help="run on a generated synthetic glioblastoma (or on CASE)")
+    parser.add_argument("--demo", nargs="?", const="auto", metavar="CASE",
+                        help="run the demo: the real BraTS cases in ../shared/data/brats2015 when that folder is "
+                        "there, else a generated synthetic glioblastoma (says which); '--demo synthetic' always "
+                        "generates, '--demo CASE' runs on the file CASE")
     add_common_arguments(parser, "no progress bar")
     return parser
 
@@ -140,21 +147,40 @@ def _check_options(arguments: argparse.Namespace, parser: argparse.ArgumentParse
 def _gather_cases(arguments: argparse.Namespace, output: Path) -> Gathered:
     """The cases the options name: a cases CSV, a cohort folder, the demo, or files."""
     if arguments.cases is not None:
-        return Gathered(*entries_from_csv(arguments.cases))
+        return Gathered(*entries_from_csv(arguments.cases), cohort=True)
     if arguments.cohort is not None:
-        found = find_cases(arguments.cohort, arguments.pattern, arguments.image_pattern)
-        if found.skipped_hidden:
-            _say(arguments, f"note: skipped {len(found.skipped_hidden)} hidden match(es) (names starting with '.'): "
-                            f"{', '.join(found.skipped_hidden[:5])}")
-        return Gathered(entries_from_cases(found.cases))
+        return Gathered(_cohort_entries(arguments, arguments.cohort, arguments.pattern, arguments.image_pattern),
+                        cohort=True)
     if arguments.demo is not None:
-        demo_case = Path(arguments.demo)
-        if arguments.demo == "synthetic":
-            demo_case = output / DEMO_CASE_NAME
-            _say(arguments, f"generating a synthetic glioblastoma label map: {demo_case}")
-            write_synthetic_case(demo_case)
-        return Gathered(entries_from_cases(cases_from_files([demo_case], arguments.image)))
+        return _demo_cases(arguments, output)
     return Gathered(entries_from_cases(cases_from_files(arguments.segmentations, arguments.image)))
+
+
+def _cohort_entries(arguments: argparse.Namespace, folder: Path, pattern: str, image_pattern: str | None,
+                    ) -> list[CohortEntry]:
+    """The cases under a cohort folder that match ``pattern``, noting the hidden matches skipped."""
+    found = find_cases(folder, pattern, image_pattern)
+    if found.skipped_hidden:
+        _say(arguments, f"note: skipped {len(found.skipped_hidden)} hidden match(es) (names starting with '.'): "
+                        f"{', '.join(found.skipped_hidden[:5])}")
+    return entries_from_cases(found.cases)
+
+
+def _demo_cases(arguments: argparse.Namespace, output: Path) -> Gathered:
+    """The demo's cases, saying which: ``--demo CASE`` that file; plain ``--demo`` the shared real BraTS cases
+    (``../shared/data/brats2015``, a cohort) where that folder is there, else (and with ``--demo synthetic``) a
+    synthetic glioblastoma generated into the output folder."""
+    if arguments.demo not in ("auto", "synthetic"):
+        return Gathered(entries_from_cases(cases_from_files([Path(arguments.demo)], arguments.image)))
+    if arguments.demo == "auto" and DEMO_SHARED_COHORT.is_dir():
+        entries = _cohort_entries(arguments, DEMO_SHARED_COHORT, DEMO_SHARED_PATTERN, None)
+        _say(arguments, f"demo: the {len(entries)} real BraTS 2015 case(s) in {DEMO_SHARED_COHORT}")
+        return Gathered(entries, cohort=True)
+    demo_case = output / DEMO_CASE_NAME
+    reason = f"no {DEMO_SHARED_COHORT} here, so " if arguments.demo == "auto" else ""
+    _say(arguments, f"demo: {reason}a generated synthetic glioblastoma label map: {demo_case}")
+    write_synthetic_case(demo_case)
+    return Gathered(entries_from_cases(cases_from_files([demo_case], arguments.image)))
 
 
 def _run_with_progress(
@@ -185,7 +211,7 @@ def _run_with_progress(
 def _write_table(arguments: argparse.Namespace, gathered: Gathered, outcomes: list[CaseOutcome], output: Path,
                  what: str) -> None:
     """For a cohort, write its table (rows in the cohort's order) and say where."""
-    if not _cohort_given(arguments):
+    if not gathered.cohort:
         return
     ordered = in_case_order(outcomes, gathered.entries)
     table = write_cohort_table(ordered, output / gathered.table_name, gathered.carried_columns,
@@ -211,8 +237,8 @@ def _merge(folder: Path) -> int:
     for outcome in result.missing:
         print(f"den-extract: missing: {outcome.case.case_id}: {outcome.message}", file=sys.stderr)
     done = len(result.outcomes) - len(result.missing)
-    print(f"{len(result.outcomes)} case(s): {done} complete, {len(result.missing)} missing; cohort table: {result.table}",
-          file=sys.stderr)
+    print(f"{len(result.outcomes)} case(s): {done} complete, {len(result.missing)} missing; "
+          f"cohort table: {result.table}", file=sys.stderr)
     return EXIT_CASE_FAILED if result.missing else EXIT_OK
 
 
