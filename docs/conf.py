@@ -29,6 +29,9 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": False}
 
+# Options and patterns are meant to be copied: keep "--", "'" and '"' as typed (no en dashes or curly quotes).
+smartquotes = False
+
 html_theme = "furo"
 html_title = f"DENExtractor {__version__}"
 pygments_style = "sphinx"
