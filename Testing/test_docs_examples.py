@@ -30,6 +30,7 @@ PAGES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 MARKER = re.compile(r"<!--\s*(?P<kind>not-run|file):\s*(?P<value>.*?)\s*-->\s*\Z", re.DOTALL)
 ANYTHING = "…"
+CODE_COLUMNS = 88
 
 
 @dataclass
@@ -115,6 +116,14 @@ def run_doctest(block: Block, folder: Path) -> None:
     finally:
         os.chdir(here)
     assert outcome.attempted > 0 and outcome.failed == 0, "".join(report)
+
+
+def test_code_lines_fit_the_sites_column():
+    """A code line of the site wider than its column is cut off on screen (furo at 1280 pixels shows ~90)."""
+    wide = [f"{block.where}: {line[:50]}" for page in PAGES if page.parent.name == "docs"
+            for block in page_blocks(page) if block.language != "text"
+            for line in block.text.splitlines() if len(line) > CODE_COLUMNS]
+    assert not wide, wide
 
 
 def test_every_block_is_run_written_or_says_why_not():

@@ -34,7 +34,6 @@ smartquotes = False
 
 html_theme = "furo"
 html_title = f"DENExtractor {__version__}"
-pygments_style = "sphinx"
 
 
 def _leave_out_absent_pages(app, docname: str, source: list[str]) -> None:
