@@ -27,10 +27,12 @@ OPTIONAL_PAGES = ("slicer", "training", "hostile-input", "speed", "toolchain")
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_default_options = {"members": True, "show-inheritance": False}
+autodoc_default_options = {"members": True}
 
 # Options and patterns are meant to be copied: keep "--", "'" and '"' as typed (no en dashes or curly quotes).
 smartquotes = False
+# Blocks without a language (the commands' usage lines) are shown as typed, not coloured as Python.
+highlight_language = "none"
 
 html_theme = "furo"
 html_title = f"DENExtractor {__version__}"
