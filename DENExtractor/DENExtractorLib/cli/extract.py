@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,10 +188,14 @@ def _run_with_progress(
     entries: list[CohortEntry], arguments: argparse.Namespace, output: Path, extractor: DENExtractor,
     outcomes: list[CaseOutcome],
 ) -> None:
-    """Run the cases with a progress bar on stderr, printing one line per case as it finishes into ``outcomes``."""
+    """Run the cases, printing one line per case as it finishes into ``outcomes``, and the progress on stderr: a
+    progress bar on a terminal, else (a log file, a pipe) one plain line per finished case, never a redraw."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(entries), unit="case", disable=arguments.quiet or len(entries) < 2, file=sys.stderr)
+    show_progress = not arguments.quiet and len(entries) >= 2
+    on_terminal = sys.stderr.isatty()
+    bar = tqdm(total=len(entries), unit="case", disable=not (show_progress and on_terminal), file=sys.stderr)
+    started = time.monotonic()
 
     def report(outcome: CaseOutcome) -> None:
         outcomes.append(outcome)
@@ -200,6 +205,9 @@ def _run_with_progress(
         else:
             bar.write(f"{outcome.case.case_id}: {outcome.status}, {outcome.rows} rows "
                       f"({outcome.foreground_rows} with tumour) -> {outcome.outputs['npy']}")
+        if show_progress and not on_terminal:
+            print(f"progress: {len(outcomes)}/{len(entries)} cases finished, "
+                  f"{time.monotonic() - started:.0f} s elapsed", file=sys.stderr, flush=True)
 
     try:
         run_entries(entries, output, extractor, resume=arguments.resume, png=not arguments.no_png,
