@@ -49,7 +49,7 @@ def test_synthetic_glioblastoma_is_realistic_and_reproducible():
 
 
 def test_demo_runs_the_main_job_in_one_command(tmp_path, capsys):
-    assert main(["--demo", "-o", str(tmp_path), "--quiet"]) == 0
+    assert main(["--demo", "synthetic", "-o", str(tmp_path), "--quiet"]) == 0
     features = np.load(tmp_path / "synthetic_glioblastoma_den.npy")
     assert features.shape == (240, 4096) and features.max() > 0
     assert (tmp_path / "synthetic_glioblastoma_den.png").is_file()

@@ -141,7 +141,8 @@ def test_the_weights_identity_needs_no_network():
 
 def test_the_heatmap_title_says_mode_plane_and_input(reference_result):
     assert heatmap_title("pat0001", reference_result.provenance) == (
-        "DEN features of pat0001 (den-ref-v1; reference mode, first stored axis; label values)"
+        "DEN features of pat0001 (den-ref-v1; reference mode, first stored axis: sagittal, right to left; "
+        "label values)"
     )
     oriented = dict(reference_result.provenance, preprocessing={"mode": "oriented", "plane": "coronal"}, image={"x": 1})
     assert heatmap_title("p", oriented) == "DEN features of p (den-ref-v1; oriented mode, coronal plane; MRI inside the segmentation)"

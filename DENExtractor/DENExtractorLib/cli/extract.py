@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,8 @@ from .options import (
 )
 
 DEMO_CASE_NAME = "synthetic_glioblastoma.nii.gz"
+DEMO_SHARED_COHORT = Path("..", "shared", "data", "brats2015")  # beside the checkout, from the checkout's folder
+DEMO_SHARED_PATTERN = "{id}/OTMultiClass.nii.gz"
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Gathered:
     entries: list[CohortEntry]
     carried_columns: tuple[str, ...] = ()
     table_name: str = COHORT_TABLE_NAME
+    cohort: bool = False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,11 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--cohort", type=Path, metavar="DIR", help="run every case under DIR matching --pattern")
     group.add_argument("--pattern", default="{id}.nii.gz",
                        help="case files relative to DIR; {id} is the case id (default: '{id}.nii.gz')")
-    group.add_argument("--image-pattern", metavar="PATTERN", help="image mode in a cohort: each case's MRI, e.g. '{id}/flair.nii.gz'")
-    group.add_argument("--resume", action="store_true", help="skip cases whose outputs are complete and made from the same inputs")
+    group.add_argument("--image-pattern", metavar="PATTERN",
+                       help="image mode in a cohort: each case's MRI, e.g. '{id}/flair.nii.gz'")
+    group.add_argument("--resume", action="store_true",
+                       help="skip cases whose outputs are complete and made from the same inputs")
     add_scale_arguments(parser)
-    parser.add_argument("--demo", nargs="?", const="synthetic", metavar="CASE",
-                        help="run on a generated synthetic glioblastoma (or on CASE)")
+    parser.add_argument("--demo", nargs="?", const="auto", metavar="CASE",
+                        help="run the demo: the real BraTS cases in ../shared/data/brats2015 when that folder is "
+                        "there, else a generated synthetic glioblastoma (says which); '--demo synthetic' always "
+                        "generates, '--demo CASE' runs on the file CASE")
     add_common_arguments(parser, "no progress bar")
     return parser
 
@@ -140,31 +148,54 @@ def _check_options(arguments: argparse.Namespace, parser: argparse.ArgumentParse
 def _gather_cases(arguments: argparse.Namespace, output: Path) -> Gathered:
     """The cases the options name: a cases CSV, a cohort folder, the demo, or files."""
     if arguments.cases is not None:
-        return Gathered(*entries_from_csv(arguments.cases))
+        return Gathered(*entries_from_csv(arguments.cases), cohort=True)
     if arguments.cohort is not None:
-        found = find_cases(arguments.cohort, arguments.pattern, arguments.image_pattern)
-        if found.skipped_hidden:
-            _say(arguments, f"note: skipped {len(found.skipped_hidden)} hidden match(es) (names starting with '.'): "
-                            f"{', '.join(found.skipped_hidden[:5])}")
-        return Gathered(entries_from_cases(found.cases))
+        return Gathered(_cohort_entries(arguments, arguments.cohort, arguments.pattern, arguments.image_pattern),
+                        cohort=True)
     if arguments.demo is not None:
-        demo_case = Path(arguments.demo)
-        if arguments.demo == "synthetic":
-            demo_case = output / DEMO_CASE_NAME
-            _say(arguments, f"generating a synthetic glioblastoma label map: {demo_case}")
-            write_synthetic_case(demo_case)
-        return Gathered(entries_from_cases(cases_from_files([demo_case], arguments.image)))
+        return _demo_cases(arguments, output)
     return Gathered(entries_from_cases(cases_from_files(arguments.segmentations, arguments.image)))
+
+
+def _cohort_entries(arguments: argparse.Namespace, folder: Path, pattern: str, image_pattern: str | None,
+                    ) -> list[CohortEntry]:
+    """The cases under a cohort folder that match ``pattern``, noting the hidden matches skipped."""
+    found = find_cases(folder, pattern, image_pattern)
+    if found.skipped_hidden:
+        _say(arguments, f"note: skipped {len(found.skipped_hidden)} hidden match(es) (names starting with '.'): "
+                        f"{', '.join(found.skipped_hidden[:5])}")
+    return entries_from_cases(found.cases)
+
+
+def _demo_cases(arguments: argparse.Namespace, output: Path) -> Gathered:
+    """The demo's cases, saying which: ``--demo CASE`` that file; plain ``--demo`` the shared real BraTS cases
+    (``../shared/data/brats2015``, a cohort) where that folder is there, else (and with ``--demo synthetic``) a
+    synthetic glioblastoma generated into the output folder."""
+    if arguments.demo not in ("auto", "synthetic"):
+        return Gathered(entries_from_cases(cases_from_files([Path(arguments.demo)], arguments.image)))
+    if arguments.demo == "auto" and DEMO_SHARED_COHORT.is_dir():
+        entries = _cohort_entries(arguments, DEMO_SHARED_COHORT, DEMO_SHARED_PATTERN, None)
+        _say(arguments, f"demo: the {len(entries)} real BraTS 2015 case(s) in {DEMO_SHARED_COHORT}")
+        return Gathered(entries, cohort=True)
+    demo_case = output / DEMO_CASE_NAME
+    reason = f"no {DEMO_SHARED_COHORT} here, so " if arguments.demo == "auto" else ""
+    _say(arguments, f"demo: {reason}a generated synthetic glioblastoma label map: {demo_case}")
+    write_synthetic_case(demo_case)
+    return Gathered(entries_from_cases(cases_from_files([demo_case], arguments.image)))
 
 
 def _run_with_progress(
     entries: list[CohortEntry], arguments: argparse.Namespace, output: Path, extractor: DENExtractor,
     outcomes: list[CaseOutcome],
 ) -> None:
-    """Run the cases with a progress bar on stderr, printing one line per case as it finishes into ``outcomes``."""
+    """Run the cases, printing one line per case as it finishes into ``outcomes``, and the progress on stderr: a
+    progress bar on a terminal, else (a log file, a pipe) one plain line per finished case, never a redraw."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(entries), unit="case", disable=arguments.quiet or len(entries) < 2, file=sys.stderr)
+    show_progress = not arguments.quiet and len(entries) >= 2
+    on_terminal = sys.stderr.isatty()
+    bar = tqdm(total=len(entries), unit="case", disable=not (show_progress and on_terminal), file=sys.stderr)
+    started = time.monotonic()
 
     def report(outcome: CaseOutcome) -> None:
         outcomes.append(outcome)
@@ -174,6 +205,9 @@ def _run_with_progress(
         else:
             bar.write(f"{outcome.case.case_id}: {outcome.status}, {outcome.rows} rows "
                       f"({outcome.foreground_rows} with tumour) -> {outcome.outputs['npy']}")
+        if show_progress and not on_terminal:
+            print(f"progress: {len(outcomes)}/{len(entries)} cases finished, "
+                  f"{time.monotonic() - started:.0f} s elapsed", file=sys.stderr, flush=True)
 
     try:
         run_entries(entries, output, extractor, resume=arguments.resume, png=not arguments.no_png,
@@ -185,7 +219,7 @@ def _run_with_progress(
 def _write_table(arguments: argparse.Namespace, gathered: Gathered, outcomes: list[CaseOutcome], output: Path,
                  what: str) -> None:
     """For a cohort, write its table (rows in the cohort's order) and say where."""
-    if not _cohort_given(arguments):
+    if not gathered.cohort:
         return
     ordered = in_case_order(outcomes, gathered.entries)
     table = write_cohort_table(ordered, output / gathered.table_name, gathered.carried_columns,
@@ -211,8 +245,8 @@ def _merge(folder: Path) -> int:
     for outcome in result.missing:
         print(f"den-extract: missing: {outcome.case.case_id}: {outcome.message}", file=sys.stderr)
     done = len(result.outcomes) - len(result.missing)
-    print(f"{len(result.outcomes)} case(s): {done} complete, {len(result.missing)} missing; cohort table: {result.table}",
-          file=sys.stderr)
+    print(f"{len(result.outcomes)} case(s): {done} complete, {len(result.missing)} missing; "
+          f"cohort table: {result.table}", file=sys.stderr)
     return EXIT_CASE_FAILED if result.missing else EXIT_OK
 
 

@@ -67,7 +67,7 @@ def heatmap_title(stem: str, provenance: dict) -> str:
     """The heatmap's title: case, model, mode, plane (or the first stored axis) and whether an MRI was used."""
     preprocessing = provenance.get("preprocessing", {})
     mode = preprocessing.get("mode", "reference")
-    plane = f"{preprocessing.get('plane')} plane" if mode == "oriented" else "first stored axis"
+    plane = f"{preprocessing.get('plane')} plane" if mode == "oriented" else _first_stored_axis(preprocessing)
     source = "MRI inside the segmentation" if provenance.get("image") else "label values"
     return f"DEN features of {stem} ({provenance['model']['id']}; {mode} mode, {plane}; {source})"
 
@@ -78,4 +78,14 @@ def heatmap_row_label(provenance: dict) -> str:
     if preprocessing.get("mode") == "oriented":
         first = LOWEST_END_OF_RAS_AXIS.get(preprocessing.get("slice_axis_ras", ""), "lowest index")
         return f"{preprocessing.get('plane')} slice (row 0 = most {first})"
-    return "slice along the first stored axis (row r = voxel index i = r)"
+    anatomy = preprocessing.get("slice_axis_anatomy")
+    if anatomy is None:
+        return "slice along the first stored axis (row r = voxel index i = r)"
+    plane, direction = anatomy.rsplit(", ", 1)
+    return f"{plane} slice, {direction} (row r = voxel index i = r)"
+
+
+def _first_stored_axis(preprocessing: dict) -> str:
+    """Reference mode's slicing axis for a title: the first stored axis, named anatomically when that is recorded."""
+    anatomy = preprocessing.get("slice_axis_anatomy")
+    return f"first stored axis: {anatomy}" if anatomy else "first stored axis"

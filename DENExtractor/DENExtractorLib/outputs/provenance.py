@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .._version import __version__
 from ..network.architecture import FEATURE_COUNT
 
@@ -19,6 +21,12 @@ if TYPE_CHECKING:
     from ..volume import Volume
 
 PROVENANCE_FORMAT = "den-provenance/1"
+
+# For each RAS axis (+x = patient right, +y = anterior, +z = superior): the plane of a slice perpendicular to it,
+# and the patient's side at its low and high ends.
+ANATOMY_OF_RAS_AXIS = (("sagittal", "left", "right"), ("coronal", "posterior", "anterior"),
+                       ("axial", "inferior", "superior"))
+OBLIQUE_COSINE = 0.99  # an axis more than about 8 degrees off its nearest RAS axis is called oblique
 
 RECORDED_PACKAGES = ("numpy", "nibabel", "pillow", "tensorflow", "tensorflow-cpu", "keras", "slicerio", "pynrrd")
 
@@ -33,7 +41,7 @@ def build_provenance(
         "model": model.provenance_entry,
         "input": _describe_volume(segmentation),
         "image": _describe_volume(image) if image is not None else None,
-        "preprocessing": stack.parameters,
+        "preprocessing": _with_slice_axis_anatomy(stack.parameters, segmentation.affine),
         "features": {
             "shape": [stack.row_count, FEATURE_COUNT],
             "dtype": "float32",
@@ -46,6 +54,24 @@ def build_provenance(
         "command_line": shlex.join(sys.argv),
         "elapsed_seconds": round(float(elapsed_seconds), 3),
     }
+
+
+def stored_axis_anatomy(affine: np.ndarray, axis: int = 0) -> str:
+    """Name a stored voxel axis anatomically from the voxel-to-RAS ``affine``: the plane its slices lie in and the
+    direction in which its index grows, e.g. ``"sagittal, right to left"`` for BraTS' ``diag(-1, -1, 1)``."""
+    direction = np.asarray(affine, dtype=float)[:3, axis]
+    nearest = int(np.argmax(np.abs(direction)))
+    plane, low, high = ANATOMY_OF_RAS_AXIS[nearest]
+    start, end = (low, high) if direction[nearest] > 0 else (high, low)
+    oblique = abs(direction[nearest]) < OBLIQUE_COSINE * float(np.linalg.norm(direction))
+    return f"{'oblique, nearest ' if oblique else ''}{plane}, {start} to {end}"
+
+
+def _with_slice_axis_anatomy(parameters: dict, affine: np.ndarray) -> dict:
+    """In reference mode (slices along the first stored axis, as stored) add what that axis is anatomically."""
+    if parameters.get("mode") != "reference":
+        return parameters
+    return {**parameters, "slice_axis_anatomy": stored_axis_anatomy(affine, parameters.get("slice_axis", 0))}
 
 
 def software_versions() -> dict:
