@@ -25,6 +25,9 @@ MAX_DISTINCT_LABELS = 1000
 """Most distinct values a label map may hold. Real label maps have at most a few hundred (FreeSurfer's aparc+aseg
 about 180); an MRI passed as the segmentation has thousands."""
 
+MAX_LABEL_VALUE = 2**31 - 1
+"""Largest label value accepted (a 32-bit signed integer, as Slicer and ITK store labels)."""
+
 INTENSITY_MIN_VALUES = 32
 """Label maps with at most this many values are never taken for an image (tumour segmentations have a handful)."""
 
@@ -125,6 +128,9 @@ def _foreground_values(data: np.ndarray, source: str) -> np.ndarray:
                                        f"map; {PASS_AS_IMAGE}")
         if found.size and found[0] < 0:
             raise DENError(source, f"negative label value {found[0]:g}: labels must be 0 (background) or positive")
+        if found.size and found[-1] > MAX_LABEL_VALUE:
+            raise DENError(source, f"label value {found[-1]:g} is above {MAX_LABEL_VALUE}: not a label map "
+                                   "(check the header's scl_slope)")
         values = np.union1d(values, found)
         if values.size > MAX_DISTINCT_LABELS:
             break

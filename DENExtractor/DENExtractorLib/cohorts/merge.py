@@ -72,8 +72,7 @@ def _merged_outcome(entry: CohortEntry, part: int, manifest: CohortManifest, out
 def _failures_reported_by_parts(out_dir: Path, num_parts: int) -> dict[str, str]:
     """The failure message of every case a part's own table reports as failed."""
     messages = {}
-    for part in range(num_parts):
-        path = out_dir / part_table_name(part, num_parts)
+    for path in sorted(out_dir.glob(part_table_name(0, num_parts).replace("-0-", "-*-"))):
         if not path.is_file():
             continue
         try:

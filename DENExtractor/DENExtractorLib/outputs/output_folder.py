@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import DENError
@@ -38,6 +40,22 @@ def prepare_output_folder(folder: str | Path, *, remove_partials: bool = True) -
     if remove_partials:
         remove_leftover_partials(folder)
     return folder
+
+
+@contextmanager
+def removed_if_left_empty(folder: str | Path) -> Iterator[None]:
+    """Around a run: afterwards (whether it succeeded, failed or was interrupted), remove ``folder`` and the parents
+    the run created if they are still empty, so a refused or failed run leaves no empty output folder behind."""
+    folder = Path(folder).expanduser().absolute()
+    missing = [path for path in (folder, *folder.parents) if not path.exists()]
+    try:
+        yield
+    finally:
+        for path in missing:  # deepest first
+            try:
+                path.rmdir()
+            except OSError:
+                break
 
 
 def _reason(error: OSError, folder: Path) -> str:
