@@ -86,7 +86,9 @@ def test_resume_recomputes_incomplete_or_outdated_outputs(cohort, tmp_path, caps
     capsys.readouterr()
     main(arguments + ["--resume"])
     assert "2 done, 0 resumed" in capsys.readouterr().err
-    main(arguments + ["--resume", "--mode", "oriented"])
+    assert main(arguments + ["--resume", "--mode", "oriented"]) == 2  # other settings: never replaced silently
+    assert "--overwrite" in capsys.readouterr().err
+    main(arguments + ["--resume", "--mode", "oriented", "--overwrite"])
     assert "2 done, 0 resumed" in capsys.readouterr().err
     assert json.loads((out / "pat0001_den.json").read_text())["preprocessing"]["mode"] == "oriented"
 
