@@ -24,6 +24,7 @@ from ..cohorts.runners import (
 from ..cohorts.table import COHORT_TABLE_NAME, write_cohort_table
 from ..demo import write_synthetic_case
 from ..extractor import DENExtractor
+from ..outputs.atomic import remove_leftover_partials
 from ..outputs.output_folder import prepare_output_folder, removed_if_left_empty
 from .options import (
     EXIT_CASE_FAILED,
@@ -111,9 +112,11 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         try:
             _run_with_progress(gathered.entries, arguments, output, extractor, outcomes)
         except KeyboardInterrupt:
+            remove_leftover_partials(output)  # those of workers that died with the interruption
             _write_table(arguments, gathered, outcomes, output, "cohort table of the finished cases")
             _summarise(outcomes, len(gathered.entries))
             raise
+        remove_leftover_partials(output)  # those of workers that were killed mid-case
         _write_table(arguments, gathered, outcomes, output, "cohort table")
         return _summarise(outcomes, len(gathered.entries))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DENError
+from ..outputs.atomic import remove_leftover_partials
 from ..outputs.files import output_paths
 from .cases import CaseOutcome, CohortEntry
 from .parts import CohortManifest, part_table_name, read_manifest
@@ -43,6 +44,7 @@ def merge_parts(out_dir: str | Path) -> MergeResult:
     if not out_dir.is_dir():
         raise DENError(out_dir, "no such output folder")
     manifest = read_manifest(out_dir)
+    remove_leftover_partials(out_dir, every_host=True)  # the array has finished: no part is still writing
     reported = _failures_reported_by_parts(out_dir, manifest.num_parts)
     outcomes = [
         _merged_outcome(entry, number % manifest.num_parts, manifest, out_dir, reported)

@@ -89,9 +89,17 @@ def refuse_overwrites(entries: list[CohortEntry], out_dir: Path, settings: Extra
     weights_sha256: str | None = None
     for entry in entries:
         paths = output_paths(out_dir, entry.case.case_id)
-        if entry.problem is not None or not paths["json"].is_file():
+        if entry.problem is not None or not _is_file(paths["json"]):
             continue
         if weights_sha256 is None:
             weights_sha256 = settings.weights_identity().sha256
         check_not_overwriting(paths, entry.case.segmentation, entry.case.image, settings, weights_sha256)
 
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False for a name the file system cannot hold (that case fails on its own)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False

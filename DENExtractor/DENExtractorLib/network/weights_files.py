@@ -8,10 +8,13 @@ are bounded by their declared sizes the same way. Loading the values into a netw
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -63,9 +66,11 @@ def check_weights_file(path: Path) -> None:
         _check_h5_shapes(path)
 
 
-def _check_h5_shapes(path: Path) -> None:
-    """Every dataset of a ``.weights.h5`` must have one of DEN's weight shapes (or be a tiny optimizer scalar), and
-    the model's own arrays (those outside ``optimizer/``) must be exactly DEN's: checked on metadata only."""
+def _check_h5_shapes(path: Path, source: BinaryIO | None = None) -> None:
+    """Every dataset of a ``.weights.h5`` (or of the HDF5 file ``source`` inside a ``.keras`` archive) must have
+    one of DEN's weight shapes (or be a tiny optimizer scalar), hold numbers stored in the file itself, and the
+    model's own arrays (those outside ``optimizer/``) must be exactly DEN's and finite. Shapes and types are
+    checked on metadata before any value is read; then the values (at most DEN's 120 MB) are read once."""
     import h5py
 
     expected = Counter(spec.shape for spec in weight_specs())
@@ -80,14 +85,26 @@ def _check_h5_shapes(path: Path) -> None:
                 problems.append(problem)
 
     try:
-        with h5py.File(path, "r") as handle:
+        with h5py.File(source if source is not None else path, "r") as handle:
             handle.visititems(visit)
             if _has_external_links(handle):
                 problems.append("it links to other HDF5 files (external links)")
+            if not problems:
+                _check_declared_shapes(datasets, expected, path)
+                bad = sum(_non_finite(handle[name]) for name, _ in datasets if not name.startswith("optimizer/"))
+                if bad:
+                    problems.append(f"{bad} weight values are NaN or infinite: these weights cannot give meaningful "
+                                    "features")
+    except DENError:
+        raise
     except Exception as error:  # h5py raises OSError and others on files that are not HDF5
         raise DENError(path, f"cannot load these weights into DEN: not a readable HDF5 file ({describe_error(error)})") from None
     if problems:
         raise DENError(path, f"cannot load these weights into DEN: {problems[0]}")
+
+
+def _check_declared_shapes(datasets: list[tuple[str, tuple[int, ...]]], expected: Counter, path: Path) -> None:
+    """The datasets' shapes must be DEN's (the model's own arrays exactly), or tiny optimizer values."""
     for name, shape in datasets:
         if shape not in expected and int(np.prod(shape)) > MAX_EXTRA_DATASET_VALUES:
             raise DENError(path, f"cannot load these weights into DEN: dataset {name!r} has shape {shape}, which DEN's layers do not have")
@@ -98,6 +115,12 @@ def _check_h5_shapes(path: Path) -> None:
             f"cannot load these weights into DEN: its {sum(found.values())} weight arrays do not match DEN's "
             f"{sum(expected.values())} (another architecture?)",
         )
+
+
+def _non_finite(dataset) -> int:
+    """How many values of a (shape-checked, floating-point) dataset are NaN or infinite."""
+    values = dataset[()]
+    return int(np.size(values) - np.count_nonzero(np.isfinite(values)))
 
 
 def _dataset_problem(name: str, dataset) -> str | None:
@@ -132,6 +155,8 @@ def _has_external_links(handle) -> bool:
 KERAS_CLASSES = {"Conv2D": "conv", "Activation": "relu", "BatchNormalization": "batchnorm",
                  "MaxPooling2D": "maxpool", "Flatten": "flatten", "Dense": "dense"}
 """The Keras layer classes of DEN's layer table (an ``InputLayer`` may precede them)."""
+KERAS_WEIGHTS_MEMBER = "model.weights.h5"
+"""The member of a ``.keras`` archive that holds the weights (Keras 3's format)."""
 MAX_KERAS_CONFIG_BYTES = 1 << 20
 """Largest ``config.json`` read from a ``.keras`` archive (DEN's is a few kilobytes)."""
 
@@ -206,3 +231,8 @@ def _check_keras_archive(path: Path) -> None:
             )
     with zipfile.ZipFile(path) as archive:
         _check_keras_config(archive, path)
+        if KERAS_WEIGHTS_MEMBER not in archive.namelist():
+            raise DENError(path, f"not a DEN model: the archive has no {KERAS_WEIGHTS_MEMBER}")
+        with archive.open(KERAS_WEIGHTS_MEMBER) as member, tempfile.TemporaryFile() as weights:
+            shutil.copyfileobj(member, weights, 1 << 20)  # at most the member's checked size; HDF5 seeks freely
+            _check_h5_shapes(path, weights)

@@ -20,6 +20,7 @@ from ..result import ExtractionResult
 from ..settings import ExtractionSettings
 from .atomic import write_atomically
 from .heatmap import save_heatmap_png
+from .output_folder import prepare_output_folder
 
 OUTPUT_SUFFIX = "_den"
 OUTPUT_KINDS = ("npy", "json", "png")
@@ -49,7 +50,12 @@ def check_output_names(out_dir: str | Path, stem: str) -> dict[str, Path]:
 
 
 def write_outputs(result: ExtractionResult, out_dir: str | Path, stem: str, *, png: bool = True) -> dict[str, Path]:
-    """Write the feature matrix, (unless ``png=False``) the heatmap, then the provenance; return their paths."""
+    """Write the feature matrix, (unless ``png=False``) the heatmap, then the provenance; return their paths.
+
+    ``out_dir`` is created if needed (:class:`DENError` naming it when it cannot be).
+    """
+    if not Path(out_dir).is_dir():
+        prepare_output_folder(out_dir, remove_partials=False)
     paths = check_output_names(out_dir, stem)
     written = {"npy": write_atomically(paths["npy"], lambda path: np.save(path, result.features, allow_pickle=False))}
     if png:

@@ -10,15 +10,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import DENError
-from .atomic import PARTIAL_PREFIX, remove_leftover_partials
+from .atomic import partial_prefix, remove_leftover_partials
 
 PROBE_BYTES = 4096
 
 
 def prepare_output_folder(folder: str | Path, *, remove_partials: bool = True) -> Path:
-    """Create ``folder`` if needed, prove that a file can be written in it, and clear our own leftover temporaries
-    (unless ``remove_partials`` is False: the parts of an array job share the folder, and one part's temporaries
-    are another's work in progress).
+    """Create ``folder`` if needed, prove that a file can be written in it, and clear the leftover temporaries of
+    processes of this host that no longer run; with ``remove_partials`` (not for the parts of an array job, which
+    share the folder with other nodes' work in progress) every other leftover temporary too.
 
     Raises :class:`DENError` naming the folder when it is a file, lies under a file, is on a read-only file system,
     is not writable, or its disk is full. Returns the folder's absolute path.
@@ -28,7 +28,7 @@ def prepare_output_folder(folder: str | Path, *, remove_partials: bool = True) -
         raise DENError(folder, "the output path exists and is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        handle, probe = tempfile.mkstemp(prefix=PARTIAL_PREFIX, suffix=".probe", dir=folder)
+        handle, probe = tempfile.mkstemp(prefix=partial_prefix(), suffix=".probe", dir=folder)
         try:
             os.write(handle, b"\0" * PROBE_BYTES)
             os.fsync(handle)
@@ -37,8 +37,7 @@ def prepare_output_folder(folder: str | Path, *, remove_partials: bool = True) -
             Path(probe).unlink(missing_ok=True)
     except OSError as error:
         raise DENError(folder, f"unusable output folder: {_reason(error, folder)}") from None
-    if remove_partials:
-        remove_leftover_partials(folder)
+    remove_leftover_partials(folder, every_host=remove_partials)
     return folder
 
 
@@ -69,4 +68,6 @@ def _reason(error: OSError, folder: Path) -> str:
         return f"{blocker} is a file, not a folder" if blocker else "a part of the path is a file, not a folder"
     if error.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
+    if error.errno == errno.ENAMETOOLONG:
+        return f"the path is too long for the file system ({len(str(folder))} characters): choose a shorter one"
     return os.strerror(error.errno or 0).lower() if error.errno else str(error)
