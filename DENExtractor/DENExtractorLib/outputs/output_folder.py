@@ -24,7 +24,7 @@ def prepare_output_folder(folder: str | Path, *, remove_partials: bool = True) -
     is not writable, or its disk is full. Returns the folder's absolute path.
     """
     folder = Path(folder).expanduser().absolute()
-    if folder.exists() and not folder.is_dir():
+    if os.path.exists(folder) and not os.path.isdir(folder):
         raise DENError(folder, "the output path exists and is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -46,7 +46,7 @@ def removed_if_left_empty(folder: str | Path) -> Iterator[None]:
     """Around a run: afterwards (whether it succeeded, failed or was interrupted), remove ``folder`` and the parents
     the run created if they are still empty, so a refused or failed run leaves no empty output folder behind."""
     folder = Path(folder).expanduser().absolute()
-    missing = [path for path in (folder, *folder.parents) if not path.exists()]
+    missing = [path for path in (folder, *folder.parents) if not os.path.exists(path)]  # False for too-long paths
     try:
         yield
     finally:
@@ -64,7 +64,8 @@ def _reason(error: OSError, folder: Path) -> str:
     if error.errno == errno.EROFS:
         return "read-only file system"
     if error.errno in (errno.ENOTDIR, errno.EEXIST):
-        blocker = next((parent for parent in folder.parents if parent.exists() and not parent.is_dir()), None)
+        blocker = next((parent for parent in folder.parents if os.path.exists(parent) and not os.path.isdir(parent)),
+                       None)
         return f"{blocker} is a file, not a folder" if blocker else "a part of the path is a file, not a folder"
     if error.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
