@@ -88,7 +88,9 @@ def test_resume_recomputes_incomplete_or_outdated_outputs(cohort, tmp_path, caps
     capsys.readouterr()
     main(arguments + ["--resume"])
     assert "2 done, 0 resumed" in capsys.readouterr().err
-    main(arguments + ["--resume", "--mode", "oriented"])
+    assert main(arguments + ["--resume", "--mode", "oriented"]) == 2  # other settings: never replaced silently
+    assert "--overwrite" in capsys.readouterr().err
+    main(arguments + ["--resume", "--mode", "oriented", "--overwrite"])
     assert "2 done, 0 resumed" in capsys.readouterr().err
     assert json.loads((out / "pat0001_den.json").read_text())["preprocessing"]["mode"] == "oriented"
 
@@ -100,7 +102,7 @@ def test_several_files_and_a_progress_summary(tmp_path, capsys, small_case):
     err = capsys.readouterr().err
     assert "2 case(s): 2 done" in err
     assert sorted(path.name for path in out.iterdir()) == [
-        "OTMultiClass_den.json", "OTMultiClass_den.npy", "OTMultiClass_den.png",
+        "pat0001_den.json", "pat0001_den.npy", "pat0001_den.png",
         "small_case_den.json", "small_case_den.npy", "small_case_den.png",
     ]
     assert oct(os.stat(out / "small_case_den.npy").st_mode & 0o777) != oct(0o600)

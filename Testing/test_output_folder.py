@@ -63,8 +63,8 @@ def test_a_disk_that_fills_during_the_run_names_the_folder_and_leaves_no_partial
 
 def test_an_output_name_taken_by_a_folder_fails_that_case_before_computing(tmp_path, capsys):
     out_dir = tmp_path / "out"
-    (out_dir / "OTMultiClass_den.npy").mkdir(parents=True)
+    (out_dir / "pat0001_den.npy").mkdir(parents=True)
     status, lines = run_cli([PAT0001_LABELS, "-o", out_dir], capsys)
     assert status == 1
-    assert len(lines) == 1 and "OTMultiClass_den.npy: an output of this case would replace this existing folder" in lines[0]
-    assert sorted(path.name for path in out_dir.iterdir()) == ["OTMultiClass_den.npy"]
+    assert len(lines) == 1 and "pat0001_den.npy: an output of this case would replace this existing folder" in lines[0]
+    assert sorted(path.name for path in out_dir.iterdir()) == ["pat0001_den.npy"]

@@ -58,5 +58,5 @@ def test_demo_runs_the_main_job_in_one_command(tmp_path, capsys):
 
 def test_demo_on_a_real_case(tmp_path, capsys, reference_result):
     assert main(["--demo", str(PAT0001_LABELS), "-o", str(tmp_path), "--quiet", "--no-png"]) == 0
-    assert np.array_equal(np.load(tmp_path / "OTMultiClass_den.npy"), reference_result.features)
-    assert not (tmp_path / "OTMultiClass_den.png").exists()
+    assert np.array_equal(np.load(tmp_path / "pat0001_den.npy"), reference_result.features)
+    assert not (tmp_path / "pat0001_den.png").exists()

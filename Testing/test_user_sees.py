@@ -82,8 +82,8 @@ def test_a_success_prints_only_our_lines(tmp_path, reference_result):
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == ""
     assert done.stdout.strip().splitlines() == [
-        f"OTMultiClass: done, 240 rows ({len(reference_result.foreground_rows)} with tumour) -> "
-        f"{tmp_path / 'out' / 'OTMultiClass_den.npy'}"
+        f"pat0001: done, 240 rows ({len(reference_result.foreground_rows)} with tumour) -> "
+        f"{tmp_path / 'out' / 'pat0001_den.npy'}"
     ]
 
 
@@ -152,7 +152,7 @@ def test_provenance_says_where_how_and_on_what(tmp_path):
     relative_out = "out"
     done = den_extract(os.path.relpath(PAT0001_LABELS, tmp_path), "-o", relative_out, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    record = json.loads((tmp_path / "out" / "OTMultiClass_den.json").read_text())
+    record = json.loads((tmp_path / "out" / "pat0001_den.json").read_text())
     assert record["input"]["source"] == str(PAT0001_LABELS.absolute())
     assert record["command_line"].endswith(f"cli/__main__.py {os.path.relpath(PAT0001_LABELS, tmp_path)} -o out")
     assert record["compute"]["device"].startswith(("CPU: ", "GPU: "))

@@ -9,8 +9,8 @@ class DENError(Exception):
     """A fault in the user's input or settings, reported as ``"<source>: <fault>"`` on one line."""
 
     def __init__(self, source: str | Path, fault: str) -> None:
-        self.source = str(source)
-        self.fault = " ".join(str(fault).split())
+        self.source = printable(str(source))
+        self.fault = printable(" ".join(str(fault).split()))
         super().__init__(f"{self.source}: {self.fault}")
 
     def __reduce__(self) -> tuple:
@@ -18,9 +18,21 @@ class DENError(Exception):
         return (DENError, (self.source, self.fault))
 
 
+PLAIN_FAULTS = {MemoryError: "out of memory", RecursionError: "data nested too deeply"}
+"""What an exception that says nothing itself means, in words."""
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (a NUL byte from a CSV cell...) written as ``\\xNN``, so a message line
+    prints as one plain line."""
+    return "".join(f"\\x{ord(character):02x}" if ord(character) < 32 or ord(character) == 127 else character
+                   for character in text)
+
+
 def describe_error(error: BaseException, limit: int = 200) -> str:
     """One line of at most ``limit`` characters describing an exception raised by a library we call."""
-    text = " ".join(str(error).split()) or type(error).__name__
+    plain = next((words for kind, words in PLAIN_FAULTS.items() if isinstance(error, kind)), None)
+    text = plain or " ".join(str(error).split()) or "an unexpected error"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -7,7 +7,7 @@ Slicer layer and the readers share one set of rules. Every fault is raised as a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,22 @@ MAX_AXIS_LENGTH = 16384
 MAX_DISTINCT_LABELS = 1000
 """Most distinct values a label map may hold. Real label maps have at most a few hundred (FreeSurfer's aparc+aseg
 about 180); an MRI passed as the segmentation has thousands."""
+
+MAX_LABEL_VALUE = 2**31 - 1
+"""Largest label value accepted (a 32-bit signed integer, as Slicer and ITK store labels)."""
+
+INTENSITY_MIN_VALUES = 32
+"""Label maps with at most this many values are never taken for an image (tumour segmentations have a handful)."""
+
+SMALL_STEP_FRACTION = 0.5
+"""Above this fraction of small steps between differing neighbours, an array is an image, not a label map: real
+MRIs measure 0.69-0.86 (BraTS FLAIR and T1c quantised to 41-877 levels, the CaPTk FLAIR), parcellations of the
+same brain into 60-246 regions 0.06-0.23."""
+
+SLAB_VOXELS = 1 << 23
+"""Voxels per slab when checking a label map (bounds the checks' temporaries to about 100 MB)."""
+
+PASS_AS_IMAGE = "pass an MRI as --image (the intensities inside the segmentation), not as the segmentation"
 
 GRID_TOLERANCE_MM = 1e-3
 """Largest difference between two affines (in mm) for two volumes to count as sharing a grid."""
@@ -56,36 +72,88 @@ def segmentation_from_array(
 ) -> Volume:
     """Validate an (i, j, k) label-map array and wrap it as a :class:`Volume`.
 
-    Labels must be finite, whole and non-negative, at most :data:`MAX_DISTINCT_LABELS` distinct values, and at
-    least one voxel must be foreground (non-zero).
+    The one rule of what a label map is (:func:`check_label_map`), the same for every reader, mode, the Slicer
+    module and ``den-train``.
     """
     data = _as_3d(np.asanyarray(data), source)
     if data.dtype.kind == "b":
         data = data.astype(np.uint8)
-    foreground = data[data != 0]  # label maps are mostly background: every check below runs on the few others
-    values = np.unique(foreground)  # sorted; NaN (never equal to 0) sorts last
-    if np.issubdtype(data.dtype, np.floating):
-        if not np.all(np.isfinite(values)):
-            _check_finite(data, source)  # raises, counting every NaN or infinite voxel
-        fractional = values[values != np.round(values)]
-        if fractional.size:
-            raise DENError(
-                source,
-                f"non-integer label values (e.g. {fractional.flat[0]:g}): this is not a label map; "
-                "pass an MRI as --image, not as the segmentation",
-            )
-    if values.size and values[0] < 0:
-        raise DENError(source, f"negative label value {values[0]:g}: labels must be 0 (background) or positive")
+    check_label_map(data, source)
+    return Volume(data=data, affine=_checked_affine(affine, source), source=source, sha256=sha256)
+
+
+def check_label_map(data: np.ndarray, source: str) -> None:
+    """Refuse an array that is not a label map, with a sentence saying to pass an MRI as ``--image``.
+
+    A label map has finite, whole, non-negative values, some foreground (non-zero), at most
+    :data:`MAX_DISTINCT_LABELS` distinct values, and is not intensity-like: with more than
+    :data:`INTENSITY_MIN_VALUES` values, where neighbouring voxels differ, they differ by a jump between unrelated
+    labels, not by the small steps of an image's smooth intensities (:data:`SMALL_STEP_FRACTION`). Works slab by
+    slab, so it never holds more than a slab's temporaries beside the array.
+    """
+    values = _foreground_values(data, source)
     if not values.size:
         raise DENError(source, "the segmentation has no foreground (every voxel is 0): nothing to extract")
-    distinct = values.size + (1 if foreground.size < data.size else 0)
+    distinct = values.size + (1 if _has_background(data) else 0)
     if distinct > MAX_DISTINCT_LABELS:
-        raise DENError(
-            source,
-            f"not a label map: {distinct} distinct values (a label map has at most {MAX_DISTINCT_LABELS}); "
-            "pass an MRI as --image, not as the segmentation",
-        )
-    return Volume(data=data, affine=_checked_affine(affine, source), source=source, sha256=sha256)
+        raise DENError(source, f"not a label map: {distinct} distinct values (a label map has at most "
+                               f"{MAX_DISTINCT_LABELS}); {PASS_AS_IMAGE}")
+    if values.size > INTENSITY_MIN_VALUES:
+        small = _small_step_fraction(data, float(values[-1] - values[0]))
+        if small > SMALL_STEP_FRACTION:
+            raise DENError(source, f"not a label map: {values.size} values that change in small steps between "
+                                   f"neighbouring voxels ({small:.0%} of the changes), as an MRI's intensities do; "
+                                   f"{PASS_AS_IMAGE}")
+
+
+def _slabs(data: np.ndarray) -> Iterator[np.ndarray]:
+    """The array in slabs along its last axis, each at most :data:`SLAB_VOXELS` voxels (views, no copies)."""
+    per_slice = max(int(np.prod(data.shape[:-1], dtype=np.int64)), 1)
+    step = max(SLAB_VOXELS // per_slice, 1)
+    for start in range(0, data.shape[-1], step):
+        yield data[..., start : start + step]
+
+
+def _foreground_values(data: np.ndarray, source: str) -> np.ndarray:
+    """The sorted distinct non-zero values, checked finite, whole and non-negative (stops early past the cap)."""
+    values = np.zeros(0, dtype=data.dtype)
+    for slab in _slabs(data):
+        found = np.unique(slab[slab != 0])  # sorted; NaN (never equal to 0) sorts last
+        if np.issubdtype(data.dtype, np.floating):
+            if not np.all(np.isfinite(found)):
+                _check_finite(data, source)  # raises, counting every NaN or infinite voxel
+            fractional = found[found != np.round(found)]
+            if fractional.size:
+                raise DENError(source, f"non-integer label values (e.g. {fractional.flat[0]:g}): this is not a label "
+                                       f"map; {PASS_AS_IMAGE}")
+        if found.size and found[0] < 0:
+            raise DENError(source, f"negative label value {found[0]:g}: labels must be 0 (background) or positive")
+        if found.size and found[-1] > MAX_LABEL_VALUE:
+            raise DENError(source, f"label value {found[-1]:g} is above {MAX_LABEL_VALUE}: not a label map "
+                                   "(check the header's scl_slope)")
+        values = np.union1d(values, found)
+        if values.size > MAX_DISTINCT_LABELS:
+            break
+    return values
+
+
+def _has_background(data: np.ndarray) -> bool:
+    """Whether any voxel is 0."""
+    return any(bool(np.any(slab == 0)) for slab in _slabs(data))
+
+
+def _small_step_fraction(data: np.ndarray, value_range: float) -> float:
+    """Of the neighbouring foreground voxels (along the first axis) whose values differ, the fraction that differ
+    by at most ``max(1, value_range / 20)``: most of them in an image, few in a label map."""
+    small_step = max(1.0, value_range / 20)
+    changes = small = 0
+    for slab in _slabs(data):
+        after, before = slab[1:], slab[:-1]
+        differ = (after != before) & (after != 0) & (before != 0)
+        steps = np.abs(after[differ].astype(np.float64) - before[differ])
+        changes += steps.size
+        small += int(np.count_nonzero(steps <= small_step))
+    return small / changes if changes else 0.0
 
 
 def image_from_array(data: np.ndarray, affine: np.ndarray, source: str, sha256: str | None = None) -> Volume:
@@ -138,7 +206,8 @@ def distinct_label_values(values: Sequence[int]) -> list[int]:
     """
     next_free = max(max(values, default=0), 0) + 1
     distinct: list[int] = []
-    for value in values:
+    for stored in values:
+        value = stored
         if value <= 0 or value in distinct:
             value, next_free = next_free, next_free + 1
         distinct.append(int(value))

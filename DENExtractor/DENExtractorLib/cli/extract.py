@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..cohorts.cases import CaseOutcome, CohortEntry, cases_from_files, find_cases
+from ..cohorts.resume import refuse_overwrites
 from ..cohorts.runners import (
     carried_values,
     entries_from_cases,
@@ -24,7 +25,8 @@ from ..cohorts.runners import (
 from ..cohorts.table import COHORT_TABLE_NAME, write_cohort_table
 from ..demo import write_synthetic_case
 from ..extractor import DENExtractor
-from ..outputs.output_folder import prepare_output_folder
+from ..outputs.atomic import remove_leftover_partials
+from ..outputs.output_folder import prepare_output_folder, removed_if_left_empty
 from .options import (
     EXIT_CASE_FAILED,
     EXIT_OK,
@@ -76,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="image mode in a cohort: each case's MRI, e.g. '{id}/flair.nii.gz'")
     group.add_argument("--resume", action="store_true",
                        help="skip cases whose outputs are complete and made from the same inputs")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace outputs of other inputs or settings found under the same names "
+                             "(refused otherwise)")
     add_scale_arguments(parser)
     parser.add_argument("--demo", nargs="?", const="auto", metavar="CASE",
                         help="run the demo: the real BraTS cases in ../shared/data/brats2015 when that folder is "
@@ -101,22 +106,27 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _merge(arguments.merge)
     _check_options(arguments, parser)
     settings = settings_from(arguments)
-    output = prepare_output_folder(arguments.output, remove_partials=arguments.num_parts is None)
-    extractor = DENExtractor(settings)
-    gathered = _gather_cases(arguments, output)
-    if arguments.num_parts is not None:
-        gathered.entries, gathered.table_name = share_for_this_part(
-            gathered.entries, gathered.carried_columns, output, extractor,
-            num_parts=arguments.num_parts, part_id=arguments.part_id, png=not arguments.no_png)
-    outcomes: list[CaseOutcome] = []
-    try:
-        _run_with_progress(gathered.entries, arguments, output, extractor, outcomes)
-    except KeyboardInterrupt:
-        _write_table(arguments, gathered, outcomes, output, "cohort table of the finished cases")
-        _summarise(outcomes, len(gathered.entries))
-        raise
-    _write_table(arguments, gathered, outcomes, output, "cohort table")
-    return _summarise(outcomes, len(gathered.entries))
+    with removed_if_left_empty(arguments.output):
+        output = prepare_output_folder(arguments.output, remove_partials=arguments.num_parts is None)
+        extractor = DENExtractor(settings)
+        gathered = _gather_cases(arguments, output)
+        if not arguments.overwrite:
+            refuse_overwrites(gathered.entries, output, settings)
+        if arguments.num_parts is not None:
+            gathered.entries, gathered.table_name = share_for_this_part(
+                gathered.entries, gathered.carried_columns, output, extractor,
+                num_parts=arguments.num_parts, part_id=arguments.part_id, png=not arguments.no_png)
+        outcomes: list[CaseOutcome] = []
+        try:
+            _run_with_progress(gathered.entries, arguments, output, extractor, outcomes)
+        except KeyboardInterrupt:
+            remove_leftover_partials(output)  # those of workers that died with the interruption
+            _write_table(arguments, gathered, outcomes, output, "cohort table of the finished cases")
+            _summarise(outcomes, len(gathered.entries))
+            raise
+        remove_leftover_partials(output)  # those of workers that were killed mid-case
+        _write_table(arguments, gathered, outcomes, output, "cohort table")
+        return _summarise(outcomes, len(gathered.entries))
 
 
 def _sources_given(arguments: argparse.Namespace) -> list[bool]:

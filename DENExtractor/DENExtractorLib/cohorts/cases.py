@@ -77,13 +77,21 @@ def find_cases(directory: str | Path, pattern: str, image_pattern: str | None = 
     return FoundCases(sorted(cases, key=lambda case: case.case_id), sorted(hidden))
 
 
+GENERIC_STEMS = frozenset({
+    "otmulticlass", "seg", "segmentation", "segmentations", "mask", "label", "labels", "labelmap", "label_map",
+    "tumor", "tumour", "lesion", "tumor_segmentation", "tumour_segmentation",
+})
+"""File names (without suffix, any case) that say what a file is, not whose: such a file is named by its folder."""
+
+
 def cases_from_files(segmentations: list[Path], images: list[Path] | None = None) -> list[Case]:
     """One case per segmentation file, named by its file name, or by its folder's name where file names collide
-    (every BraTS case is ``OTMultiClass.nii.gz``); ``images`` pairs an MRI with each, in order."""
+    or are generic (every BraTS case is ``OTMultiClass.nii.gz``: ``pat0003/OTMultiClass.nii.gz`` is case
+    ``pat0003``, also alone); ``images`` pairs an MRI with each, in order."""
     if images and len(images) != len(segmentations):
         raise DENError(images[0], f"{len(images)} images given for {len(segmentations)} segmentations: give one per segmentation")
     stems = [strip_volume_suffix(path) for path in segmentations]
-    colliding = {stem for stem in stems if stems.count(stem) > 1}
+    colliding = {stem for stem in stems if stems.count(stem) > 1 or stem.lower() in GENERIC_STEMS}
     cases = [
         Case(Path(path).absolute().parent.name if stem in colliding else stem, Path(path), Path(images[index]) if images else None)
         for index, (path, stem) in enumerate(zip(segmentations, stems))
@@ -115,22 +123,41 @@ def _relative_files(directory: Path, depth: int | None) -> list[str]:
 
 
 def _pattern_regex(pattern: str) -> re.Pattern:
-    """Translate a case pattern to a regex: glob wildcards, and ``{id}`` as one named group reused everywhere."""
+    """Translate a case pattern to a regex: glob wildcards, and ``{id}`` as one named group reused everywhere.
+
+    Runs of ``*`` and ``?`` become one repetition, and a ``*`` between a literal and another ``*`` matches that
+    literal's first occurrence without backtracking (as :mod:`fnmatch` does), so no pattern makes the folder walk
+    take exponential time.
+    """
+    tokens = [token for token in re.split(r"(\{id\}|\*\*/|[*?]+)", pattern) if token]
     parts = []
     id_seen = False
-    for token in re.split(r"(\{id\}|\*\*/|\*|\?)", pattern):
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
         if token == CASE_ID_PLACEHOLDER:
             parts.append("(?P=id)" if id_seen else "(?P<id>[^/]+)")
             id_seen = True
         elif token == "**/":
             parts.append("(?:.*/)?")
-        elif token == "*":
-            parts.append("[^/]*")
-        elif token == "?":
-            parts.append("[^/]")
+        elif set(token) <= {"*", "?"}:
+            repeat = f"[^/]{{{token.count('?')},}}" if "*" in token else f"[^/]{{{len(token)}}}"
+            following = tokens[index + 1 : index + 3]
+            if "*" in token and len(following) == 2 and _is_literal(following[0]) and "*" in following[1]:
+                group = f"star{index}"
+                parts.append(f"(?=(?P<{group}>{repeat}?{re.escape(following[0])}))(?P={group})")
+                index += 1
+            else:
+                parts.append(repeat)
         else:
             parts.append(re.escape(token))
+        index += 1
     return re.compile("".join(parts))
+
+
+def _is_literal(token: str) -> bool:
+    """Whether a pattern token is plain text (no wildcard, no ``{id}``)."""
+    return token != CASE_ID_PLACEHOLDER and token != "**/" and not set(token) <= {"*", "?"}
 
 
 def _refuse_duplicate_ids(cases: list[Case], source: Path) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DENError
+from ..outputs.atomic import remove_leftover_partials
 from ..outputs.files import output_paths
 from .cases import CaseOutcome, CohortEntry
 from .parts import CohortManifest, part_table_name, read_manifest
@@ -43,6 +44,7 @@ def merge_parts(out_dir: str | Path) -> MergeResult:
     if not out_dir.is_dir():
         raise DENError(out_dir, "no such output folder")
     manifest = read_manifest(out_dir)
+    remove_leftover_partials(out_dir, every_host=True)  # the array has finished: no part is still writing
     reported = _failures_reported_by_parts(out_dir, manifest.num_parts)
     outcomes = [
         _merged_outcome(entry, number % manifest.num_parts, manifest, out_dir, reported)
@@ -72,8 +74,7 @@ def _merged_outcome(entry: CohortEntry, part: int, manifest: CohortManifest, out
 def _failures_reported_by_parts(out_dir: Path, num_parts: int) -> dict[str, str]:
     """The failure message of every case a part's own table reports as failed."""
     messages = {}
-    for part in range(num_parts):
-        path = out_dir / part_table_name(part, num_parts)
+    for path in sorted(out_dir.glob(part_table_name(0, num_parts).replace("-0-", "-*-"))):
         if not path.is_file():
             continue
         try:

@@ -24,10 +24,13 @@ from ..errors import DENError, describe_error
 from ..outputs.atomic import write_atomically
 from ..settings import ExtractionSettings
 from .cases import Case, CohortEntry
+from .cases_csv import case_id_fault
 
 PART_ID_VARIABLES = ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")
 MANIFEST_NAME = "den_cohort_manifest.json"
 MANIFEST_FORMAT = "den-cohort-manifest/1"
+MAX_PARTS = 100_000
+"""Most parts an array job may have (SLURM's own array limit is far lower)."""
 
 Item = TypeVar("Item")
 
@@ -95,7 +98,9 @@ def write_manifest(out_dir: Path, manifest: CohortManifest) -> Path:
 
 
 def read_manifest(out_dir: Path) -> CohortManifest:
-    """The manifest the parts wrote into ``out_dir``; :class:`DENError` when there is none or it is damaged."""
+    """The manifest the parts wrote into ``out_dir``, validated like any other input: :class:`DENError` naming it
+    when there is none, or it is damaged (a field of the wrong type, K outside 1..:data:`MAX_PARTS`, a case id
+    that is not a plain file name, a case id twice)."""
     path = out_dir / MANIFEST_NAME
     if not path.is_file():
         raise DENError(out_dir, f"no {MANIFEST_NAME} here: run the parts (--num-parts K --part-id I) into this folder first")
@@ -103,18 +108,47 @@ def read_manifest(out_dir: Path) -> CohortManifest:
     try:
         if record["format"] != MANIFEST_FORMAT:
             raise DENError(path, f"unknown manifest format {record['format']!r}")
-        settings = ExtractionSettings.from_record(record["settings"])
-        entries = tuple(
-            CohortEntry(
-                Case(entry["case_id"], Path(entry["segmentation"]), Path(entry["image"]) if entry["image"] else None),
-                dict(entry["columns"]),
-                entry["problem"],
-            )
-            for entry in record["cases"]
-        )
-        return CohortManifest(int(record["num_parts"]), settings, bool(record["png"]), tuple(record["carried_columns"]), entries)
+        num_parts = record["num_parts"]
+        if type(num_parts) is not int or not 1 <= num_parts <= MAX_PARTS:
+            raise DENError(path, f"damaged manifest: num_parts {num_parts!r} is not a whole number in 1..{MAX_PARTS}")
+        settings = ExtractionSettings.from_record(_typed(record["settings"], dict, "settings", path))
+        entries = tuple(_manifest_entry(entry, path) for entry in _typed(record["cases"], list, "cases", path))
+        carried = tuple(_typed(name, str, "carried column", path) for name in _typed(record["carried_columns"], list,
+                                                                                     "carried_columns", path))
+        png = _typed(record["png"], bool, "png", path)
+    except DENError as error:
+        raise DENError(path, error.fault if error.source == str(path) else f"damaged manifest ({error})") from None
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise DENError(path, f"damaged manifest ({describe_error(error)})") from None
+    ids = [entry.case.case_id for entry in entries]
+    if len(set(ids)) != len(ids):
+        raise DENError(path, "damaged manifest: a case id appears twice")
+    return CohortManifest(num_parts, settings, png, carried, entries)
+
+
+def _manifest_entry(entry: object, path: Path) -> CohortEntry:
+    """One case of the manifest, its id checked to be a plain file name (outputs stay inside the folder)."""
+    entry = _typed(entry, dict, "case", path)
+    case_id = _typed(entry["case_id"], str, "case_id", path)
+    fault = case_id_fault(case_id)
+    if fault:
+        raise DENError(path, f"damaged manifest: {fault}")
+    image = entry["image"]
+    problem = entry["problem"]
+    columns = _typed(entry["columns"], dict, "columns", path)
+    return CohortEntry(
+        Case(case_id, Path(_typed(entry["segmentation"], str, "segmentation", path)),
+             Path(_typed(image, str, "image", path)) if image is not None else None),
+        {_typed(name, str, "column", path): _typed(value, str, "cell", path) for name, value in columns.items()},
+        _typed(problem, str, "problem", path) if problem is not None else None,
+    )
+
+
+def _typed(value: object, kind: type, what: str, path: Path):
+    """``value`` if it is a ``kind``, else :class:`DENError` naming the manifest and the field."""
+    if not isinstance(value, kind):
+        raise DENError(path, f"damaged manifest: {what} {str(value)[:40]!r} is not a {kind.__name__}")
+    return value
 
 
 def _manifest_record(manifest: CohortManifest) -> dict:
@@ -149,6 +183,8 @@ def _load_json(path: Path) -> dict:
     """A JSON object from a file, or one-line :class:`DENError`."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise DENError(path, "unreadable (JSON nested too deeply)") from None
     except (OSError, ValueError) as error:
         raise DENError(path, f"unreadable ({describe_error(error)})") from None
     if not isinstance(record, dict):

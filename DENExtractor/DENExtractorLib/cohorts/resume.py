@@ -15,8 +15,10 @@ import numpy as np
 
 from ..hashing import file_sha256
 from ..network.architecture import FEATURE_COUNT
+from ..outputs.files import RECORD_CHECKSUM, check_not_overwriting, output_paths, record_sha256
 from ..readers import source_sha256
 from ..settings import ExtractionSettings
+from .cases import CohortEntry
 
 
 @dataclass
@@ -45,6 +47,8 @@ def _verified(
     if not paths["json"].is_file() or not paths["npy"].is_file():
         return None
     provenance = json.loads(paths["json"].read_text(encoding="utf-8"))
+    if provenance.get(RECORD_CHECKSUM) != record_sha256(provenance):
+        return None  # edited by hand, or written before records carried their checksum
     outputs = provenance["outputs"]
     wanted = ("npy", "png") if png else ("npy",)
     for kind in wanted:
@@ -77,3 +81,25 @@ def _verified(
     if not valid_matrix:
         return None
     return ReusableOutputs(features, foreground, {kind: paths[kind] for kind in (*wanted, "json")})
+
+
+def refuse_overwrites(entries: list[CohortEntry], out_dir: Path, settings: ExtractionSettings) -> None:
+    """Before any work: refuse (:class:`DENError`, exit 2) when ``out_dir`` holds another input's or other settings'
+    outputs under the name of one of these cases (see :func:`~DENExtractorLib.outputs.files.check_not_overwriting`)."""
+    weights_sha256: str | None = None
+    for entry in entries:
+        paths = output_paths(out_dir, entry.case.case_id)
+        if entry.problem is not None or not _is_file(paths["json"]):
+            continue
+        if weights_sha256 is None:
+            weights_sha256 = settings.weights_identity().sha256
+        check_not_overwriting(paths, entry.case.segmentation, entry.case.image, settings, weights_sha256)
+
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False for a name the file system cannot hold (that case fails on its own)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False

@@ -11,6 +11,22 @@ from ..outputs.atomic import write_atomically
 from .cases import CaseOutcome
 
 COHORT_TABLE_NAME = "den_cohort.csv"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP's CSV-injection list)."""
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A text cell as spreadsheets will show it, never run it: a cell starting with ``= + - @`` (or a tab or
+    carriage return) that is not a number gets a leading apostrophe (``'=cmd|...``); numbers such as ``-1.5`` are
+    kept as they are."""
+    text = str(cell)
+    if not text.startswith(FORMULA_STARTS):
+        return text
+    try:
+        float(text)
+    except ValueError:
+        return "'" + text
+    return text
 
 
 def write_cohort_table(
@@ -37,6 +53,7 @@ def write_cohort_table(
                 counts = [outcome.rows, outcome.foreground_rows] if outcome.pooled is not None else ["", ""]
                 cells = carried.get(outcome.case.case_id, {})
                 extra = [cells.get(name, "") for name in carried_columns]
-                writer.writerow([outcome.case.case_id, *extra, outcome.status, outcome.message, *counts, *pooled])
+                writer.writerow([spreadsheet_safe(cell) for cell in (outcome.case.case_id, *extra, outcome.status,
+                                                                     outcome.message)] + [*counts, *pooled])
 
     return write_atomically(path, write)

@@ -7,16 +7,20 @@ are bounded by their declared sizes the same way. Loading the values into a netw
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from ..errors import DENError, describe_error
 from ..hashing import file_sha256
-from .architecture import weight_specs
+from .architecture import LAYERS, weight_specs
 from .bundled import MODEL_ID, REFERENCE_WEIGHTS_SHA256
 
 WEIGHT_SUFFIXES = (".weights.h5", ".keras")
@@ -62,18 +66,45 @@ def check_weights_file(path: Path) -> None:
         _check_h5_shapes(path)
 
 
-def _check_h5_shapes(path: Path) -> None:
-    """Every dataset of a ``.weights.h5`` must have one of DEN's weight shapes (or be a tiny optimizer scalar), and
-    the model's own arrays (those outside ``optimizer/``) must be exactly DEN's: checked on metadata only."""
+def _check_h5_shapes(path: Path, source: BinaryIO | None = None) -> None:
+    """Every dataset of a ``.weights.h5`` (or of the HDF5 file ``source`` inside a ``.keras`` archive) must have
+    one of DEN's weight shapes (or be a tiny optimizer scalar), hold numbers stored in the file itself, and the
+    model's own arrays (those outside ``optimizer/``) must be exactly DEN's and finite. Shapes and types are
+    checked on metadata before any value is read; then the values (at most DEN's 120 MB) are read once."""
     import h5py
 
     expected = Counter(spec.shape for spec in weight_specs())
     datasets: list[tuple[str, tuple[int, ...]]] = []
+    problems: list[str] = []
+
+    def visit(name: str, item: object) -> None:
+        if isinstance(item, h5py.Dataset):
+            datasets.append((name, tuple(item.shape)))
+            problem = _dataset_problem(name, item)
+            if problem:
+                problems.append(problem)
+
     try:
-        with h5py.File(path, "r") as handle:
-            handle.visititems(lambda name, item: datasets.append((name, tuple(item.shape))) if isinstance(item, h5py.Dataset) else None)
+        with h5py.File(source if source is not None else path, "r") as handle:
+            handle.visititems(visit)
+            if _has_external_links(handle):
+                problems.append("it links to other HDF5 files (external links)")
+            if not problems:
+                _check_declared_shapes(datasets, expected, path)
+                bad = sum(_non_finite(handle[name]) for name, _ in datasets if not name.startswith("optimizer/"))
+                if bad:
+                    problems.append(f"{bad} weight values are NaN or infinite: these weights cannot give meaningful "
+                                    "features")
+    except DENError:
+        raise
     except Exception as error:  # h5py raises OSError and others on files that are not HDF5
         raise DENError(path, f"cannot load these weights into DEN: not a readable HDF5 file ({describe_error(error)})") from None
+    if problems:
+        raise DENError(path, f"cannot load these weights into DEN: {problems[0]}")
+
+
+def _check_declared_shapes(datasets: list[tuple[str, tuple[int, ...]]], expected: Counter, path: Path) -> None:
+    """The datasets' shapes must be DEN's (the model's own arrays exactly), or tiny optimizer values."""
     for name, shape in datasets:
         if shape not in expected and int(np.prod(shape)) > MAX_EXTRA_DATASET_VALUES:
             raise DENError(path, f"cannot load these weights into DEN: dataset {name!r} has shape {shape}, which DEN's layers do not have")
@@ -84,6 +115,102 @@ def _check_h5_shapes(path: Path) -> None:
             f"cannot load these weights into DEN: its {sum(found.values())} weight arrays do not match DEN's "
             f"{sum(expected.values())} (another architecture?)",
         )
+
+
+def _non_finite(dataset) -> int:
+    """How many values of a (shape-checked, floating-point) dataset are NaN or infinite."""
+    values = dataset[()]
+    return int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+
+
+def _dataset_problem(name: str, dataset) -> str | None:
+    """Why a dataset cannot hold weights DEN reads (its type, or data stored outside the file), or None."""
+    small = int(np.prod(dataset.shape)) <= MAX_EXTRA_DATASET_VALUES  # optimizer counters may be integers
+    if dataset.dtype.kind not in ("f" + ("iu" if small else "")) or dataset.dtype.itemsize > 8:
+        return f"dataset {name!r} holds {dataset.dtype} values, not floating-point numbers"
+    if dataset.is_virtual:
+        return f"dataset {name!r} is a virtual dataset (its data lie in other files)"
+    if dataset.external:
+        return f"dataset {name!r} keeps its data in external files"
+    return None
+
+
+def _has_external_links(handle) -> bool:
+    """Whether any link in the file points into another file."""
+    import h5py
+
+    found: list[str] = []
+    stack = [handle]
+    while stack and not found:
+        group = stack.pop()
+        for key in group:
+            link = group.get(key, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                found.append(key)
+            elif isinstance(link, h5py.HardLink) and isinstance(group[key], h5py.Group):
+                stack.append(group[key])
+    return bool(found)
+
+
+KERAS_CLASSES = {"Conv2D": "conv", "Activation": "relu", "BatchNormalization": "batchnorm",
+                 "MaxPooling2D": "maxpool", "Flatten": "flatten", "Dense": "dense"}
+"""The Keras layer classes of DEN's layer table (an ``InputLayer`` may precede them)."""
+KERAS_WEIGHTS_MEMBER = "model.weights.h5"
+"""The member of a ``.keras`` archive that holds the weights (Keras 3's format)."""
+MAX_KERAS_CONFIG_BYTES = 1 << 20
+"""Largest ``config.json`` read from a ``.keras`` archive (DEN's is a few kilobytes)."""
+
+
+def _check_keras_config(archive: zipfile.ZipFile, path: Path) -> None:
+    """A ``.keras`` archive's ``config.json`` must describe DEN's layers exactly (classes, filters, kernels,
+    strides, padding, units, activations): checked before TensorFlow loads, so no other layer is ever built."""
+    try:
+        member = archive.getinfo("config.json")
+    except KeyError:
+        raise DENError(path, "not a .keras model: the archive has no config.json") from None
+    if member.file_size > MAX_KERAS_CONFIG_BYTES:
+        raise DENError(path, f"its config.json declares {member.file_size} bytes: not DEN's model configuration")
+    try:
+        config = json.loads(archive.read(member).decode("utf-8"))
+        layers = [layer for layer in config["config"]["layers"] if layer["class_name"] != "InputLayer"]
+        found = [_layer_entry(layer) for layer in layers]
+    except RecursionError:
+        raise DENError(path, "its config.json is nested too deeply: not DEN's model configuration") from None
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, zipfile.BadZipFile, OSError):
+        raise DENError(path, "its config.json is not a Keras model configuration") from None
+    expected = [_table_entry(spec) for spec in LAYERS]
+    if found != expected:
+        first = next((index for index, (a, b) in enumerate(zip(found, expected)) if a != b), min(len(found), len(expected)))
+        shown = found[first] if first < len(found) else "nothing"
+        raise DENError(path, f"not DEN's architecture: layer {first + 1} is {shown}, DEN's is "
+                             f"{expected[first] if first < len(expected) else 'nothing'}")
+
+
+def _layer_entry(layer: dict) -> tuple:
+    """A Keras layer's configuration in the layer table's terms (unknown classes by name, so they never match)."""
+    kind = KERAS_CLASSES.get(layer["class_name"], layer["class_name"])
+    settings = layer["config"]
+    if kind == "conv":
+        return (kind, settings["filters"], tuple(settings["kernel_size"]), tuple(settings["strides"]),
+                settings["padding"], settings.get("activation", "linear"))
+    if kind == "dense":
+        return (kind, settings["units"], settings.get("activation", "linear"))
+    if kind == "relu":
+        return (kind, settings.get("activation"))
+    return (kind,)
+
+
+def _table_entry(spec: tuple) -> tuple:
+    """A row of DEN's layer table as :func:`_layer_entry` describes a Keras layer."""
+    kind = spec[0]
+    if kind == "conv":
+        _, filters, kernel, stride, padding = spec
+        return (kind, filters, (kernel, kernel), (stride, stride), padding, "linear")
+    if kind == "dense":
+        return (kind, spec[1], "linear")
+    if kind == "relu":
+        return (kind, "relu")
+    return (kind,)
 
 
 def _check_keras_archive(path: Path) -> None:
@@ -102,3 +229,10 @@ def _check_keras_archive(path: Path) -> None:
                 f"archive member {member.filename!r} declares {member.file_size / 2**20:.0f} MiB, more than DEN's "
                 f"weights can need ({KERAS_MEMBER_LIMIT_BYTES / 2**20:.0f} MiB): refused",
             )
+    with zipfile.ZipFile(path) as archive:
+        _check_keras_config(archive, path)
+        if KERAS_WEIGHTS_MEMBER not in archive.namelist():
+            raise DENError(path, f"not a DEN model: the archive has no {KERAS_WEIGHTS_MEMBER}")
+        with archive.open(KERAS_WEIGHTS_MEMBER) as member, tempfile.TemporaryFile() as weights:
+            shutil.copyfileobj(member, weights, 1 << 20)  # at most the member's checked size; HDF5 seeks freely
+            _check_h5_shapes(path, weights)

@@ -7,7 +7,9 @@ files it names.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +17,10 @@ import numpy as np
 from ..errors import DENError
 from ..hashing import file_sha256
 from ..result import ExtractionResult
+from ..settings import ExtractionSettings
 from .atomic import write_atomically
 from .heatmap import save_heatmap_png
+from .output_folder import prepare_output_folder
 
 OUTPUT_SUFFIX = "_den"
 OUTPUT_KINDS = ("npy", "json", "png")
@@ -24,6 +28,8 @@ LOWEST_END_OF_RAS_AXIS = {"R": "left", "A": "posterior", "S": "inferior"}
 """Where row 0 of an oriented-mode stack lies: the low end of the RAS axis the slices are stacked along."""
 MAX_NAME_BYTES = 255
 """Longest file name most file systems accept."""
+RECORD_CHECKSUM = "record_sha256"
+"""The provenance field holding the checksum of the rest of the record."""
 
 
 def output_paths(out_dir: str | Path, stem: str) -> dict[str, Path]:
@@ -44,7 +50,12 @@ def check_output_names(out_dir: str | Path, stem: str) -> dict[str, Path]:
 
 
 def write_outputs(result: ExtractionResult, out_dir: str | Path, stem: str, *, png: bool = True) -> dict[str, Path]:
-    """Write the feature matrix, (unless ``png=False``) the heatmap, then the provenance; return their paths."""
+    """Write the feature matrix, (unless ``png=False``) the heatmap, then the provenance; return their paths.
+
+    ``out_dir`` is created if needed (:class:`DENError` naming it when it cannot be).
+    """
+    if not Path(out_dir).is_dir():
+        prepare_output_folder(out_dir, remove_partials=False)
     paths = check_output_names(out_dir, stem)
     written = {"npy": write_atomically(paths["npy"], lambda path: np.save(path, result.features, allow_pickle=False))}
     if png:
@@ -58,9 +69,51 @@ def write_outputs(result: ExtractionResult, out_dir: str | Path, stem: str, *, p
         result.provenance,
         outputs={kind: {"file": path.name, "sha256": file_sha256(path)} for kind, path in written.items()},
     )
+    provenance[RECORD_CHECKSUM] = record_sha256(provenance)
     text = json.dumps(provenance, indent=2)
     written["json"] = write_atomically(paths["json"], lambda path: path.write_text(text, encoding="utf-8"))
     return written
+
+
+def record_sha256(provenance: dict) -> str:
+    """The sha256 of a provenance record without its own checksum field (keys sorted, compact JSON): a ``.json``
+    edited by hand no longer matches it, so ``--resume`` and ``--merge`` do not trust it."""
+    body = {key: value for key, value in provenance.items() if key != RECORD_CHECKSUM}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def check_not_overwriting(paths: dict[str, Path], segmentation: Path, image: Path | None,
+                          settings: ExtractionSettings, weights_sha256: str) -> None:
+    """Refuse to replace outputs made from another input or image, or with other settings, under the same names.
+
+    Raises :class:`DENError` naming the ``.json`` and the difference, and saying how to proceed (``--overwrite``,
+    another output folder, or ``--resume`` with the same settings). Outputs of the same input and settings (a
+    rerun), and damaged records (which ``--resume`` recomputes too), may be replaced.
+    """
+    try:
+        record = json.loads(paths["json"].read_text(encoding="utf-8"))
+        recorded_input = str(record["input"]["source"])
+        recorded_image = (record.get("image") or {}).get("source")
+        preprocessing = record["preprocessing"]
+        recorded_weights = record["model"]["weights_sha256"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return
+    differences = []
+    if recorded_input != os.path.abspath(segmentation):
+        differences.append(f"another segmentation ({recorded_input})")
+    if recorded_image != (os.path.abspath(image) if image is not None else None):
+        differences.append(f"another image ({recorded_image or 'none'})")
+    labels = "all" if settings.labels is None else list(settings.labels)
+    if (preprocessing.get("mode") != settings.mode or preprocessing.get("labels") != labels
+            or (settings.mode != "reference" and preprocessing.get("plane") != settings.effective_plane)):
+        differences.append(f"other settings (mode {preprocessing.get('mode')}, plane {preprocessing.get('plane')}, "
+                           f"labels {preprocessing.get('labels')})")
+    if recorded_weights != weights_sha256:
+        differences.append("other weights")
+    if differences:
+        raise DENError(paths["json"], f"holds results of {' and '.join(differences)} under the same name; nothing was "
+                                      "computed: rerun with --overwrite to replace them, choose another output folder, "
+                                      "or use --resume with the same inputs and settings")
 
 
 def heatmap_title(stem: str, provenance: dict) -> str:

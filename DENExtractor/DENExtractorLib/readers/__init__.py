@@ -16,7 +16,7 @@ from ..volume import Volume, image_from_array, segmentation_from_array
 from .limits import max_input_bytes
 from .nifti import read_nifti
 from .nrrd import read_nrrd
-from .nrrd_payload import read_nrrd_header
+from .nrrd_payload import nrrd_sha256
 from .seg_nrrd import read_segmentation_nrrd
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -69,7 +69,7 @@ def source_sha256(path: str | Path) -> str:
     path = Path(path)
     check_readable(path)
     if path.name.lower().endswith(NRRD_SUFFIXES):
-        return read_nrrd_header(path).sha256
+        return nrrd_sha256(path)
     return file_sha256(path)
 
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 import bz2
 import zlib
 from pathlib import Path
-from typing import BinaryIO
 
 from ..errors import DENError, describe_error
+from .stream import HashedInput
 
 try:
     from zlib_ng import zlib_ng as fast_zlib
 except ImportError:  # no wheel for this platform: the standard library gives the same bytes, more slowly
     fast_zlib = zlib  # type: ignore[assignment]
 
-READ_CHUNK_BYTES = 1 << 20
+OUTPUT_CHUNK_BYTES = 8 << 20
+"""Largest piece of decompressed output produced at once (a bomb cannot come out as one huge piece)."""
 GZIP_OR_ZLIB = zlib.MAX_WBITS | 32
 """``wbits`` that accepts a gzip or a zlib header."""
 
@@ -28,41 +29,97 @@ def gzip_decompressor():
     return fast_zlib.decompressobj(GZIP_OR_ZLIB)
 
 
-def read_decompressed(handle: BinaryIO, expected: int, encoding: str, source: Path) -> bytearray:
-    """Read ``expected`` bytes of ``encoding`` ("gzip" or "bzip2") data from ``handle``, never producing more.
+class CorruptData(DENError):
+    """Compressed data that cannot be decompressed (a reader may add what kind of file it is)."""
 
-    Concatenated gzip members are followed. Returns fewer bytes than ``expected`` when the stream ends early (the
-    caller reports the truncation). Corrupt data raises :class:`DENError` naming ``source``.
+
+class DecompressingInput:
+    """The decompressed content of a gzip (concatenated members followed) or bzip2 stream, read front to back.
+
+    Output comes out in pieces of at most :data:`OUTPUT_CHUNK_BYTES` and only as much as asked for, so a small
+    file cannot expand into more memory than the reader allocates from its header. Corrupt data raises
+    :class:`DENError` naming ``source``.
+    """
+
+    def __init__(self, stream: HashedInput, encoding: str, source: Path) -> None:
+        self._stream, self._encoding, self._source = stream, encoding, source
+        self._decompressor = self._new_decompressor()
+        self._pending = b""
+        self._ended = False
+        self.consumed = 0
+
+    def read_into(self, target: memoryview) -> int:
+        """Fill ``target`` with decompressed bytes; return how many (fewer only at the end of the data)."""
+        filled = min(len(self._pending), len(target))
+        target[:filled] = self._pending[:filled]
+        self._pending = self._pending[filled:]
+        while filled < len(target):
+            piece = self._next_piece(len(target) - filled)
+            if not piece:
+                break
+            target[filled : filled + len(piece)] = piece
+            filled += len(piece)
+        self.consumed += filled
+        return filled
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` decompressed bytes."""
+        buffer = bytearray(size)
+        del buffer[self.read_into(memoryview(buffer)) :]
+        return bytes(buffer)
+
+    def unread(self, data: bytes) -> None:
+        """Give back decompressed bytes so that the next read returns them first."""
+        self._pending = bytes(data) + self._pending
+        self.consumed -= len(data)
+
+    def skip(self, count: int) -> int:
+        """Decompress and drop ``count`` bytes (one piece in memory at a time); return how many there were."""
+        skipped = min(len(self._pending), count)
+        self._pending = self._pending[skipped:]
+        while skipped < count:
+            piece = self._next_piece(count - skipped)
+            if not piece:
+                break
+            skipped += len(piece)
+        self.consumed += skipped
+        return skipped
+
+    def _new_decompressor(self):
+        """A decompressor for one gzip/zlib member or one bzip2 stream."""
+        return gzip_decompressor() if self._encoding == "gzip" else bz2.BZ2Decompressor()
+
+    def _next_piece(self, limit: int) -> bytes:
+        """At most ``limit`` (and :data:`OUTPUT_CHUNK_BYTES`) more decompressed bytes; empty at the end."""
+        try:
+            while not self._ended:
+                decompressor = self._decompressor
+                if decompressor.eof:
+                    self._stream.unread(decompressor.unused_data)
+                    data = self._stream.read_chunk() if self._encoding == "gzip" else b""
+                    if not data:
+                        self._ended = True
+                        break
+                    decompressor = self._decompressor = self._new_decompressor()
+                else:
+                    data = getattr(decompressor, "unconsumed_tail", b"")
+                    if not data and getattr(decompressor, "needs_input", True):
+                        data = self._stream.read_chunk()
+                piece = decompressor.decompress(data, min(limit, OUTPUT_CHUNK_BYTES))
+                if piece:
+                    return piece
+                if not data:
+                    self._ended = True
+        except (OSError, EOFError, ValueError, zlib.error, getattr(fast_zlib, "error", zlib.error)) as error:
+            raise CorruptData(self._source, f"the compressed voxel data is corrupt ({describe_error(error)})") from None
+        return b""
+
+
+def read_decompressed(stream: HashedInput, expected: int, encoding: str, source: Path) -> bytearray:
+    """Decompress ``expected`` bytes of ``encoding`` ("gzip" or "bzip2") data from ``stream``, never producing more.
+
+    Returns fewer bytes than ``expected`` when the stream ends early (the caller reports the truncation).
     """
     payload = bytearray(expected)
-    produced = 0
-    decompressor = gzip_decompressor() if encoding == "gzip" else bz2.BZ2Decompressor()
-    try:
-        while produced < expected:
-            if decompressor.eof:
-                leftover = decompressor.unused_data
-                if encoding != "gzip" or not (leftover or _peek(handle)):
-                    break
-                decompressor = gzip_decompressor()
-                data = leftover or handle.read(READ_CHUNK_BYTES)
-            else:
-                data = getattr(decompressor, "unconsumed_tail", b"")
-                if not data and getattr(decompressor, "needs_input", True):
-                    data = handle.read(READ_CHUNK_BYTES)
-            chunk = decompressor.decompress(data, expected - produced)
-            if not data and not chunk:
-                break
-            payload[produced : produced + len(chunk)] = chunk
-            produced += len(chunk)
-    except (OSError, EOFError, ValueError, zlib.error, getattr(fast_zlib, "error", zlib.error)) as error:
-        raise DENError(source, f"the compressed voxel data is corrupt ({describe_error(error)})") from None
-    del payload[produced:]
+    del payload[DecompressingInput(stream, encoding, source).read_into(memoryview(payload)) :]
     return payload
-
-
-def _peek(handle: BinaryIO) -> bool:
-    """Whether ``handle`` has more bytes (without consuming them)."""
-    position = handle.tell()
-    more = bool(handle.read(1))
-    handle.seek(position)
-    return more

@@ -1,7 +1,15 @@
-"""Reading NIfTI files (``.nii``, ``.nii.gz``) with nibabel: the header is checked before any voxel is read."""
+"""Reading NIfTI files (``.nii``, ``.nii.gz``): one pass over the file, the header checked before any voxel is read.
+
+The header is parsed by nibabel's own header classes (NIfTI-1 and NIfTI-2), so a header nibabel refuses is refused
+here with nibabel's reason. The voxels are then read (or decompressed, zlib-ng where installed) from the same open
+file, bounded by what the header declares, and scaled by ``scl_slope``/``scl_inter`` exactly as nibabel's
+``np.asanyarray(image.dataobj)`` scales them (the values ``get_fdata()`` gives), for ``.nii`` and ``.nii.gz`` alike.
+The sha256 returned is the digest of the very bytes read.
+"""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,58 +17,100 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DENError, describe_error
-from ..hashing import file_sha256
 from ..volume import check_dimensions
-from .decompress import read_decompressed
+from .decompress import CorruptData, DecompressingInput
 from .limits import exceeds_limit
+from .stream import HashedInput
+
+Content = HashedInput | DecompressingInput
+
+MAX_EXTENSION_BYTES = 16 << 20
+"""Most header-extension bytes read (before ``vox_offset``); real extensions (DICOM, AFNI) are far smaller."""
 
 
 def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
-    """Return (data in i, j, k order, voxel-to-RAS affine, file sha256) of a NIfTI file."""
+    """Return (data in i, j, k order, voxel-to-RAS affine, sha256 of the file's bytes) of a NIfTI file."""
+    try:
+        return _read(path)
+    except CorruptData as error:
+        raise DENError(path, f"not a readable NIfTI file ({error.fault})") from None
+
+
+def _read(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
+    """:func:`read_nifti`'s one pass over the file."""
+    with open(path, "rb") as handle:
+        stream = HashedInput(handle)
+        content: Content = DecompressingInput(stream, "gzip", path) if path.name.lower().endswith(".gz") else stream
+        header = _parse_header(content, path)
+        shape, stored_type, offset, slope, inter = _declared(header, path)
+        count = int(np.prod(shape, dtype=np.int64))
+        payload_bytes = count * stored_type.itemsize
+        scaled = (slope, inter) != (1.0, 0.0)
+        problem = exceeds_limit(payload_bytes + (8 * count if scaled else 0))
+        if problem:
+            raise DENError(path, problem)
+        if offset < content.consumed:
+            raise DENError(path, f"the header puts the voxels at byte {offset} (vox_offset), inside the header itself")
+        payload = bytearray(payload_bytes)
+        content.skip(offset - content.consumed)
+        filled = content.read_into(memoryview(payload))
+        if filled < payload_bytes:
+            raise DENError(path, f"the voxel data cannot be read: truncated or corrupt file ({filled} of "
+                                 f"{payload_bytes} voxel bytes)")
+        stream.drain()
+    raw = np.frombuffer(payload, dtype=stored_type, count=count).reshape(shape, order="F")
+    affine = np.asarray(header.get_best_affine(), dtype=np.float64)
+    return _scaled(raw, slope, inter), affine, stream.sha256
+
+
+def _parse_header(stream: Content, path: Path):
+    """nibabel's NIfTI-1 or NIfTI-2 header of the file, checked as nibabel.load checks it."""
     import nibabel
 
+    first = stream.read(4)
+    stream.unread(first)
+    sizes = {int.from_bytes(first, "little"), int.from_bytes(first, "big")} if len(first) == 4 else set()
+    header_class = nibabel.Nifti2Header if 540 in sizes else nibabel.Nifti1Header
+    head = stream.read(header_class.template_dtype.itemsize + 4)
     try:
         with _nibabel_quiet():
-            image = nibabel.load(str(path))
-            shape = tuple(int(n) for n in image.shape)
-            stored_type = np.dtype(image.get_data_dtype())
-            slope, intercept = image.header.get_slope_inter()
-            affine = np.asarray(image.affine, dtype=np.float64)
+            header = header_class.from_fileobj(io.BytesIO(head), check=True)
+            header.get_slope_inter()  # raises for a valid slope with an infinite intercept
     except Exception as error:  # nibabel refuses bad headers with many exception kinds
         raise DENError(path, f"not a readable NIfTI file ({_plain(error, path)})") from None
+    stream.unread(head[header_class.template_dtype.itemsize :])
+    return header
+
+
+def _declared(header, path: Path) -> tuple[tuple[int, ...], np.dtype, int, float, float]:
+    """Shape, stored voxel type, data offset and scaling the header declares, each checked."""
+    shape = tuple(int(n) for n in header.get_data_shape())
     check_dimensions(shape, path)
+    stored_type = np.dtype(header.get_data_dtype())
     if stored_type.kind == "c":
         raise DENError(path, f"voxel type {stored_type} is complex: DEN needs real-valued voxels")
-    scaled = slope not in (None, 1.0) or intercept not in (None, 0.0)
-    if scaled and not (np.isfinite(slope or 1.0) and np.isfinite(intercept or 0.0)):
-        raise DENError(path, f"invalid intensity scaling in the header (scl_slope {slope}, scl_inter {intercept})")
-    in_memory_bytes = int(np.prod(shape, dtype=np.int64)) * (8 if scaled else stored_type.itemsize)
-    problem = exceeds_limit(in_memory_bytes)
-    if problem:
-        raise DENError(path, problem)
-    if path.name.lower().endswith(".gz") and not scaled:
-        return _read_gzipped_voxels(path, int(image.dataobj.offset), shape, stored_type), affine, file_sha256(path)
-    try:
-        data = np.asanyarray(image.dataobj)
-    except Exception as error:  # truncated or corrupt data: EOFError, zlib.error, OSError, ValueError...
-        raise DENError(path, f"the voxel data cannot be read: truncated or corrupt file ({_plain(error, path)})") from None
-    return data, affine, file_sha256(path)
+    if stored_type.kind not in "iufb":
+        raise DENError(path, f"voxel type {stored_type} is not numeric")
+    offset = int(header.get_data_offset())
+    if offset > header.template_dtype.itemsize + 4 + MAX_EXTENSION_BYTES:
+        raise DENError(path, f"the header puts the voxels at byte {offset} (vox_offset), past "
+                             f"{MAX_EXTENSION_BYTES >> 20} MiB of header extensions: not a real NIfTI file")
+    slope, inter = header.get_slope_inter()
+    slope = 1.0 if slope is None else float(slope)
+    inter = 0.0 if inter is None else float(inter)
+    if not (np.isfinite(slope) and np.isfinite(inter)):
+        raise DENError(path, f"invalid intensity scaling in the header (scl_slope {slope}, scl_inter {inter})")
+    return shape, stored_type, offset, slope, inter
 
 
-def _read_gzipped_voxels(path: Path, offset: int, shape: tuple[int, ...], stored_type: np.dtype) -> np.ndarray:
-    """The voxels of an unscaled ``.nii.gz``, decompressed in one bounded pass (zlib-ng where installed).
+def _scaled(raw: np.ndarray, slope: float, inter: float) -> np.ndarray:
+    """The voxels as nibabel's array proxy gives them: unscaled as stored, else ``raw * slope + inter`` in the
+    type nibabel's ``apply_read_scaling`` chooses (the values ``get_fdata()`` returns)."""
+    if (slope, inter) == (1.0, 0.0):
+        return raw
+    from nibabel.volumeutils import apply_read_scaling
 
-    Gives the same array as nibabel's ``np.asanyarray(image.dataobj)`` (same bytes, type and Fortran order), about
-    five times faster on a BraTS label map, whose decompression is most of its reading time. ``offset`` is where
-    nibabel found the voxels (its array proxy's offset, which corrects a ``vox_offset`` of 0).
-    """
-    count = int(np.prod(shape, dtype=np.int64))
-    expected = offset + count * stored_type.itemsize
-    with open(path, "rb") as handle:
-        payload = read_decompressed(handle, expected, "gzip", path)
-    if len(payload) < expected:
-        raise DENError(path, f"the voxel data cannot be read: truncated or corrupt file ({len(payload)} of {expected} bytes)")
-    return np.frombuffer(payload, dtype=stored_type, count=count, offset=offset).reshape(shape, order="F")
+    return apply_read_scaling(raw, np.asanyarray(slope), np.asanyarray(inter))
 
 
 @contextmanager
@@ -78,3 +128,5 @@ def _nibabel_quiet() -> Iterator[None]:
 def _plain(error: BaseException, path: Path) -> str:
     """The library's message without the file's own path (the error line names it once already)."""
     return describe_error(error).replace(str(path), path.name)
+
+

@@ -8,16 +8,16 @@ gigabytes and a path in a header cannot reach a device, a FIFO or another folder
 
 from __future__ import annotations
 
-import stat
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DENError, describe_error
-from ..hashing import file_sha256
-from .decompress import read_decompressed
+from .decompress import DecompressingInput
 from .limits import exceeds_limit
+from .stream import HashedInput, open_inside
 
 MAX_HEADER_BYTES = 1 << 20
 """Longest NRRD header read (1 MiB); real headers, Slicer's included, are a few kilobytes."""
@@ -37,96 +37,120 @@ _NUMPY_TYPES = {
 NRRD_TYPE_TO_NUMPY = {name: code for code, names in _NUMPY_TYPES.items() for name in names}
 
 
-@dataclass
 class NrrdFile:
-    """A NRRD header parsed by pynrrd, where its data starts, and the file that holds the data."""
+    """An open NRRD file: its header (parsed by pynrrd), its header lines, and the one stream its bytes are read
+    and hashed through (the detached data file, if any, continues the same digest)."""
 
-    header: dict
-    header_path: Path
-    data_path: Path
-    data_offset: int
+    def __init__(self, header: dict, lines: list[str], header_path: Path, stream: HashedInput) -> None:
+        self.header, self.lines, self.header_path = header, lines, header_path
+        self._stream = stream
+        self.data_name = _data_file_name(header, header_path)
+
+    @property
+    def data_path(self) -> Path:
+        """The file holding the voxels: the header file, or the detached data file beside it."""
+        return self.header_path if self.data_name is None else self.header_path.parent / self.data_name
 
     @property
     def sha256(self) -> str:
         """sha256 of every byte read: the header file, then the detached data file if there is one."""
-        if self.data_path == self.header_path:
-            return file_sha256(self.header_path)
-        return file_sha256(self.header_path, self.data_path)
+        return self._stream.sha256
+
+    def read_voxels(self) -> np.ndarray:
+        """Read the voxels the header declares, in Fortran (i, j, k[, ...]) order, bounded by the declared size;
+        the rest of every file read is hashed."""
+        header, source = self.header, self.header_path
+        sizes = [int(size) for size in np.atleast_1d(header.get("sizes", []))]
+        if not sizes or min(sizes) < 1:
+            raise DENError(source, f"invalid NRRD sizes {sizes}")
+        dtype = _numpy_dtype(header, source)
+        expected = int(np.prod(sizes, dtype=np.int64)) * dtype.itemsize
+        problem = exceeds_limit(expected)
+        if problem:
+            raise DENError(source, problem)
+        encoding = str(header.get("encoding", "raw")).lower()
+        if encoding not in ("raw", "gzip", "gz", "bzip2", "bz2"):
+            raise DENError(source, f"unsupported NRRD encoding {encoding!r}: use raw, gzip or bzip2")
+        if self.data_name is None:
+            return self._payload(self._stream, sizes, dtype, expected, encoding)
+        self._stream.drain()
+        with open_inside(self.header_path.parent, self.data_name, source) as handle:
+            data_stream = HashedInput(handle, self._stream.digest)
+            return self._payload(data_stream, sizes, dtype, expected, encoding)
+
+    def hash_all(self) -> str:
+        """Hash the rest of the header file and the whole detached data file without parsing the voxels."""
+        self._stream.drain()
+        if self.data_name is not None:
+            with open_inside(self.header_path.parent, self.data_name, self.header_path) as handle:
+                HashedInput(handle, self._stream.digest).drain()
+        return self.sha256
+
+    def _payload(self, stream: HashedInput, sizes: list[int], dtype: np.dtype, expected: int,
+                 encoding: str) -> np.ndarray:
+        """The voxel bytes from ``stream`` after the skips, decoded; then the rest of the file is hashed."""
+        data_path = self.data_path
+        _skip(stream, self.header, expected, encoding, data_path)
+        content = stream if encoding == "raw" else DecompressingInput(
+            stream, "gzip" if encoding.startswith("gz") else "bzip2", data_path)
+        payload = bytearray(expected)
+        filled = content.read_into(memoryview(payload))
+        stream.drain()
+        if filled < expected:
+            raise DENError(data_path, f"truncated voxel data: {filled} of {expected} bytes")
+        return np.frombuffer(payload, dtype=dtype).reshape(sizes, order="F")
 
 
-def read_nrrd_header(path: Path) -> NrrdFile:
-    """Parse a NRRD header and locate its data (attached, or a detached file inside the header's folder)."""
+@contextmanager
+def open_nrrd(path: Path) -> Iterator[NrrdFile]:
+    """Open a NRRD file once and parse its header; the voxels are read with :meth:`NrrdFile.read_voxels`."""
     import nrrd
 
     with open(path, "rb") as handle:
-        head = handle.read(MAX_HEADER_BYTES + 1)
-    end = _header_end(head)
-    if end is None:
-        raise DENError(path, f"no end of the NRRD header within its first {MAX_HEADER_BYTES // 1024} KiB")
-    lines = head[:end].decode("ascii", "replace").splitlines()
-    try:
-        header = nrrd.read_header(lines)
-    except Exception as error:  # pynrrd raises NRRDError, ValueError... on malformed fields
-        raise DENError(path, f"not a readable NRRD header ({describe_error(error)})") from None
-    data_path = _data_file(header, path)
-    return NrrdFile(header, path, data_path or path, 0 if data_path else end)
+        stream = HashedInput(handle)
+        head = stream.read(MAX_HEADER_BYTES + 1)
+        end = _header_end(head)
+        if end is None:
+            raise DENError(path, f"no end of the NRRD header within its first {MAX_HEADER_BYTES // 1024} KiB")
+        stream.unread(head[end:])
+        lines = head[:end].decode("ascii", "replace").splitlines()
+        try:
+            header = nrrd.read_header(lines)
+        except Exception as error:  # pynrrd raises NRRDError, ValueError... on malformed fields
+            raise DENError(path, f"not a readable NRRD header ({describe_error(error)})") from None
+        yield NrrdFile(header, lines, path, stream)
 
 
-def read_nrrd_voxels(nrrd_file: NrrdFile) -> np.ndarray:
-    """Read the voxels the header declares, in Fortran (i, j, k[, ...]) order, bounded by the declared size."""
-    header, source = nrrd_file.header, nrrd_file.header_path
-    sizes = [int(size) for size in np.atleast_1d(header.get("sizes", []))]
-    if not sizes or min(sizes) < 1:
-        raise DENError(source, f"invalid NRRD sizes {sizes}")
-    dtype = _numpy_dtype(header, source)
-    expected = int(np.prod(sizes, dtype=np.int64)) * dtype.itemsize
-    problem = exceeds_limit(expected)
-    if problem:
-        raise DENError(source, problem)
-    encoding = str(header.get("encoding", "raw")).lower()
-    with open(nrrd_file.data_path, "rb") as handle:
-        _skip(handle, header, nrrd_file.data_offset, expected, encoding, nrrd_file.data_path)
-        if encoding == "raw":
-            payload = handle.read(expected)
-        elif encoding in ("gzip", "gz"):
-            payload = read_decompressed(handle, expected, "gzip", nrrd_file.data_path)
-        elif encoding in ("bzip2", "bz2"):
-            payload = read_decompressed(handle, expected, "bzip2", nrrd_file.data_path)
-        else:
-            raise DENError(source, f"unsupported NRRD encoding {encoding!r}: use raw, gzip or bzip2")
-    if len(payload) < expected:
-        raise DENError(nrrd_file.data_path, f"truncated voxel data: {len(payload)} of {expected} bytes")
-    return np.frombuffer(payload, dtype=dtype).reshape(sizes, order="F")
+def nrrd_sha256(path: Path) -> str:
+    """The sha256 a NRRD reader records: the header file's bytes, then its detached data file's."""
+    with open_nrrd(path) as nrrd_file:
+        return nrrd_file.hash_all()
 
 
 def _header_end(head: bytes) -> int | None:
-    """Offset where the data starts (after the blank line), or the whole text when a detached header has none."""
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        index = head.find(separator)
-        if index >= 0:
-            return index + len(separator)
-    return len(head) if len(head) <= MAX_HEADER_BYTES else None
+    """Offset where the data starts: after the first empty line (``\n`` or ``\r\n`` line ends), or the whole
+    text when a detached header has none. Bytes after that line are voxels, whatever they contain."""
+    start = 0
+    while True:
+        newline = head.find(b"\n", start)
+        if newline < 0:
+            return len(head) if len(head) <= MAX_HEADER_BYTES else None
+        if start > 0 and head[start:newline].rstrip(b"\r") == b"":
+            return newline + 1
+        start = newline + 1
 
 
-def _data_file(header: dict, path: Path) -> Path | None:
-    """The detached data file, checked to be a regular file inside the header's folder, or None if attached."""
+def _data_file_name(header: dict, path: Path) -> str | None:
+    """The detached data file's name as the header gives it (checked when it is opened), or None if attached."""
     name = header.get("data file", header.get("datafile"))
     if name is None:
         return None
     name = str(name).strip()
     if name.upper().startswith("LIST") or " " in name or "%" in name:
         raise DENError(path, "multi-file NRRD data ('data file' lists or patterns) is not supported")
-    folder = path.parent.resolve()
-    target = (folder / name).resolve()
-    if target.parent != folder and folder not in target.parents:
+    if Path(name).is_absolute() or ".." in Path(name).parts:
         raise DENError(path, f"its 'data file' {name!r} lies outside the header's folder: refused")
-    try:
-        status = target.stat()
-    except OSError:
-        raise DENError(path, f"its 'data file' {name!r} does not exist") from None
-    if not stat.S_ISREG(status.st_mode):
-        raise DENError(path, f"its 'data file' {name!r} is not a regular file: refused")
-    return target
+    return name
 
 
 def _numpy_dtype(header: dict, source: Path) -> np.dtype:
@@ -139,19 +163,25 @@ def _numpy_dtype(header: dict, source: Path) -> np.dtype:
     return np.dtype(("<" if str(header.get("endian", "little")).lower() == "little" else ">") + code)
 
 
-def _skip(handle, header: dict, offset: int, expected: int, encoding: str, data_path: Path) -> None:
-    """Move ``handle`` to the first payload byte: the header's end, then ``line skip`` lines and ``byte skip`` bytes."""
-    handle.seek(offset)
-    for _ in range(int(header.get("line skip", header.get("lineskip", 0)) or 0)):
-        if not handle.readline(MAX_HEADER_BYTES):
+def _skip(stream: HashedInput, header: dict, expected: int, encoding: str, data_path: Path) -> None:
+    """Move ``stream`` to the first payload byte: ``line skip`` lines, then ``byte skip`` bytes (-1: the last
+    ``expected`` bytes of a raw file)."""
+    try:
+        line_skip = int(header.get("line skip", header.get("lineskip", 0)) or 0)
+        byte_skip = int(header.get("byte skip", header.get("byteskip", 0)) or 0)
+    except (TypeError, ValueError):
+        raise DENError(data_path, "'line skip' and 'byte skip' must be whole numbers") from None
+    if line_skip < 0:
+        raise DENError(data_path, f"'line skip' {line_skip} is negative")
+    for _ in range(line_skip):
+        if not stream.readline(MAX_HEADER_BYTES):
             raise DENError(data_path, "'line skip' runs past the end of the data file")
-    byte_skip = int(header.get("byte skip", header.get("byteskip", 0)) or 0)
     if byte_skip == -1 and encoding == "raw":
-        size = data_path.stat().st_size
-        if size < expected:
-            raise DENError(data_path, f"truncated voxel data: {size} of {expected} bytes")
-        handle.seek(size - expected)
-    elif byte_skip > 0:
-        handle.seek(byte_skip, 1)
+        size = stream.file_size()
+        if size - stream.consumed < expected:
+            raise DENError(data_path, f"truncated voxel data: {max(size - stream.consumed, 0)} of {expected} bytes")
+        stream.skip(size - expected - stream.consumed)
     elif byte_skip < 0:
-        raise DENError(data_path, f"'byte skip' {byte_skip} is only valid for raw data")
+        raise DENError(data_path, f"'byte skip' {byte_skip} is only valid (as -1) for raw data")
+    elif stream.skip(byte_skip) < byte_skip:
+        raise DENError(data_path, f"'byte skip' {byte_skip} runs past the end of the data file")

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import DENError, describe_error
 from ..volume import check_dimensions, distinct_label_values
 from .nrrd import nrrd_affine
-from .nrrd_payload import read_nrrd_header, read_nrrd_voxels
+from .nrrd_payload import open_nrrd
 
 REFERENCE_GEOMETRY = "Reference image geometry"
 
@@ -25,18 +25,18 @@ def read_segmentation_nrrd(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
     """Return (label map in i, j, k order, voxel-to-RAS affine, sha256 of what was read) of a ``.seg.nrrd`` file."""
     import slicerio
 
-    nrrd_file = read_nrrd_header(path)
-    try:
-        segmentation = slicerio.read_segmentation(str(path), skip_voxels=True)
-    except Exception as error:  # slicerio raises IOError, ValueError, KeyError... on malformed metadata
-        raise DENError(path, f"not a readable Slicer segmentation ({describe_error(error)})") from None
-    segments = segmentation.get("segments", [])
-    _check_segments(segments, path)
-    sizes = tuple(int(n) for n in np.atleast_1d(nrrd_file.header.get("sizes", [])))
-    layered = len(sizes) == 4
-    check_dimensions(sizes[1:] if layered else sizes, path)
-    affine = nrrd_affine(nrrd_file.header, path, spatial_axes=range(1, 4) if layered else range(3))
-    voxels = read_nrrd_voxels(nrrd_file)
+    with open_nrrd(path) as nrrd_file:
+        try:  # the metadata are parsed from the header lines already read: one read of the file
+            segmentation = slicerio.read_segmentation(nrrd_file.lines, skip_voxels=True)
+        except Exception as error:  # slicerio raises IOError, ValueError, KeyError... on malformed metadata
+            raise DENError(path, f"not a readable Slicer segmentation ({describe_error(error)})") from None
+        segments = segmentation.get("segments", [])
+        _check_segments(segments, path)
+        sizes = tuple(int(n) for n in np.atleast_1d(nrrd_file.header.get("sizes", [])))
+        layered = len(sizes) == 4
+        check_dimensions(sizes[1:] if layered else sizes, path)
+        affine = nrrd_affine(nrrd_file.header, path, spatial_axes=range(1, 4) if layered else range(3))
+        voxels = nrrd_file.read_voxels()
     labels = _merge_layers(voxels, segments, path)
     reference = _reference_geometry(segmentation, path)
     if reference is None:
@@ -71,8 +71,8 @@ def _merge_layers(voxels: np.ndarray, segments: list[dict], path: Path) -> np.nd
     if values == stored and len(voxels) == 1:
         return voxels[0]
     labels = np.zeros(voxels.shape[1:], dtype=np.min_scalar_type(max(values)))
-    claimed = np.zeros(voxels.shape[1:], dtype=np.uint8)
-    for segment, value in zip(segments, values):
+    claimed = np.zeros(voxels.shape[1:], dtype=np.min_scalar_type(len(segments)))  # cannot wrap
+    for segment, value in zip(segments, values, strict=True):
         layer = int(segment.get("layer", 0))
         if layer >= len(voxels):
             raise DENError(path, f"segment {segment.get('name')!r} is in layer {layer}, but the file has {len(voxels)}")
@@ -80,11 +80,12 @@ def _merge_layers(voxels: np.ndarray, segments: list[dict], path: Path) -> np.nd
         labels[mask] = value
         claimed += mask
     if np.any(claimed > 1):
-        layered = ", ".join(repr(segment["name"]) for segment in segments if segment.get("layer", 0) > 0)
+        layered = ", ".join(repr(segment.get("name")) for segment in segments if int(segment.get("layer", 0)) > 0)
         raise DENError(
             path,
-            f"{int(np.count_nonzero(claimed > 1))} voxels belong to two segments at once (segments in other layers: "
-            f"{layered}); DEN needs one label per voxel: remove the overlap or choose the segments to keep",
+            f"{int(np.count_nonzero(claimed > 1))} voxels belong to two segments or more at once"
+            + (f" (segments in other layers: {layered})" if layered else "")
+            + "; DEN needs one label per voxel: remove the overlap or choose the segments to keep",
         )
     return labels
 
@@ -102,9 +103,10 @@ def _reference_geometry(segmentation: dict, path: Path) -> tuple[np.ndarray, np.
             except ValueError:
                 numbers = []
             if len(numbers) != 22 or not np.all(np.isfinite(numbers)):
-                raise DENError(path, f"the '{REFERENCE_GEOMETRY}' is malformed: expected 22 numbers (matrix and extent)")
+                raise DENError(path, f"the '{REFERENCE_GEOMETRY}' is malformed: expected 22 numbers (matrix and "
+                                     "extent)")
             affine = np.asarray(numbers[:16], dtype=np.float64).reshape(4, 4)
-            extent = [int(round(value)) for value in numbers[16:22]]
+            extent = [round(value) for value in numbers[16:22]]
             start = np.asarray([extent[0], extent[2], extent[4]])
             shape = tuple(extent[2 * axis + 1] - extent[2 * axis] + 1 for axis in range(3))
             check_dimensions(shape, path)

@@ -20,6 +20,9 @@ SPLIT_COLUMN = "split"
 
 SPLIT_VALUES = {"train": "train", "val": "val", "validation": "val"}
 MIN_PATIENTS_PER_CLASS = 2
+MISSING_LABELS = frozenset({"nan", "na", "n/a", "#n/a", "null"})
+"""Label cells that mean "no label" (as pandas, R and spreadsheets write a missing value, any case): such a row is
+excluded, never a class of its own."""
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,13 @@ def read_labelled_cohort(path: str | Path, label_column: str) -> LabelledCohort:
     split_column = _find_column(table.carried_columns, SPLIT_COLUMN)
     cases, excluded = [], []
     for row in table.rows:
-        label = row.columns.get(column, "").strip()
+        cell = row.columns.get(column, "").strip()
+        label = "" if cell.lower() in MISSING_LABELS else cell
         if row.problem is not None:
             excluded.append(Exclusion(row.case_id, f"{row.problem}: excluded"))
         elif not label:
-            excluded.append(Exclusion(row.case_id, f"{path} row {row.row}: case {row.case_id!r} has no value in "
+            excluded.append(Exclusion(row.case_id, f"{path} row {row.row}: case {row.case_id!r} has no value"
+                                                    f"{f' ({cell!r} means missing)' if cell else ''} in "
                                                     f"column {column!r}: excluded"))
         else:
             split = _split_side(row.columns.get(split_column, ""), path, row.row) if split_column else None

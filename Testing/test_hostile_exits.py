@@ -1,0 +1,209 @@
+"""Hangs, exit statuses, leftovers and unclear messages (issue 15, points 10-19): each answered with one plain line,
+the promised exit status, and nothing left behind (real files, real processes)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+from DENExtractorLib import DENError, load_segmentation, write_outputs
+from DENExtractorLib.cohorts.cases import find_cases
+from DENExtractorLib.network.architecture import weight_specs
+from DENExtractorLib.outputs.atomic import PARTIAL_PREFIX, partial_prefix
+from DENExtractorLib.training.labelled import read_labelled_cohort
+from helpers import DATA, REPO_ROOT, run_cli, save_nifti
+
+CHECK_THEN_REPORT_TENSORFLOW = (
+    "import sys; from DENExtractorLib.cli.extract import main; status = main(sys.argv[1:]); "
+    "print('tensorflow loaded' if 'tensorflow' in sys.modules else 'tensorflow not loaded'); sys.exit(status)"
+)
+
+
+def small_labels() -> np.ndarray:
+    """A small label map with a cube of label 1."""
+    data = np.zeros((16, 16, 8), dtype=np.uint8)
+    data[4:12, 4:12, 2:6] = 1
+    return data
+
+
+def den_weights_h5(path, fill=0.0, bad_value=None):
+    """A ``.weights.h5`` with exactly DEN's dataset shapes (float32), optionally one bad value in the last bias."""
+    with h5py.File(path, "w") as handle:
+        for index, spec in enumerate(weight_specs()):
+            values = np.full(spec.shape, fill, dtype=np.float32)
+            if bad_value is not None and index == len(weight_specs()) - 1:
+                values.flat[0] = bad_value
+            handle.create_dataset(f"layers/{index}/vars/0", data=values)
+    return path
+
+
+def odd_weights(tmp_path, kind: str):
+    """Weights files Keras would refuse only once TensorFlow is loaded."""
+    path = tmp_path / f"{kind}.weights.h5"
+    if kind == "nan_bias":
+        return den_weights_h5(path, bad_value=np.nan)
+    if kind == "empty_keras":
+        path = tmp_path / "empty.keras"
+        with zipfile.ZipFile(path, "w"):
+            pass
+        return path
+    den_weights_h5(path)
+    with h5py.File(path, "r+") as handle:
+        if kind == "external_storage":
+            raw = tmp_path / "outside.raw"
+            raw.write_bytes(bytes(4096))
+            handle.create_dataset("layers/extra", shape=(1024,), dtype="f4", external=[(str(raw), 0, 4096)])
+        elif kind == "virtual":
+            with h5py.File(tmp_path / "source.h5", "w") as source:
+                source.create_dataset("data", data=np.zeros(4, dtype="f4"))
+            layout = h5py.VirtualLayout(shape=(4,), dtype="f4")
+            layout[:] = h5py.VirtualSource(str(tmp_path / "source.h5"), "data", shape=(4,))
+            handle.create_virtual_dataset("layers/virtual", layout)
+        elif kind == "external_link":
+            handle["layers/link"] = h5py.ExternalLink(str(tmp_path / "elsewhere.h5"), "/data")
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, fault", [
+    ("nan_bias", "1 weight values are NaN or infinite"),
+    ("empty_keras", "not a .keras"),
+    ("external_storage", "keeps its data in external files"),
+    ("virtual", "is a virtual dataset"),
+    ("external_link", "links to other HDF5 files"),
+])
+def test_weights_keras_would_refuse_are_refused_once_with_exit_2_before_tensorflow(tmp_path, kind, fault):
+    weights = odd_weights(tmp_path, kind)
+    cases = [save_nifti(tmp_path / f"case{index}.nii.gz", small_labels()) for index in range(2)]
+    done = subprocess.run([sys.executable, "-c", CHECK_THEN_REPORT_TENSORFLOW, *map(str, cases), "--weights",
+                           str(weights), "-o", str(tmp_path / "out"), "--quiet"],
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor")))
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"den-extract: error: {weights}: ") and fault in lines[0], lines
+    assert done.stdout.strip() == "tensorflow not loaded"
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_path_too_long_for_the_file_system_gets_one_line_and_exit_2(tmp_path, capsys):
+    case = save_nifti(tmp_path / "case.nii.gz", small_labels())
+    deep = tmp_path.joinpath(*["d" * 200] * 25)
+    status, lines = run_cli([case, "-o", deep], capsys)
+    assert status == 2 and len(lines) == 1, lines
+    assert "too long for the file system" in lines[0] and "internal error" not in lines[0]
+
+
+def nrrd_bytes(header: str, voxels: np.ndarray) -> bytes:
+    """An attached raw NRRD: the header, a blank line, then the voxels in Fortran order."""
+    return header.encode("ascii") + b"\n" + voxels.tobytes(order="F")
+
+
+def test_nrrd_space_directions_must_be_one_per_axis(tmp_path):
+    path = tmp_path / "four.nrrd"
+    path.write_bytes(nrrd_bytes("NRRD0004\ntype: uint8\ndimension: 3\nspace: left-posterior-superior\nsizes: 16 16 8\n"
+                                "space directions: (1,0,0) (0,1,0) (0,0,1) (1,1,1)\nencoding: raw\n", small_labels()))
+    with pytest.raises(DENError, match=r"one per axis \(3 axes\); got shape \(4, 3\)"):
+        load_segmentation(path)
+
+
+def test_voxels_holding_the_bytes_of_a_blank_line_are_voxels_not_the_header_end(tmp_path):
+    labels = small_labels()
+    labels.flat[:4] = [13, 10, 13, 10]  # the voxels begin with b"\r\n\r\n"
+    path = tmp_path / "crlf.nrrd"
+    path.write_bytes(nrrd_bytes("NRRD0004\r\ntype: uint8\r\ndimension: 3\r\nspace: left-posterior-superior\r\n"
+                                "sizes: 16 16 8\r\nspace directions: (1,0,0) (0,1,0) (0,0,1)\r\nencoding: raw\r\n",
+                                labels).replace(b"raw\r\n\n", b"raw\r\n\r\n"))
+    assert np.array_equal(load_segmentation(path).data, labels)
+
+
+def test_a_pattern_with_25_stars_does_not_hang_the_folder_walk(tmp_path):
+    (tmp_path / ("a_" * 60 + "y.nii.gz")).write_bytes(b"")
+    (tmp_path / ("a_" * 30 + "x.nii.gz")).write_bytes(b"")
+    program = (f"from DENExtractorLib.cohorts.cases import find_cases; "
+               f"print([c.case_id for c in find_cases({str(tmp_path)!r}, {'*_' * 25 + 'x.nii.gz'!r}).cases])")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor")))
+    assert done.stdout.strip() == str(["a_" * 30 + "x"]), done.stderr
+    assert [case.case_id for case in find_cases(tmp_path, "*y.nii.gz").cases] == ["a_" * 60 + "y"]
+
+
+def dead_process_id() -> int:
+    """The id of a process that has run and exited."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_parts_run_removes_the_temporaries_of_dead_processes_only_and_merge_removes_all(tmp_path, capsys):
+    table = tmp_path / "cases.csv"
+    table.write_text("case_id,segmentation\nlost,lost.nii.gz\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    own_prefix = partial_prefix()
+    dead = out / f"{own_prefix.rsplit('-', 2)[0]}-{dead_process_id()}-abc.png"
+    living = out / f"{own_prefix}def.npy"
+    other_host = out / f"{PARTIAL_PREFIX}othernode-12-ghi.npy"
+    for path in (dead, living, other_host):
+        path.write_bytes(b"half")
+    assert run_cli(["--cases", table, "-o", out, "--num-parts", "2", "--part-id", "0"], capsys)[0] == 1
+    assert not dead.exists() and living.exists() and other_host.exists()
+    run_cli(["--merge", out], capsys)
+    assert living.exists() and not other_host.exists()  # a running process's temporary is never removed
+
+
+def test_messages_are_plain_lines_without_control_bytes_or_exception_names(tmp_path, capsys):
+    table = tmp_path / "cases.csv"
+    table.write_text("case_id,segmentation\nbad\0id,seg.nii.gz\n", encoding="utf-8")
+    status, lines = run_cli(["--cases", table, "-o", tmp_path / "out"], capsys)
+    assert status == 1 and all("\0" not in line for line in lines)
+    assert any("bad\\x00id" in line for line in lines), lines
+    path = tmp_path / "skip.nrrd"
+    path.write_bytes(nrrd_bytes("NRRD0004\ntype: uint8\ndimension: 3\nspace: left-posterior-superior\nsizes: 16 16 8\n"
+                                "space directions: (1,0,0) (0,1,0) (0,0,1)\nencoding: raw\nbyte skip: 99999999999999\n",
+                                small_labels()))
+    with pytest.raises(DENError, match=r"'byte skip' 99999999999999 runs past the end of the data file"):
+        load_segmentation(path)
+
+
+def test_write_outputs_creates_its_folder(tmp_path, reference_result):
+    written = write_outputs(reference_result, tmp_path / "new" / "folder", "pat0001", png=False)
+    assert sorted(path.name for path in written.values()) == ["pat0001_den.json", "pat0001_den.npy"]
+
+
+def test_cohort_table_cells_cannot_become_spreadsheet_formulas(tmp_path, capsys):
+    table = tmp_path / "cases.csv"
+    cells = ["=cmd|' /C calc'!A0", "+SUM(1,2)", "@SUM(1)", "-1.5", "-x", "plain"]
+    with open(table, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["case_id", "segmentation", "site"])
+        for index, cell in enumerate(cells):
+            writer.writerow([f"c{index}", f"missing{index}.nii.gz", cell])
+    assert run_cli(["--cases", table, "-o", tmp_path / "out"], capsys)[0] == 1
+    with open(tmp_path / "out" / "den_cohort.csv", newline="") as handle:
+        sites = [row["site"] for row in csv.DictReader(handle)]
+    assert sites == ["'=cmd|' /C calc'!A0", "'+SUM(1,2)", "'@SUM(1)", "-1.5", "'-x", "plain"]
+
+
+def test_nan_label_cells_are_missing_labels_not_classes(tmp_path):
+    case = save_nifti(tmp_path / "case.nii.gz", small_labels())
+    table = tmp_path / "cases.csv"
+    table.write_text("case_id,segmentation,grade\n" + "".join(
+        f"p{index},{case},{label}\n" for index, label in enumerate(["0", "0", "1", "1", "nan", "NaN", "NA"])))
+    cohort = read_labelled_cohort(table, "grade")
+    assert cohort.classes == ("0", "1")
+    assert [exclusion.case_id for exclusion in cohort.excluded] == ["p4", "p5", "p6"]
+    assert "('nan' means missing)" in cohort.excluded[0].message
+
+
+@pytest.mark.needs_data
+def test_a_failed_run_leaves_no_empty_output_folder(tmp_path, capsys):
+    mri = DATA / "captk_AAAC0" / "AAAC0_flair_pp_shrunk.nii.gz"
+    status, lines = run_cli([mri, "-o", tmp_path / "new" / "out"], capsys)
+    assert status == 1 and len(lines) == 1 and "not a label map" in lines[0]
+    assert not (tmp_path / "new").exists()
