@@ -4,6 +4,8 @@ failure a failed case, never a stop."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,31 +14,33 @@ from ..errors import DENError, describe_error
 from ..extractor import DENExtractor
 from ..outputs.files import check_output_names, write_outputs
 from ..readers import load_image, load_segmentation
-from ..result import pooled_vector
+from ..result import ExtractionResult, pooled_vector
+from ..volume import Volume
 from .cases import Case, CaseOutcome
 from .resume import reusable_outputs
 
 
-def run_case(case: Case, out_dir: Path, extractor: DENExtractor, *, resume: bool = False, png: bool = True) -> CaseOutcome:
+@dataclass
+class _ReadCase:
+    """A case whose inputs are read and checked, ready for the network."""
+
+    case: Case
+    segmentation: Volume
+    image: Volume | None
+
+
+def run_case(
+    case: Case, out_dir: Path, extractor: DENExtractor, *, resume: bool = False, png: bool = True
+) -> CaseOutcome:
     """Extract one case and write its outputs; with ``resume``, reuse complete, matching outputs instead.
 
     Every failure becomes a "failed" outcome with a one-line message, so one case never stops the others.
     """
-    try:
-        paths = check_output_names(out_dir, case.case_id)
-        if resume:
-            reusable = reusable_outputs(paths, case.segmentation, case.image, extractor.settings, png)
-            if reusable is not None:
-                return finished_outcome(case, "resumed", reusable.features, reusable.foreground_rows, reusable.paths)
-        result = extractor.extract(
-            load_segmentation(case.segmentation), load_image(case.image) if case.image else None
-        )
-        written = write_outputs(result, out_dir, case.case_id, png=png)
-        return finished_outcome(case, "done", result.features, result.foreground_rows, written, result.pooled)
-    except DENError as error:
-        return CaseOutcome(case, "failed", str(error))
-    except Exception as error:  # an unforeseen fault in one case must not stop the cohort
-        return CaseOutcome(case, "failed", f"{case.segmentation}: could not be processed ({describe_error(error)})")
+    read = _read_case(case, out_dir, extractor, resume=resume, png=png)
+    if isinstance(read, CaseOutcome):
+        return read
+    computed = _compute(read, extractor)
+    return computed if isinstance(computed, CaseOutcome) else _write(case, computed, out_dir, png)
 
 
 def run_cohort(
@@ -50,19 +54,87 @@ def run_cohort(
 ) -> list[CaseOutcome]:
     """Run every case in order with one extractor (its model built once, when a case first needs it).
 
-    Each outcome is reported to ``on_case_done`` as it finishes, so a caller interrupted by Ctrl-C or SIGTERM
-    (``KeyboardInterrupt``) still holds every finished case.
+    While the network computes a case, a background thread writes the previous case's outputs and reads the next
+    case (never more than one case ahead: memory stays that of about three cases); each case goes through exactly
+    what :func:`run_case` does, in the same order of checks. Each outcome is reported to ``on_case_done`` in case
+    order once its outputs are written, so a caller interrupted by Ctrl-C or SIGTERM (``KeyboardInterrupt``) still
+    holds every finished case: the case being written when the interruption comes is finished and reported first.
     """
     out_dir = Path(out_dir)
-    outcomes = []
-    for case in cases:
-        outcome = run_case(case, out_dir, extractor, resume=resume, png=png)
+    outcomes: list[CaseOutcome] = []
+
+    def report(outcome: CaseOutcome) -> None:
         outcomes.append(outcome)
         if on_case_done is not None:
             on_case_done(outcome)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="den-read-write") as background:
+
+        def read_ahead(index: int) -> Future | None:
+            if index >= len(cases):
+                return None
+            return background.submit(_read_case, cases[index], out_dir, extractor, resume=resume, png=png)
+
+        upcoming, written = read_ahead(0), None
+        try:
+            for index, case in enumerate(cases):
+                read = upcoming.result() if upcoming is not None else None
+                upcoming = read_ahead(index + 1)  # read while the network computes this case
+                computed = _compute(read, extractor) if isinstance(read, _ReadCase) else read
+                if written is not None:
+                    report(written.result())
+                    written = None
+                if isinstance(computed, ExtractionResult):
+                    written = background.submit(_write, case, computed, out_dir, png)  # written while the next computes
+                elif computed is not None:
+                    report(computed)
+        finally:
+            if upcoming is not None:
+                upcoming.cancel()
+            if written is not None:  # the last case, or the one being written when an interruption came
+                report(written.result())
     return outcomes
 
 
+def _read_case(
+    case: Case, out_dir: Path, extractor: DENExtractor, *, resume: bool, png: bool
+) -> _ReadCase | CaseOutcome:
+    """A case's checked output names, then (with ``resume``) its reusable outputs, then its inputs read; a failure
+    or a resumed case as its outcome."""
+    try:
+        paths = check_output_names(out_dir, case.case_id)
+        if resume:
+            reusable = reusable_outputs(paths, case.segmentation, case.image, extractor.settings, png)
+            if reusable is not None:
+                return finished_outcome(case, "resumed", reusable.features, reusable.foreground_rows, reusable.paths)
+        return _ReadCase(case, load_segmentation(case.segmentation), load_image(case.image) if case.image else None)
+    except Exception as error:
+        return _failed(case, error)
+
+
+def _compute(read: _ReadCase, extractor: DENExtractor) -> ExtractionResult | CaseOutcome:
+    """The network over a read case; a failure as its outcome."""
+    try:
+        return extractor.extract(read.segmentation, read.image)
+    except Exception as error:
+        return _failed(read.case, error)
+
+
+def _write(case: Case, result: ExtractionResult, out_dir: Path, png: bool) -> CaseOutcome:
+    """Write a computed case's outputs and return its outcome; a failure as its outcome."""
+    try:
+        written = write_outputs(result, out_dir, case.case_id, png=png)
+        return finished_outcome(case, "done", result.features, result.foreground_rows, written, result.pooled)
+    except Exception as error:
+        return _failed(case, error)
+
+
+def _failed(case: Case, error: Exception) -> CaseOutcome:
+    """A failed outcome with the one-line message of a :class:`DENError`, or of an unforeseen fault (one case's
+    fault never stops the cohort)."""
+    if isinstance(error, DENError):
+        return CaseOutcome(case, "failed", str(error))
+    return CaseOutcome(case, "failed", f"{case.segmentation}: could not be processed ({describe_error(error)})")
 
 
 def finished_outcome(
@@ -74,9 +146,3 @@ def finished_outcome(
     if pooled is None:
         pooled = pooled_vector(features, foreground)
     return CaseOutcome(case, status, "", int(features.shape[0]), int(foreground.size), pooled, written)
-
-
-
-
-
-

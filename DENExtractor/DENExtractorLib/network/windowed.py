@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .architecture import INPUT_SHAPE, INPUT_SIZE, LAYERS, POOL_SIZE, POOL_STRIDE
+from .probe_cache import cached_probe_answer
 
 SPATIAL_KINDS = ("conv", "maxpool")
 """Layers that mix neighbouring positions; every other layer before ``flatten`` acts on each position alone."""
@@ -241,10 +242,13 @@ class WindowedNetwork:
         keras_layers: Sequence[Any],
         full_predict: Callable[[np.ndarray], np.ndarray],
         full_path_fraction: float = FULL_PATH_FRACTION,
+        probe_key: str | None = None,
     ) -> None:
         """Wrap a DEN model's ``layers`` (one per row of the layer table); ``full_predict(batch)`` runs it whole.
 
         Batches whose windowed work exceeds ``full_path_fraction`` of the full work go through ``full_predict``.
+        With ``probe_key`` (the weights' sha256), the set-up probe's answer is kept in the probe cache
+        (:mod:`probe_cache`) for this platform, TensorFlow build and thread count, and reused from there.
         """
         if len(keras_layers) != len(LAYERS):
             raise ValueError(f"expected {len(LAYERS)} layers as in the layer table, got {len(keras_layers)}")
@@ -259,7 +263,9 @@ class WindowedNetwork:
         self.empty_row = full_predict(np.zeros((1, *INPUT_SHAPE), dtype=np.float32))[0]
         with _tracing_notices_silenced():
             self._empty_maps = self._empty_slice_maps()
-            self.uses_windows = _runs_on_cpu_only() and self._probe_is_exact()
+            self.uses_windows = _runs_on_cpu_only() and (
+                self._probe_is_exact() if probe_key is None else cached_probe_answer(probe_key, self._probe_is_exact)
+            )
 
     def windows(self, changed: Window) -> list[Window]:
         """The input window ``changed`` followed by the output window each stage computes."""
