@@ -69,14 +69,16 @@ class DENExtractor:
         *,
         progress: ProgressCallback | None = None,
         cancel: CancelCheck | None = None,
+        labels: Sequence[int] | None = None,
     ) -> ExtractionResult:
         """Return the DEN features of a validated segmentation volume (and optional image volume).
 
         ``progress(done, total)`` is called as slices are computed; when ``cancel()`` returns True the work stops
-        with :class:`ExtractionCancelled` before anything is returned.
+        with :class:`ExtractionCancelled` before anything is returned. ``labels`` keeps those label values for this
+        case instead of the settings' own (a cases CSV row's ``Label``); the model is the same.
         """
         started = time.perf_counter()
-        stack = prepare_stack(self.settings, segmentation, image)
+        stack = prepare_stack(self.settings.with_labels(labels), segmentation, image)
         if cancel is not None and cancel():
             raise ExtractionCancelled(segmentation.source)
         features = run_network(self.model, stack, progress=progress, cancel=cancel, source=segmentation.source)

@@ -7,7 +7,7 @@ module, so a choice is refused with the same sentence everywhere, before any fil
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import DENError
@@ -53,6 +53,10 @@ class ExtractionSettings:
     def effective_plane(self) -> str:
         """The plane oriented mode slices along (axial unless chosen)."""
         return self.plane or DEFAULT_PLANE
+
+    def with_labels(self, labels: Iterable[int] | None) -> ExtractionSettings:
+        """These settings keeping ``labels`` instead (None: these settings unchanged), checked the same way."""
+        return self if labels is None else replace(self, labels=tuple(labels))
 
     def weights_identity(self) -> WeightsIdentity:
         """Model id, sha256 and source of the weights these settings use, computed without building a network."""

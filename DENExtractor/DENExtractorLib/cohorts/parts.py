@@ -107,7 +107,8 @@ def read_manifest(out_dir: Path) -> CohortManifest:
         settings = ExtractionSettings(chosen["mode"], chosen["plane"], chosen["labels"], chosen["weights"])
         entries = tuple(
             CohortEntry(
-                Case(entry["case_id"], Path(entry["segmentation"]), Path(entry["image"]) if entry["image"] else None),
+                Case(entry["case_id"], Path(entry["segmentation"]), Path(entry["image"]) if entry["image"] else None,
+                     tuple(entry["labels"]) if entry.get("labels") is not None else None),
                 dict(entry["columns"]),
                 entry["problem"],
             )
@@ -137,6 +138,7 @@ def _manifest_record(manifest: CohortManifest) -> dict:
                 "case_id": entry.case.case_id,
                 "segmentation": _path_text(entry.case.segmentation, entry.problem is None),
                 "image": _path_text(entry.case.image, entry.problem is None) if entry.case.image else None,
+                "labels": list(entry.case.labels) if entry.case.labels is not None else None,
                 "columns": dict(entry.columns),
                 "problem": entry.problem,
             }

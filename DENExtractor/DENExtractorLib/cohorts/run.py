@@ -24,11 +24,12 @@ def run_case(case: Case, out_dir: Path, extractor: DENExtractor, *, resume: bool
     try:
         paths = check_output_names(out_dir, case.case_id)
         if resume:
-            reusable = reusable_outputs(paths, case.segmentation, case.image, extractor.settings, png)
+            settings = extractor.settings.with_labels(case.labels)
+            reusable = reusable_outputs(paths, case.segmentation, case.image, settings, png)
             if reusable is not None:
                 return finished_outcome(case, "resumed", reusable.features, reusable.foreground_rows, reusable.paths)
         result = extractor.extract(
-            load_segmentation(case.segmentation), load_image(case.image) if case.image else None
+            load_segmentation(case.segmentation), load_image(case.image) if case.image else None, labels=case.labels
         )
         written = write_outputs(result, out_dir, case.case_id, png=png)
         return finished_outcome(case, "done", result.features, result.foreground_rows, written)

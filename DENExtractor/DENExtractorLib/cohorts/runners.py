@@ -29,13 +29,13 @@ TABLE_COLUMNS = re.compile(r"(case_id|status|message|rows|foreground_rows|(mean|
 
 def entries_from_csv(path: Path) -> tuple[list[CohortEntry], tuple[str, ...]]:
     """The entries of a cases CSV sorted by case id (bad rows kept with their problem) and its carried columns."""
-    table = read_cases_csv(path)
+    table = read_cases_csv(path, select_labels=True)
     clashing = [name for name in table.carried_columns if TABLE_COLUMNS.fullmatch(name)]
     if clashing:
         raise DENError(path, f"the column {clashing[0]!r} would clash with den_cohort.csv's own column of that name: "
                              "rename it")
-    entries = [CohortEntry(Case(row.case_id, row.segmentation or Path(), row.image), row.columns, row.problem)
-               for row in table.rows]
+    entries = [CohortEntry(Case(row.case_id, row.segmentation or Path(), row.image, row.labels), row.columns,
+                           row.problem) for row in table.rows]
     return sorted(entries, key=_case_id), table.carried_columns
 
 
