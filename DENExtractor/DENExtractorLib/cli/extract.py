@@ -20,10 +20,13 @@ from ..cohorts.runners import (
     run_entries,
     share_for_this_part,
 )
-from ..cohorts.table import COHORT_TABLE_NAME, write_cohort_table
+from ..cohorts.slice_table import SLICE_PARQUET_NAME, SLICE_TABLE_NAME, write_slice_table
+from ..cohorts.table import COHORT_PARQUET_NAME, COHORT_TABLE_NAME, write_cohort_parquet, write_cohort_table
+from ..dataframes import require
 from ..demo import write_synthetic_case
 from ..extractor import DENExtractor
 from ..outputs.output_folder import prepare_output_folder
+from ..settings import ExtractionSettings
 from .options import (
     EXIT_CASE_FAILED,
     EXIT_OK,
@@ -70,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="case files relative to DIR; {id} is the case id (default: '{id}.nii.gz')")
     group.add_argument("--image-pattern", metavar="PATTERN", help="image mode in a cohort: each case's MRI, e.g. '{id}/flair.nii.gz'")
     group.add_argument("--resume", action="store_true", help="skip cases whose outputs are complete and made from the same inputs")
+    group.add_argument("--parquet", action="store_true",
+                       help=f"also write the cohort table as {COHORT_PARQUET_NAME} (needs pandas and pyarrow)")
+    group.add_argument("--slice-table", action="store_true",
+                       help=f"also write a per-slice table, one row per case and slice: {SLICE_TABLE_NAME} "
+                            f"({SLICE_PARQUET_NAME} with --parquet)")
     add_scale_arguments(parser)
     parser.add_argument("--demo", nargs="?", const="synthetic", metavar="CASE",
                         help="run on a generated synthetic glioblastoma (or on CASE)")
@@ -104,10 +112,10 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         _run_with_progress(gathered.entries, arguments, output, extractor, outcomes)
     except KeyboardInterrupt:
-        _write_table(arguments, gathered, outcomes, output, "cohort table of the finished cases")
+        _write_table(arguments, gathered, outcomes, output, settings, "cohort table of the finished cases")
         _summarise(outcomes, len(gathered.entries))
         raise
-    _write_table(arguments, gathered, outcomes, output, "cohort table")
+    _write_table(arguments, gathered, outcomes, output, settings, "cohort table")
     return _summarise(outcomes, len(gathered.entries))
 
 
@@ -135,6 +143,11 @@ def _check_options(arguments: argparse.Namespace, parser: argparse.ArgumentParse
         parser.error("in a cohort, name each case's MRI with --image-pattern, not --image")
     if arguments.cohort is None and arguments.image_pattern:
         parser.error("--image-pattern only applies with --cohort")
+    if (arguments.parquet or arguments.slice_table) and not _cohort_given(arguments):
+        parser.error("--parquet and --slice-table write cohort tables: give --cases CSV or --cohort DIR")
+    if arguments.parquet:
+        require("pandas", "--parquet")
+        require("pyarrow", "--parquet")
 
 
 def _gather_cases(arguments: argparse.Namespace, output: Path) -> Gathered:
@@ -183,14 +196,21 @@ def _run_with_progress(
 
 
 def _write_table(arguments: argparse.Namespace, gathered: Gathered, outcomes: list[CaseOutcome], output: Path,
-                 what: str) -> None:
-    """For a cohort, write its table (rows in the cohort's order) and say where."""
+                 settings: ExtractionSettings, what: str) -> None:
+    """For a cohort, write its table (rows in the cohort's order), and the Parquet and per-slice tables asked
+    for, and say where."""
     if not _cohort_given(arguments):
         return
     ordered = in_case_order(outcomes, gathered.entries)
-    table = write_cohort_table(ordered, output / gathered.table_name, gathered.carried_columns,
-                               carried_values(gathered.entries))
+    columns = (gathered.carried_columns, carried_values(gathered.entries), settings)
+    table = write_cohort_table(ordered, output / gathered.table_name, *columns)
     _say(arguments, f"{what}: {table}")
+    stem = gathered.table_name.removesuffix(".csv")  # den_cohort, or an array job part's den_cohort.part-I-of-K
+    if arguments.parquet:
+        _say(arguments, f"{what} as Parquet: {write_cohort_parquet(ordered, output / f'{stem}.parquet', *columns)}")
+    if arguments.slice_table:
+        slices = output / (stem.replace("den_cohort", "den_slices", 1) + (".parquet" if arguments.parquet else ".csv"))
+        _say(arguments, f"per-slice table: {write_slice_table(ordered, slices, parquet=arguments.parquet)}")
 
 
 def _summarise(outcomes: list[CaseOutcome], total: int) -> int:

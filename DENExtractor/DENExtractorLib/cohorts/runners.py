@@ -22,8 +22,10 @@ from .parts import (
     write_manifest,
 )
 from .run import run_cohort
+from .table import SETTINGS_COLUMNS
 
-TABLE_COLUMNS = re.compile(r"(case_id|status|message|rows|foreground_rows|(mean|max)_\d+)", re.IGNORECASE)
+TABLE_COLUMNS = re.compile(
+    rf"(case_id|status|message|rows|foreground_rows|{'|'.join(SETTINGS_COLUMNS)}|(mean|max)_\d+)", re.IGNORECASE)
 """Columns of den_cohort.csv itself, which a carried-through column of a cases CSV must not repeat."""
 
 
