@@ -78,11 +78,13 @@ class DENExtractor:
         case instead of the settings' own (a cases CSV row's ``Label``); the model is the same.
         """
         started = time.perf_counter()
-        stack = prepare_stack(self.settings.with_labels(labels), segmentation, image)
+        settings = self.settings.with_labels(labels)
+        stack = prepare_stack(settings, segmentation, image)
         if cancel is not None and cancel():
             raise ExtractionCancelled(segmentation.source)
         features = run_network(self.model, stack, progress=progress, cancel=cancel, source=segmentation.source)
-        provenance = build_provenance(segmentation, image, stack, self.model, time.perf_counter() - started)
+        provenance = build_provenance(segmentation, image, stack, self.model, time.perf_counter() - started,
+                                      settings.record())
         return ExtractionResult(features, stack.foreground_rows, pooled_vector(features, stack.foreground_rows), provenance)
 
 

@@ -7,7 +7,7 @@ module, so a choice is refused with the same sentence everywhere, before any fil
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import DENError
@@ -29,12 +29,15 @@ class ExtractionSettings:
     ``mode``: "reference" (default) or "oriented"; ``plane``: oriented mode only, default axial (giving a plane in
     reference mode is refused, since reference mode slices along the first stored axis); ``labels``: label values
     to keep, None for all; ``weights``: a Keras ``.weights.h5`` or ``.keras`` file, None for the bundled weights.
+    ``origin``: where each setting came from (``("mode", "den.yaml")``...), for the provenance only: two settings
+    that differ only in origin are equal.
     """
 
     mode: str = "reference"
     plane: str | None = None
     labels: tuple[int, ...] | None = None
     weights: Path | None = None
+    origin: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -55,8 +58,26 @@ class ExtractionSettings:
         return self.plane or DEFAULT_PLANE
 
     def with_labels(self, labels: Iterable[int] | None) -> ExtractionSettings:
-        """These settings keeping ``labels`` instead (None: these settings unchanged), checked the same way."""
-        return self if labels is None else replace(self, labels=tuple(labels))
+        """These settings keeping ``labels`` instead (a cases CSV row's ``Label``; None: these settings unchanged),
+        checked the same way."""
+        if labels is None:
+            return self
+        origin = (*((name, source) for name, source in self.origin if name != "labels"), ("labels", "cases CSV Label"))
+        return replace(self, labels=tuple(labels), origin=origin)
+
+    def record(self) -> dict:
+        """The effective settings as the provenance records them (JSON data), with where each came from: the
+        recorded origin, else "default" for a default value and "given" for one the caller chose."""
+        sources = dict(self.origin)
+        defaults = ExtractionSettings()
+        return {
+            "mode": self.mode,
+            "plane": self.effective_plane if self.mode == "oriented" else None,
+            "labels": "all" if self.labels is None else list(self.labels),
+            "weights": "bundled" if self.weights is None else str(self.weights),
+            "from": {name: sources.get(name) or ("default" if getattr(self, name) == getattr(defaults, name)
+                                                 else "given") for name in ("mode", "plane", "labels", "weights")},
+        }
 
     def weights_identity(self) -> WeightsIdentity:
         """Model id, sha256 and source of the weights these settings use, computed without building a network."""

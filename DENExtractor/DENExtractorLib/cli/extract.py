@@ -26,12 +26,14 @@ from ..dataframes import require
 from ..demo import write_synthetic_case
 from ..extractor import DENExtractor
 from ..outputs.output_folder import prepare_output_folder
+from ..params import ParamsFile, read_params
 from ..settings import ExtractionSettings
 from .options import (
     EXIT_CASE_FAILED,
     EXIT_OK,
     EXIT_STATUSES,
     add_common_arguments,
+    add_params_argument,
     add_scale_arguments,
     add_settings_arguments,
     check_scale_arguments,
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", type=Path, action="append", metavar="MRI",
                         help="image mode: the MRI of each SEG, in order (intensities inside the segmentation)")
     add_settings_arguments(parser, "Keras .weights.h5 or .keras file (default: bundled den-ref-v1)")
+    add_params_argument(parser)
     parser.add_argument("--no-png", action="store_true", help="do not draw the heatmap pictures")
     group = parser.add_argument_group("cohort")
     group.add_argument("--cohort", type=Path, metavar="DIR", help="run every case under DIR matching --pattern")
@@ -99,8 +102,11 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if any(_sources_given(arguments)) or arguments.output is not None:
             parser.error("--merge OUT takes the output folder of the parts, and nothing else to run")
         return _merge(arguments.merge)
+    params = read_params(arguments.params) if arguments.params is not None else None
+    if params is not None:
+        _take_output_params(arguments, params)
     _check_options(arguments, parser)
-    settings = settings_from(arguments)
+    settings = settings_from(arguments, params)
     output = prepare_output_folder(arguments.output, remove_partials=arguments.num_parts is None)
     extractor = DENExtractor(settings)
     gathered = _gather_cases(arguments, output)
@@ -128,6 +134,14 @@ def _sources_given(arguments: argparse.Namespace) -> list[bool]:
 def _cohort_given(arguments: argparse.Namespace) -> bool:
     """Whether the cases are a cohort (``--cohort`` or ``--cases``), which gets a cohort table."""
     return arguments.cohort is not None or arguments.cases is not None
+
+
+def _take_output_params(arguments: argparse.Namespace, params: ParamsFile) -> None:
+    """The settings file's output choices (``png``, ``parquet``, ``slice_table``), where the command line gave none."""
+    values = params.values
+    arguments.no_png = arguments.no_png or values.get("png") is False
+    arguments.parquet = arguments.parquet or values.get("parquet", False)
+    arguments.slice_table = arguments.slice_table or values.get("slice_table", False)
 
 
 def _check_options(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

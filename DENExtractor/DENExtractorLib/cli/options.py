@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..errors import DENError, describe_error
+from ..params import SCHEMA, ParamsFile
 from ..settings import MODES, PLANES, ExtractionSettings
 
 EXIT_OK, EXIT_CASE_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -23,18 +24,41 @@ EXIT_STATUSES = (
 )
 
 
+SETTING_NAMES = ("mode", "plane", "labels", "weights")
+"""The options (and settings-file keys) that make an :class:`ExtractionSettings`."""
+
+
 def add_settings_arguments(parser: argparse.ArgumentParser, weights_help: str) -> None:
-    """Add the options that make an :class:`ExtractionSettings`: ``--mode``, ``--plane``, ``--weights``, ``--labels``."""
-    parser.add_argument("--mode", choices=MODES, default="reference", help="preprocessing (default: reference)")
+    """Add the options that make an :class:`ExtractionSettings`: ``--mode``, ``--plane``, ``--weights``,
+    ``--labels`` (each None unless given, so a settings file can fill it)."""
+    parser.add_argument("--mode", choices=MODES, help="preprocessing (default: reference)")
     parser.add_argument("--plane", choices=PLANES, help="slicing plane, oriented mode only (default: axial)")
     parser.add_argument("--weights", type=Path, metavar="FILE", help=weights_help)
     parser.add_argument("--labels", type=label_list, metavar="L1,L2",
                         help="keep only these label values, e.g. 1,4 (default: all labels)")
 
 
-def settings_from(arguments: argparse.Namespace) -> ExtractionSettings:
-    """The checked settings the options of :func:`add_settings_arguments` name."""
-    return ExtractionSettings(arguments.mode, arguments.plane, arguments.labels, arguments.weights)
+def add_params_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--params FILE``, a YAML settings file (see :mod:`DENExtractorLib.params`)."""
+    parser.add_argument("--params", type=Path, metavar="YAML",
+                        help=f"settings file: {', '.join(SCHEMA)} (checked before any work; an option given here on "
+                             "the command line wins; the provenance records the effective settings)")
+
+
+def settings_from(arguments: argparse.Namespace, params: ParamsFile | None = None) -> ExtractionSettings:
+    """The checked settings: each option given on the command line, else the settings file's value, else the
+    default; where each came from is kept for the provenance."""
+    chosen: dict = {}
+    origin = []
+    for name in SETTING_NAMES:
+        if getattr(arguments, name) is not None:
+            chosen[name], source = getattr(arguments, name), "command line"
+        elif params is not None and name in params.values:
+            chosen[name], source = params.values[name], params.origin
+        else:
+            continue
+        origin.append((name, source))
+    return ExtractionSettings(**chosen, origin=tuple(origin))
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, quiet_help: str) -> None:
