@@ -7,6 +7,7 @@ built once on first use (so bad input is refused before TensorFlow loads), and e
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,8 @@ from .readers import load_image, load_segmentation
 from .result import ExtractionResult, pooled_vector
 from .settings import ExtractionSettings
 from .volume import Volume, select_labels
+
+logger = logging.getLogger(__name__)
 
 
 class DENExtractor:
@@ -43,7 +46,10 @@ class DENExtractor:
     def model(self) -> LoadedModel:
         """The network with these settings' weights, built (importing TensorFlow) the first time it is needed."""
         if self._model is None:
+            started = time.perf_counter()
             self._model = load_model(self.settings.weights)
+            logger.info("model %s built in %.1f s (weights sha256 %s, %s)", self._model.model_id,
+                        time.perf_counter() - started, self._model.weights_sha256, self._model.weights_source)
         return self._model
 
     def extract_file(
@@ -83,8 +89,10 @@ class DENExtractor:
         if cancel is not None and cancel():
             raise ExtractionCancelled(segmentation.source)
         features = run_network(self.model, stack, progress=progress, cancel=cancel, source=segmentation.source)
-        provenance = build_provenance(segmentation, image, stack, self.model, time.perf_counter() - started,
-                                      settings.record())
+        elapsed = time.perf_counter() - started
+        provenance = build_provenance(segmentation, image, stack, self.model, elapsed, settings.record())
+        logger.info("%s: %d slices (%d with tumour), %s mode, labels %s: %.2f s", segmentation.source, stack.row_count,
+                    stack.foreground_rows.size, settings.mode, stack.parameters["labels"], elapsed)
         return ExtractionResult(features, stack.foreground_rows, pooled_vector(features, stack.foreground_rows), provenance)
 
 

@@ -7,6 +7,7 @@ write the table, summarise.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +29,13 @@ from ..extractor import DENExtractor
 from ..outputs.output_folder import prepare_output_folder
 from ..params import ParamsFile, read_params
 from ..settings import ExtractionSettings
+from .logs import LIBRARY_LOGGER, say
 from .options import (
     EXIT_CASE_FAILED,
     EXIT_OK,
     EXIT_STATUSES,
     add_common_arguments,
+    add_logging_arguments,
     add_params_argument,
     add_scale_arguments,
     add_settings_arguments,
@@ -85,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo", nargs="?", const="synthetic", metavar="CASE",
                         help="run on a generated synthetic glioblastoma (or on CASE)")
     add_common_arguments(parser, "no progress bar")
+    add_logging_arguments(parser)
     return parser
 
 
@@ -93,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     return run_command("den-extract", lambda: _run(arguments, parser), debug=arguments.debug,
-                       interrupted="interrupted; finished cases are kept")
+                       interrupted="interrupted; finished cases are kept", verbose=arguments.verbose,
+                       log_file=arguments.log_file)
 
 
 def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -197,10 +202,11 @@ def _run_with_progress(
         outcomes.append(outcome)
         bar.update(1)
         if outcome.status == "failed":
-            bar.write(f"den-extract: error: {outcome.message}", file=sys.stderr)
+            say(f"den-extract: error: {outcome.message}", level=logging.ERROR,
+                write=lambda text: bar.write(text, file=sys.stderr))
         else:
-            bar.write(f"{outcome.case.case_id}: {outcome.status}, {outcome.rows} rows "
-                      f"({outcome.foreground_rows} with tumour) -> {outcome.outputs['npy']}")
+            say(f"{outcome.case.case_id}: {outcome.status}, {outcome.rows} rows ({outcome.foreground_rows} with "
+                f"tumour) -> {outcome.outputs['npy']}", write=bar.write)
 
     try:
         run_entries(entries, output, extractor, resume=arguments.resume, png=not arguments.no_png,
@@ -232,8 +238,8 @@ def _summarise(outcomes: list[CaseOutcome], total: int) -> int:
     counts = {status: sum(outcome.status == status for outcome in outcomes) for status in ("done", "resumed", "failed")}
     unfinished = total - len(outcomes)
     if total > 1:
-        print(f"{total} case(s): {counts['done']} done, {counts['resumed']} resumed, {counts['failed']} failed"
-              + (f", {unfinished} not run" if unfinished else ""), file=sys.stderr)
+        say(f"{total} case(s): {counts['done']} done, {counts['resumed']} resumed, {counts['failed']} failed"
+            + (f", {unfinished} not run" if unfinished else ""))
     return EXIT_CASE_FAILED if counts["failed"] else EXIT_OK
 
 
@@ -243,17 +249,18 @@ def _merge(folder: Path) -> int:
 
     result = merge_parts(folder)
     for outcome in result.missing:
-        print(f"den-extract: missing: {outcome.case.case_id}: {outcome.message}", file=sys.stderr)
+        say(f"den-extract: missing: {outcome.case.case_id}: {outcome.message}", level=logging.ERROR)
     done = len(result.outcomes) - len(result.missing)
-    print(f"{len(result.outcomes)} case(s): {done} complete, {len(result.missing)} missing; cohort table: {result.table}",
-          file=sys.stderr)
+    say(f"{len(result.outcomes)} case(s): {done} complete, {len(result.missing)} missing; cohort table: {result.table}")
     return EXIT_CASE_FAILED if result.missing else EXIT_OK
 
 
 def _say(arguments: argparse.Namespace, text: str) -> None:
-    """Print an informational line unless --quiet."""
-    if not arguments.quiet:
-        print(text, file=sys.stderr)
+    """Print an informational line unless --quiet (the log file has it either way)."""
+    if arguments.quiet:
+        logging.getLogger(LIBRARY_LOGGER).info(text)
+    else:
+        say(text)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
-import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +13,7 @@ from .._version import __version__
 from ..errors import DENError, describe_error
 from ..params import SCHEMA, ParamsFile
 from ..settings import MODES, PLANES, ExtractionSettings
+from .logs import LIBRARY_LOGGER, command_logging, say
 
 EXIT_OK, EXIT_CASE_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 """Exit statuses of both commands: success, a case failed (or an internal error), bad input, interrupted."""
@@ -61,6 +62,14 @@ def settings_from(arguments: argparse.Namespace, params: ParamsFile | None = Non
     return ExtractionSettings(**chosen, origin=tuple(origin))
 
 
+def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``-v`` (the library's log records on stderr; ``-vv`` for debug records) and ``--log-file``."""
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="also show what the library logs (-vv: debug records too)")
+    parser.add_argument("--log-file", type=Path, metavar="FILE",
+                        help="append every message and log record, timestamped, to FILE")
+
+
 def add_common_arguments(parser: argparse.ArgumentParser, quiet_help: str) -> None:
     """Add ``--quiet``, ``--debug`` and ``--version``."""
     parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
@@ -68,28 +77,41 @@ def add_common_arguments(parser: argparse.ArgumentParser, quiet_help: str) -> No
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
 
 
-def run_command(program: str, body: Callable[[], int], *, debug: bool, interrupted: str) -> int:
+def run_command(program: str, body: Callable[[], int], *, debug: bool, interrupted: str, verbose: int = 0,
+                log_file: Path | None = None) -> int:
     """Run a command's body and turn what it raises into one line on stderr and an exit status.
 
     :class:`DENError` (bad input) gives 2; Ctrl-C or SIGTERM gives 130 with the line ``interrupted``; any other
-    exception is a bug, reported in one line (with the traceback under ``--debug``), exit 1.
+    exception is a bug, reported in one line (with the traceback under ``--debug``), exit 1. ``verbose`` and
+    ``log_file``: see :func:`~.logs.command_logging`.
     """
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        with command_logging(program, verbose, log_file):
+            return _run_body(program, body, debug, interrupted)
+    except DENError as error:  # the log file itself cannot be opened
+        say(f"{program}: error: {error}", level=logging.ERROR)
+        return EXIT_BAD_INPUT
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _run_body(program: str, body: Callable[[], int], debug: bool, interrupted: str) -> int:
+    """The body, its faults turned into one line each (logged too) and an exit status."""
+    try:
         return body()
     except DENError as error:
-        print(f"{program}: error: {error}", file=sys.stderr)
+        say(f"{program}: error: {error}", level=logging.ERROR)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print(f"{program}: {interrupted}", file=sys.stderr)
+        say(f"{program}: {interrupted}", level=logging.WARNING)
         return EXIT_INTERRUPTED
     except Exception as error:  # a bug, not bad input: one line unless --debug
         if debug:
             traceback.print_exc()
-        print(f"{program}: internal error: {describe_error(error)} (rerun with --debug)", file=sys.stderr)
+        logging.getLogger(LIBRARY_LOGGER).debug("internal error", exc_info=True)
+        say(f"{program}: internal error: {describe_error(error)} (rerun with --debug)", level=logging.ERROR)
         return EXIT_CASE_FAILED
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
 
 
 def _interrupt(signal_number: int, frame: object) -> None:

@@ -7,6 +7,7 @@ bounds its memory by what the header declares before reading any voxel. Validati
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -23,6 +24,8 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 SEGMENTATION_NRRD_SUFFIX = ".seg.nrrd"
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
 VOLUME_SUFFIXES = (SEGMENTATION_NRRD_SUFFIX, ".nii.gz", ".nii", ".nrrd", ".nhdr")
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "VOLUME_SUFFIXES",
@@ -85,6 +88,7 @@ def strip_volume_suffix(path: str | Path) -> str:
 def _read_any(path: Path, segmentation: bool) -> tuple:
     """Read a volume file by its suffix."""
     check_readable(path)
+    logger.debug("reading %s %s", "segmentation" if segmentation else "image", path)
     name = path.name.lower()
     if name.endswith(NIFTI_SUFFIXES):
         return read_nifti(path)
