@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import ExtractionCancelled
 from .network.inference import CancelCheck, ProgressCallback, run_network
@@ -54,15 +55,16 @@ class DENExtractor:
 
     def extract_file(
         self,
-        path: str | Path,
-        image: str | Path | None = None,
+        path: str | Path | Any,
+        image: str | Path | Any | None = None,
         *,
         progress: ProgressCallback | None = None,
         cancel: CancelCheck | None = None,
     ) -> ExtractionResult:
         """Read a segmentation file (and, for image mode, its MRI) and return its DEN features.
 
-        Both files are read and checked before the network is built. Raises :class:`DENError` for any bad input.
+        Either may also be a nibabel or SimpleITK image already in memory. Both are read and checked before the
+        network is built. Raises :class:`DENError` for any bad input.
         """
         segmentation = load_segmentation(path)
         image_volume = load_image(image) if image is not None else None
@@ -109,8 +111,8 @@ def prepare_stack(settings: ExtractionSettings, segmentation: Volume, image: Vol
 
 
 def extract_file(
-    path: str | Path,
-    image: str | Path | None = None,
+    path: str | Path | Any,
+    image: str | Path | Any | None = None,
     *,
     mode: str = "reference",
     plane: str | None = None,
