@@ -12,6 +12,8 @@ Example::
     result.pooled        # (8192,) mean and max over the slices holding tumour
 """
 
+import logging
+
 from ._version import __version__
 from .errors import DENError, ExtractionCancelled
 from .extractor import DENExtractor, extract, extract_file
@@ -28,6 +30,8 @@ from .volume import (
     image_from_array,
     segmentation_from_array,
 )
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())  # records reach the application's handlers only
 
 __all__ = [
     "DENError",

@@ -7,9 +7,11 @@ built once on first use (so bad input is refused before TensorFlow loads), and e
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import ExtractionCancelled
 from .network.inference import CancelCheck, ProgressCallback, run_network
@@ -20,6 +22,8 @@ from .readers import load_image, load_segmentation
 from .result import ExtractionResult, pooled_vector
 from .settings import ExtractionSettings
 from .volume import Volume, select_labels
+
+logger = logging.getLogger(__name__)
 
 
 class DENExtractor:
@@ -43,20 +47,24 @@ class DENExtractor:
     def model(self) -> LoadedModel:
         """The network with these settings' weights, built (importing TensorFlow) the first time it is needed."""
         if self._model is None:
+            started = time.perf_counter()
             self._model = load_model(self.settings.weights, identity=self.settings.identity)
+            logger.info("model %s built in %.1f s (weights sha256 %s, %s)", self._model.model_id,
+                        time.perf_counter() - started, self._model.weights_sha256, self._model.weights_source)
         return self._model
 
     def extract_file(
         self,
-        path: str | Path,
-        image: str | Path | None = None,
+        path: str | Path | Any,
+        image: str | Path | Any | None = None,
         *,
         progress: ProgressCallback | None = None,
         cancel: CancelCheck | None = None,
     ) -> ExtractionResult:
         """Read a segmentation file (and, for image mode, its MRI) and return its DEN features.
 
-        Both files are read and checked before the network is built. Raises :class:`DENError` for any bad input.
+        Either may also be a nibabel or SimpleITK image already in memory. Both are read and checked before the
+        network is built. Raises :class:`DENError` for any bad input.
         """
         segmentation = load_segmentation(path)
         image_volume = load_image(image) if image is not None else None
@@ -69,18 +77,24 @@ class DENExtractor:
         *,
         progress: ProgressCallback | None = None,
         cancel: CancelCheck | None = None,
+        labels: Sequence[int] | None = None,
     ) -> ExtractionResult:
         """Return the DEN features of a validated segmentation volume (and optional image volume).
 
         ``progress(done, total)`` is called as slices are computed; when ``cancel()`` returns True the work stops
-        with :class:`ExtractionCancelled` before anything is returned.
+        with :class:`ExtractionCancelled` before anything is returned. ``labels`` keeps those label values for this
+        case instead of the settings' own (a cases CSV row's ``Label``); the model is the same.
         """
         started = time.perf_counter()
-        stack = prepare_stack(self.settings, segmentation, image)
+        settings = self.settings.with_labels(labels)
+        stack = prepare_stack(settings, segmentation, image)
         if cancel is not None and cancel():
             raise ExtractionCancelled(segmentation.source)
         features = run_network(self.model, stack, progress=progress, cancel=cancel, source=segmentation.source)
-        provenance = build_provenance(segmentation, image, stack, self.model, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        provenance = build_provenance(segmentation, image, stack, self.model, elapsed, settings.provenance_record())
+        logger.info("%s: %d slices (%d with tumour), %s mode, labels %s: %.2f s", segmentation.source, stack.row_count,
+                    stack.foreground_rows.size, settings.mode, stack.parameters["labels"], elapsed)
         return ExtractionResult(features, stack.foreground_rows, pooled_vector(features, stack.foreground_rows), provenance)
 
 
@@ -97,8 +111,8 @@ def prepare_stack(settings: ExtractionSettings, segmentation: Volume, image: Vol
 
 
 def extract_file(
-    path: str | Path,
-    image: str | Path | None = None,
+    path: str | Path | Any,
+    image: str | Path | Any | None = None,
     *,
     mode: str = "reference",
     plane: str | None = None,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from .dataframes import require, slice_dataframe
 
 
 @dataclass
@@ -20,6 +23,19 @@ class ExtractionResult:
     foreground_rows: np.ndarray
     pooled: np.ndarray
     provenance: dict
+
+    def to_dataframe(self) -> Any:
+        """The per-slice features as a pandas DataFrame (needs pandas): one row per slice, columns ``slice``,
+        ``foreground`` (whether the slice holds tumour) and ``feature_0 .. feature_4095`` (float32)."""
+        return slice_dataframe(self.features, self.foreground_rows)
+
+    def pooled_series(self) -> Any:
+        """The patient-level vector as a pandas Series (needs pandas) indexed ``mean_0 .. mean_4095, max_0 ..
+        max_4095``, the names of den_cohort.csv's columns."""
+        pandas = require("pandas", "a pooled Series")
+        half = self.pooled.size // 2
+        names = [f"mean_{index}" for index in range(half)] + [f"max_{index}" for index in range(half)]
+        return pandas.Series(self.pooled, index=names, name="pooled")
 
 
 def pooled_vector(features: np.ndarray, foreground_rows: np.ndarray) -> np.ndarray:

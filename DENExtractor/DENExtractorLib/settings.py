@@ -7,7 +7,7 @@ module, so a choice is refused with the same sentence everywhere, before any fil
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -30,12 +30,15 @@ class ExtractionSettings:
     ``mode``: "reference" (default) or "oriented"; ``plane``: oriented mode only, default axial (giving a plane in
     reference mode is refused, since reference mode slices along the first stored axis); ``labels``: label values
     to keep, None for all; ``weights``: a Keras ``.weights.h5`` or ``.keras`` file, None for the bundled weights.
+    ``origin``: where each setting came from (``("mode", "den.yaml")``...), for the provenance only: two settings
+    that differ only in origin are equal.
     """
 
     mode: str = "reference"
     plane: str | None = None
     labels: tuple[int, ...] | None = None
     weights: Path | None = None
+    origin: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -54,6 +57,17 @@ class ExtractionSettings:
     def effective_plane(self) -> str:
         """The plane oriented mode slices along (axial unless chosen)."""
         return self.plane or DEFAULT_PLANE
+
+    def with_labels(self, labels: Iterable[int] | None) -> ExtractionSettings:
+        """These settings keeping ``labels`` instead (a cases CSV row's ``Label``; None: these settings unchanged),
+        checked the same way; the weights' identity is carried over, not worked out again."""
+        if labels is None:
+            return self
+        origin = (*((name, source) for name, source in self.origin if name != "labels"), ("labels", "cases CSV Label"))
+        changed = replace(self, labels=tuple(labels), origin=origin)
+        if "identity" in self.__dict__:
+            changed.__dict__["identity"] = self.__dict__["identity"]
+        return changed
 
     @property
     def labels_record(self) -> str | list[int]:
@@ -81,6 +95,19 @@ class ExtractionSettings:
         """Model id, sha256 and source of these settings' weights, the file hashed once per settings object (and
         carried to worker processes with it), without building a network."""
         return weights_identity(self.weights)
+
+    def provenance_record(self) -> dict:
+        """The effective settings as the provenance records them: :meth:`record` with the weights named
+        ("bundled" or the file) and where each setting came from (the recorded origin, else "default" for a default
+        value and "given" for one the caller chose)."""
+        sources = dict(self.origin)
+        defaults = ExtractionSettings()
+        return {
+            **self.record(),
+            "weights": "bundled" if self.weights is None else str(self.weights),
+            "from": {name: sources.get(name) or ("default" if getattr(self, name) == getattr(defaults, name)
+                                                 else "given") for name in ("mode", "plane", "labels", "weights")},
+        }
 
     def weights_identity(self) -> WeightsIdentity:
         """Model id, sha256 and source of the weights these settings use (:attr:`identity`)."""

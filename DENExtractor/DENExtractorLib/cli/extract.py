@@ -7,6 +7,7 @@ write the table, summarise.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -22,16 +23,23 @@ from ..cohorts.runners import (
     run_entries,
     share_for_this_part,
 )
-from ..cohorts.table import COHORT_TABLE_NAME, write_cohort_table
+from ..cohorts.slice_table import SLICE_PARQUET_NAME, SLICE_TABLE_NAME, write_slice_table
+from ..cohorts.table import COHORT_PARQUET_NAME, COHORT_TABLE_NAME, write_cohort_parquet, write_cohort_table
+from ..dataframes import require
 from ..demo import write_synthetic_case
 from ..extractor import DENExtractor
 from ..outputs.atomic import remove_leftover_partials
 from ..outputs.output_folder import prepare_output_folder, removed_if_left_empty
+from ..params import ParamsFile, read_params
+from ..settings import ExtractionSettings
+from .logs import LIBRARY_LOGGER, say
 from .options import (
     EXIT_CASE_FAILED,
     EXIT_OK,
     EXIT_STATUSES,
     add_common_arguments,
+    add_logging_arguments,
+    add_params_argument,
     add_scale_arguments,
     add_settings_arguments,
     check_scale_arguments,
@@ -69,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", type=Path, action="append", metavar="MRI",
                         help="image mode: the MRI of each SEG, in order (intensities inside the segmentation)")
     add_settings_arguments(parser, "Keras .weights.h5 or .keras file (default: bundled den-ref-v1)")
+    add_params_argument(parser)
     parser.add_argument("--no-png", action="store_true", help="do not draw the heatmap pictures")
     group = parser.add_argument_group("cohort")
     group.add_argument("--cohort", type=Path, metavar="DIR", help="run every case under DIR matching --pattern")
@@ -81,12 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace outputs of other inputs or settings found under the same names "
                              "(refused otherwise)")
+    group.add_argument("--parquet", action="store_true",
+                       help=f"also write the cohort table as {COHORT_PARQUET_NAME} (needs pandas and pyarrow)")
+    group.add_argument("--slice-table", action="store_true",
+                       help=f"also write a per-slice table, one row per case and slice: {SLICE_TABLE_NAME} "
+                            f"({SLICE_PARQUET_NAME} with --parquet)")
     add_scale_arguments(parser)
     parser.add_argument("--demo", nargs="?", const="auto", metavar="CASE",
                         help="run the demo: the real BraTS cases in ../shared/data/brats2015 when that folder is "
                         "there, else a generated synthetic glioblastoma (says which); '--demo synthetic' always "
                         "generates, '--demo CASE' runs on the file CASE")
     add_common_arguments(parser, "no progress bar")
+    add_logging_arguments(parser)
     return parser
 
 
@@ -95,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     return run_command("den-extract", lambda: _run(arguments, parser), debug=arguments.debug,
-                       interrupted="interrupted; finished cases are kept")
+                       interrupted="interrupted; finished cases are kept", verbose=arguments.verbose,
+                       log_file=arguments.log_file)
 
 
 def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -104,8 +120,11 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if any(_sources_given(arguments)) or arguments.output is not None:
             parser.error("--merge OUT takes the output folder of the parts, and nothing else to run")
         return _merge(arguments.merge)
+    params = read_params(arguments.params) if arguments.params is not None else None
+    if params is not None:
+        _take_output_params(arguments, params)
     _check_options(arguments, parser)
-    settings = settings_from(arguments)
+    settings = settings_from(arguments, params)
     with removed_if_left_empty(arguments.output):
         output = prepare_output_folder(arguments.output, remove_partials=arguments.num_parts is None)
         extractor = DENExtractor(settings)
@@ -121,11 +140,11 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             _run_with_progress(gathered.entries, arguments, output, extractor, outcomes)
         except KeyboardInterrupt:
             remove_leftover_partials(output)  # those of workers that died with the interruption
-            _write_table(arguments, gathered, outcomes, output, "cohort table of the finished cases")
+            _write_table(arguments, gathered, outcomes, output, settings, "cohort table of the finished cases")
             _summarise(outcomes, len(gathered.entries))
             raise
         remove_leftover_partials(output)  # those of workers that were killed mid-case
-        _write_table(arguments, gathered, outcomes, output, "cohort table")
+        _write_table(arguments, gathered, outcomes, output, settings, "cohort table")
         return _summarise(outcomes, len(gathered.entries))
 
 
@@ -138,6 +157,14 @@ def _sources_given(arguments: argparse.Namespace) -> list[bool]:
 def _cohort_given(arguments: argparse.Namespace) -> bool:
     """Whether the cases are a cohort (``--cohort`` or ``--cases``), which gets a cohort table."""
     return arguments.cohort is not None or arguments.cases is not None
+
+
+def _take_output_params(arguments: argparse.Namespace, params: ParamsFile) -> None:
+    """The settings file's output choices (``png``, ``parquet``, ``slice_table``), where the command line gave none."""
+    values = params.values
+    arguments.no_png = arguments.no_png or values.get("png") is False
+    arguments.parquet = arguments.parquet or values.get("parquet", False)
+    arguments.slice_table = arguments.slice_table or values.get("slice_table", False)
 
 
 def _check_options(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -153,6 +180,11 @@ def _check_options(arguments: argparse.Namespace, parser: argparse.ArgumentParse
         parser.error("in a cohort, name each case's MRI with --image-pattern, not --image")
     if arguments.cohort is None and arguments.image_pattern:
         parser.error("--image-pattern only applies with --cohort")
+    if (arguments.parquet or arguments.slice_table) and not _cohort_given(arguments):
+        parser.error("--parquet and --slice-table write cohort tables: give --cases CSV or --cohort DIR")
+    if arguments.parquet:
+        require("pandas", "--parquet")
+        require("pyarrow", "--parquet")
 
 
 def _gather_cases(arguments: argparse.Namespace, output: Path) -> Gathered:
@@ -211,13 +243,13 @@ def _run_with_progress(
         outcomes.append(outcome)
         bar.update(1)
         if outcome.status == "failed":
-            bar.write(f"den-extract: error: {outcome.message}", file=sys.stderr)
+            say(f"den-extract: error: {outcome.message}", level=logging.ERROR,
+                write=lambda text: bar.write(text, file=sys.stderr))
         else:
-            bar.write(f"{outcome.case.case_id}: {outcome.status}, {outcome.rows} rows "
-                      f"({outcome.foreground_rows} with tumour) -> {outcome.outputs['npy']}")
+            say(f"{outcome.case.case_id}: {outcome.status}, {outcome.rows} rows ({outcome.foreground_rows} with "
+                f"tumour) -> {outcome.outputs['npy']}", write=bar.write)
         if show_progress and not on_terminal:
-            print(f"progress: {len(outcomes)}/{len(entries)} cases finished, "
-                  f"{time.monotonic() - started:.0f} s elapsed", file=sys.stderr, flush=True)
+            say(f"progress: {len(outcomes)}/{len(entries)} cases finished, {time.monotonic() - started:.0f} s elapsed")
 
     try:
         run_entries(entries, output, extractor, resume=arguments.resume, png=not arguments.no_png,
@@ -227,14 +259,21 @@ def _run_with_progress(
 
 
 def _write_table(arguments: argparse.Namespace, gathered: Gathered, outcomes: list[CaseOutcome], output: Path,
-                 what: str) -> None:
-    """For a cohort, write its table (rows in the cohort's order) and say where."""
+                 settings: ExtractionSettings, what: str) -> None:
+    """For a cohort, write its table (rows in the cohort's order), and the Parquet and per-slice tables asked
+    for, and say where."""
     if not gathered.cohort:
         return
     ordered = in_case_order(outcomes, gathered.entries)
-    table = write_cohort_table(ordered, output / gathered.table_name, gathered.carried_columns,
-                               carried_values(gathered.entries))
+    columns = (gathered.carried_columns, carried_values(gathered.entries), settings)
+    table = write_cohort_table(ordered, output / gathered.table_name, *columns)
     _say(arguments, f"{what}: {table}")
+    stem = gathered.table_name.removesuffix(".csv")  # den_cohort, or an array job part's den_cohort.part-I-of-K
+    if arguments.parquet:
+        _say(arguments, f"{what} as Parquet: {write_cohort_parquet(ordered, output / f'{stem}.parquet', *columns)}")
+    if arguments.slice_table:
+        slices = output / (stem.replace("den_cohort", "den_slices", 1) + (".parquet" if arguments.parquet else ".csv"))
+        _say(arguments, f"per-slice table: {write_slice_table(ordered, slices, parquet=arguments.parquet)}")
 
 
 def _summarise(outcomes: list[CaseOutcome], total: int) -> int:
@@ -242,8 +281,8 @@ def _summarise(outcomes: list[CaseOutcome], total: int) -> int:
     counts = {status: sum(outcome.status == status for outcome in outcomes) for status in ("done", "resumed", "failed")}
     unfinished = total - len(outcomes)
     if total > 1:
-        print(f"{total} case(s): {counts['done']} done, {counts['resumed']} resumed, {counts['failed']} failed"
-              + (f", {unfinished} not run" if unfinished else ""), file=sys.stderr)
+        say(f"{total} case(s): {counts['done']} done, {counts['resumed']} resumed, {counts['failed']} failed"
+            + (f", {unfinished} not run" if unfinished else ""))
     return EXIT_CASE_FAILED if counts["failed"] else EXIT_OK
 
 
@@ -253,17 +292,18 @@ def _merge(folder: Path) -> int:
 
     result = merge_parts(folder)
     for outcome in result.missing:
-        print(f"den-extract: missing: {outcome.case.case_id}: {outcome.message}", file=sys.stderr)
+        say(f"den-extract: missing: {outcome.case.case_id}: {outcome.message}", level=logging.ERROR)
     done = len(result.outcomes) - len(result.missing)
-    print(f"{len(result.outcomes)} case(s): {done} complete, {len(result.missing)} missing; "
-          f"cohort table: {result.table}", file=sys.stderr)
+    say(f"{len(result.outcomes)} case(s): {done} complete, {len(result.missing)} missing; cohort table: {result.table}")
     return EXIT_CASE_FAILED if result.missing else EXIT_OK
 
 
 def _say(arguments: argparse.Namespace, text: str) -> None:
-    """Print an informational line unless --quiet."""
-    if not arguments.quiet:
-        print(text, file=sys.stderr)
+    """Print an informational line unless --quiet (the log file has it either way)."""
+    if arguments.quiet:
+        logging.getLogger(LIBRARY_LOGGER).info(text)
+    else:
+        say(text)
 
 
 if __name__ == "__main__":

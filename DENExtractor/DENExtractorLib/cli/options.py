@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
-import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from .._version import __version__
 from ..errors import DENError, describe_error
+from ..params import SCHEMA, ParamsFile
 from ..settings import MODES, PLANES, ExtractionSettings
+from .logs import LIBRARY_LOGGER, command_logging, say
 
 EXIT_OK, EXIT_CASE_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 """Exit statuses of both commands: success, a case failed (or an internal error), bad input, interrupted."""
@@ -23,18 +25,49 @@ EXIT_STATUSES = (
 )
 
 
+SETTING_NAMES = ("mode", "plane", "labels", "weights")
+"""The options (and settings-file keys) that make an :class:`ExtractionSettings`."""
+
+
 def add_settings_arguments(parser: argparse.ArgumentParser, weights_help: str) -> None:
-    """Add the options that make an :class:`ExtractionSettings`: ``--mode``, ``--plane``, ``--weights``, ``--labels``."""
-    parser.add_argument("--mode", choices=MODES, default="reference", help="preprocessing (default: reference)")
+    """Add the options that make an :class:`ExtractionSettings`: ``--mode``, ``--plane``, ``--weights``,
+    ``--labels`` (each None unless given, so a settings file can fill it)."""
+    parser.add_argument("--mode", choices=MODES, help="preprocessing (default: reference)")
     parser.add_argument("--plane", choices=PLANES, help="slicing plane, oriented mode only (default: axial)")
     parser.add_argument("--weights", type=Path, metavar="FILE", help=weights_help)
     parser.add_argument("--labels", type=label_list, metavar="L1,L2",
                         help="keep only these label values, e.g. 1,4 (default: all labels)")
 
 
-def settings_from(arguments: argparse.Namespace) -> ExtractionSettings:
-    """The checked settings the options of :func:`add_settings_arguments` name."""
-    return ExtractionSettings(arguments.mode, arguments.plane, arguments.labels, arguments.weights)
+def add_params_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--params FILE``, a YAML settings file (see :mod:`DENExtractorLib.params`)."""
+    parser.add_argument("--params", type=Path, metavar="YAML",
+                        help=f"settings file: {', '.join(SCHEMA)} (checked before any work; an option given here on "
+                             "the command line wins; the provenance records the effective settings)")
+
+
+def settings_from(arguments: argparse.Namespace, params: ParamsFile | None = None) -> ExtractionSettings:
+    """The checked settings: each option given on the command line, else the settings file's value, else the
+    default; where each came from is kept for the provenance."""
+    chosen: dict = {}
+    origin = []
+    for name in SETTING_NAMES:
+        if getattr(arguments, name) is not None:
+            chosen[name], source = getattr(arguments, name), "command line"
+        elif params is not None and name in params.values:
+            chosen[name], source = params.values[name], params.origin
+        else:
+            continue
+        origin.append((name, source))
+    return ExtractionSettings(**chosen, origin=tuple(origin))
+
+
+def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``-v`` (the library's log records on stderr; ``-vv`` for debug records) and ``--log-file``."""
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="also show what the library logs (-vv: debug records too)")
+    parser.add_argument("--log-file", type=Path, metavar="FILE",
+                        help="append every message and log record, timestamped, to FILE")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, quiet_help: str) -> None:
@@ -44,28 +77,41 @@ def add_common_arguments(parser: argparse.ArgumentParser, quiet_help: str) -> No
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
 
 
-def run_command(program: str, body: Callable[[], int], *, debug: bool, interrupted: str) -> int:
+def run_command(program: str, body: Callable[[], int], *, debug: bool, interrupted: str, verbose: int = 0,
+                log_file: Path | None = None) -> int:
     """Run a command's body and turn what it raises into one line on stderr and an exit status.
 
     :class:`DENError` (bad input) gives 2; Ctrl-C or SIGTERM gives 130 with the line ``interrupted``; any other
-    exception is a bug, reported in one line (with the traceback under ``--debug``), exit 1.
+    exception is a bug, reported in one line (with the traceback under ``--debug``), exit 1. ``verbose`` and
+    ``log_file``: see :func:`~.logs.command_logging`.
     """
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        with command_logging(program, verbose, log_file):
+            return _run_body(program, body, debug, interrupted)
+    except DENError as error:  # the log file itself cannot be opened
+        say(f"{program}: error: {error}", level=logging.ERROR)
+        return EXIT_BAD_INPUT
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _run_body(program: str, body: Callable[[], int], debug: bool, interrupted: str) -> int:
+    """The body, its faults turned into one line each (logged too) and an exit status."""
+    try:
         return body()
     except DENError as error:
-        print(f"{program}: error: {error}", file=sys.stderr)
+        say(f"{program}: error: {error}", level=logging.ERROR)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print(f"{program}: {interrupted}", file=sys.stderr)
+        say(f"{program}: {interrupted}", level=logging.WARNING)
         return EXIT_INTERRUPTED
     except Exception as error:  # a bug, not bad input: one line unless --debug
         if debug:
             traceback.print_exc()
-        print(f"{program}: internal error: {describe_error(error)} (rerun with --debug)", file=sys.stderr)
+        logging.getLogger(LIBRARY_LOGGER).debug("internal error", exc_info=True)
+        say(f"{program}: internal error: {describe_error(error)} (rerun with --debug)", level=logging.ERROR)
         return EXIT_CASE_FAILED
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
 
 
 def _interrupt(signal_number: int, frame: object) -> None:

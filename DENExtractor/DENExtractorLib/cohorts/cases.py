@@ -18,11 +18,16 @@ CASE_ID_PLACEHOLDER = "{id}"
 
 @dataclass(frozen=True)
 class Case:
-    """One case of a cohort: its id, its segmentation file and, for image mode, its MRI."""
+    """One case of a cohort: its id, its segmentation file and, for image mode, its MRI.
+
+    ``labels``: the label values this case keeps (a cases CSV row's pyradiomics ``Label``), or None for the run's
+    own ``--labels`` setting.
+    """
 
     case_id: str
     segmentation: Path
     image: Path | None = None
+    labels: tuple[int, ...] | None = None
 
 
 @dataclass

@@ -13,6 +13,12 @@ The format, as a user writes it::
 - Relative paths resolve against the CSV's folder, not the working directory. An empty ``image`` cell means the
   case has no MRI.
 - Every other column (``label``, ``site``, pyradiomics' ``Label``...) is carried through unchanged, in order.
+- pyradiomics' ``Label`` column (spelt so, as pyradiomics writes it; a lower-case ``label`` is a class for
+  ``den-train``) keeps that label value for its row exactly as ``--labels`` does for a run (``1,4``, quoted, keeps
+  two); an empty cell means the run's ``--labels``. ``Label_channel`` may be empty or 0 (DEN reads one label map
+  per case; a ``.seg.nrrd``'s layers are merged, each segment keeping its own value). A value that cannot be
+  honoured (``0``, ``1.5``, ``tumour``, channel 1) is that row's problem, named with its row number. den-extract
+  asks for this with ``select_labels=True``; den-train reads the column as any other.
 - Row numbers are the file's line numbers (the header's line counts), so an editor jumps straight to a fault.
 
 Faults of the whole file (no such file, not UTF-8 text, empty, a missing ``segmentation`` column, a
@@ -25,7 +31,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import DENError
@@ -35,6 +41,8 @@ from .cases import Case
 CASE_ID_COLUMN, SEGMENTATION_COLUMN, IMAGE_COLUMN = "case_id", "segmentation", "image"
 PYRADIOMICS_ALIASES = {CASE_ID_COLUMN: "id", SEGMENTATION_COLUMN: "mask", IMAGE_COLUMN: "image"}
 MAX_CASE_ID_LENGTH = 200
+LABEL_COLUMN, LABEL_CHANNEL_COLUMN = "Label", "Label_channel"
+"""pyradiomics' batch-file columns choosing the label value (and the channel of a multi-channel mask) per row."""
 
 
 @dataclass(frozen=True)
@@ -52,13 +60,14 @@ class CaseRow:
     image: Path | None
     columns: Mapping[str, str]
     problem: str | None = None
+    labels: tuple[int, ...] | None = None
 
     @property
     def case(self) -> Case:
         """The row as a cohort :class:`~DENExtractorLib.cohorts.cases.Case` (only for rows without a problem)."""
         if self.problem is not None or self.segmentation is None:
             raise ValueError(f"row {self.row} has a problem and cannot run: {self.problem}")
-        return Case(self.case_id, self.segmentation, self.image)
+        return Case(self.case_id, self.segmentation, self.image, self.labels)
 
 
 @dataclass(frozen=True)
@@ -84,11 +93,12 @@ class CasesTable:
         return next((row.columns for row in self.rows if row.case_id == case_id), {})
 
 
-def read_cases_csv(path: str | Path) -> CasesTable:
+def read_cases_csv(path: str | Path, *, select_labels: bool = False) -> CasesTable:
     """Read a cases CSV (see the module docstring for its format) into a :class:`CasesTable`.
 
     Raises :class:`DENError` naming the file (and the rows) for a fault of the whole file; a fault of one row
-    becomes that row's ``problem``.
+    becomes that row's ``problem``. With ``select_labels``, pyradiomics' ``Label`` and ``Label_channel`` columns
+    choose each row's label values (``CaseRow.labels``).
     """
     path = Path(path)
     records = _read_records(path)
@@ -99,6 +109,8 @@ def read_cases_csv(path: str | Path) -> CasesTable:
     if not data:
         raise DENError(path, "no cases: the header row is followed by no data rows")
     rows = tuple(_case_row(line, cells, names, roles, carried, path) for line, cells in data)
+    if select_labels:
+        rows = tuple(_with_row_labels(row, path) for row in rows)
     _refuse_repeated_ids(rows, path)
     return CasesTable(path, carried, rows)
 
@@ -178,6 +190,46 @@ def _row_problem(cells: list[str], names: list[str], case_id: str, segmentation:
     if image is not None and not image.is_file():
         return f"case {case_id!r}: image file not found: {image}"
     return None
+
+
+def _with_row_labels(row: CaseRow, path: Path) -> CaseRow:
+    """The row with the label values its ``Label`` cell keeps, or with the problem of a cell that cannot be honoured."""
+    if row.problem is not None:
+        return row
+    labels, problem = row_labels(row.columns.get(LABEL_COLUMN, ""), row.columns.get(LABEL_CHANNEL_COLUMN, ""))
+    if problem is not None:
+        return replace(row, problem=str(DENError(f"{path} row {row.row}", f"case {row.case_id!r}: {problem}")))
+    return replace(row, labels=labels)
+
+
+def row_labels(label_cell: str, channel_cell: str) -> tuple[tuple[int, ...] | None, str | None]:
+    """(label values, None) that a ``Label`` cell keeps (None: the run's ``--labels``), or (None, why not).
+
+    ``4`` keeps 4, ``1,4`` keeps 1 and 4, ``4.0`` (a spreadsheet's whole number) keeps 4; ``0``, negative,
+    fractional or non-numeric values cannot be honoured, nor a ``Label_channel`` other than empty or 0.
+    """
+    channel = channel_cell.strip()
+    if channel and _whole_number(channel) != 0:
+        return None, (f"{LABEL_CHANNEL_COLUMN} {channel!r} cannot be honoured: DEN reads one label map per case (a "
+                      ".seg.nrrd's layers are merged, each segment keeping its label value); give the segment's "
+                      f"value in {LABEL_COLUMN} and leave {LABEL_CHANNEL_COLUMN} empty or 0")
+    parts = [part.strip() for part in label_cell.split(",")]
+    if not any(parts):
+        return None, None
+    values = [_whole_number(part) for part in parts]
+    if any(value is None or value <= 0 for value in values):
+        return None, (f"{LABEL_COLUMN} {label_cell.strip()!r} cannot be honoured: give a positive whole label value "
+                      "(0 is background), or several as '1,4'")
+    return tuple(sorted({int(value) for value in values if value is not None})), None
+
+
+def _whole_number(text: str) -> int | None:
+    """``text`` as a whole number (``4`` or ``4.0``), or None when it is not one."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else None
 
 
 def case_id_fault(case_id: str) -> str | None:

@@ -51,7 +51,8 @@ def merge_parts(out_dir: str | Path) -> MergeResult:
         for number, entry in enumerate(manifest.entries)
     ]
     carried = {entry.case.case_id: entry.columns for entry in manifest.entries}
-    table = write_cohort_table(outcomes, out_dir / COHORT_TABLE_NAME, manifest.carried_columns, carried)
+    table = write_cohort_table(outcomes, out_dir / COHORT_TABLE_NAME, manifest.carried_columns, carried,
+                               manifest.settings)
     return MergeResult(outcomes, table)
 
 

@@ -135,10 +135,12 @@ def _manifest_entry(entry: object, path: Path) -> CohortEntry:
         raise DENError(path, f"damaged manifest: {fault}")
     image = entry["image"]
     problem = entry["problem"]
+    labels = entry.get("labels")
     columns = _typed(entry["columns"], dict, "columns", path)
     return CohortEntry(
         Case(case_id, Path(_typed(entry["segmentation"], str, "segmentation", path)),
-             Path(_typed(image, str, "image", path)) if image is not None else None),
+             Path(_typed(image, str, "image", path)) if image is not None else None,
+             tuple(_typed(labels, list, "labels", path)) if labels is not None else None),
         {_typed(name, str, "column", path): _typed(value, str, "cell", path) for name, value in columns.items()},
         _typed(problem, str, "problem", path) if problem is not None else None,
     )
@@ -165,6 +167,7 @@ def _manifest_record(manifest: CohortManifest) -> dict:
                 "case_id": entry.case.case_id,
                 "segmentation": _path_text(entry.case.segmentation, entry.problem is None),
                 "image": _path_text(entry.case.image, entry.problem is None) if entry.case.image else None,
+                "labels": list(entry.case.labels) if entry.case.labels is not None else None,
                 "columns": dict(entry.columns),
                 "problem": entry.problem,
             }

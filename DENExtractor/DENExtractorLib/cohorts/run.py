@@ -104,7 +104,8 @@ def _read_case(
     try:
         paths = check_output_names(out_dir, case.case_id)
         if resume:
-            reusable = reusable_outputs(paths, case.segmentation, case.image, extractor.settings, png)
+            settings = extractor.settings.with_labels(case.labels)
+            reusable = reusable_outputs(paths, case.segmentation, case.image, settings, png)
             if reusable is not None:
                 return finished_outcome(case, "resumed", reusable.features, reusable.foreground_rows, reusable.paths)
         return _ReadCase(case, load_segmentation(case.segmentation), load_image(case.image) if case.image else None)
@@ -115,7 +116,7 @@ def _read_case(
 def _compute(read: _ReadCase, extractor: DENExtractor) -> ExtractionResult | CaseOutcome:
     """The network over a read case; a failure as its outcome."""
     try:
-        return extractor.extract(read.segmentation, read.image)
+        return extractor.extract(read.segmentation, read.image, labels=read.case.labels)
     except Exception as error:
         return _failed(read.case, error)
 

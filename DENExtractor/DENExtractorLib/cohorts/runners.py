@@ -6,6 +6,7 @@ same table rows. Plain arguments only: the command line lives in :mod:`..cli`.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,20 +23,24 @@ from .parts import (
     write_manifest,
 )
 from .run import run_cohort
+from .table import SETTINGS_COLUMNS
 
-TABLE_COLUMNS = re.compile(r"(case_id|status|message|rows|foreground_rows|(mean|max)_\d+)", re.IGNORECASE)
+logger = logging.getLogger(__name__)
+
+TABLE_COLUMNS = re.compile(
+    rf"(case_id|status|message|rows|foreground_rows|{'|'.join(SETTINGS_COLUMNS)}|(mean|max)_\d+)", re.IGNORECASE)
 """Columns of den_cohort.csv itself, which a carried-through column of a cases CSV must not repeat."""
 
 
 def entries_from_csv(path: Path) -> tuple[list[CohortEntry], tuple[str, ...]]:
     """The entries of a cases CSV sorted by case id (bad rows kept with their problem) and its carried columns."""
-    table = read_cases_csv(path)
+    table = read_cases_csv(path, select_labels=True)
     clashing = [name for name in table.carried_columns if TABLE_COLUMNS.fullmatch(name)]
     if clashing:
         raise DENError(path, f"the column {clashing[0]!r} would clash with den_cohort.csv's own column of that name: "
                              "rename it")
-    entries = [CohortEntry(Case(row.case_id, row.segmentation or Path(), row.image), row.columns, row.problem)
-               for row in table.rows]
+    entries = [CohortEntry(Case(row.case_id, row.segmentation or Path(), row.image, row.labels), row.columns,
+                           row.problem) for row in table.rows]
     return sorted(entries, key=_case_id), table.carried_columns
 
 
@@ -58,13 +63,18 @@ def share_for_this_part(entries: list[CohortEntry], carried_columns: tuple[str, 
 def run_entries(entries: list[CohortEntry], output: Path, extractor: DENExtractor, *, resume: bool, png: bool,
                 jobs: int, scheduler: str | None, on_case_done: Callable[[CaseOutcome], None]) -> None:
     """Report the entries that cannot run as failed, then run the others with the runner chosen: Dask
-    (``scheduler``: an address or "local"), worker processes (``jobs`` > 1) or this process."""
+    (``scheduler``: an address or "local"), worker processes (``jobs`` > 1) or this process. Each outcome is
+    logged (in this process, whichever runner computed it)."""
+    on_case_done = _logging(on_case_done)
     for entry in entries:
         if entry.problem is not None:
             on_case_done(CaseOutcome(entry.case, "failed", entry.problem))
     cases = [entry.case for entry in entries if entry.problem is None]
     if not cases:
         return
+    runner = (f"Dask ({scheduler})" if scheduler is not None
+              else f"{jobs} worker processes" if jobs > 1 else "this process")
+    logger.info("running %d case(s) in %s", len(cases), runner)
     if scheduler is not None:
         if importlib.util.find_spec("distributed") is None:
             raise DENError("--scheduler", "Dask is not installed: pip install 'DENExtractorLib[dask]'")
@@ -79,6 +89,18 @@ def run_entries(entries: list[CohortEntry], output: Path, extractor: DENExtracto
                                on_case_done=on_case_done)
     else:
         run_cohort(cases, output, extractor, resume=resume, png=png, on_case_done=on_case_done)
+
+
+def _logging(on_case_done: Callable[[CaseOutcome], None]) -> Callable[[CaseOutcome], None]:
+    """``on_case_done`` that first logs the outcome: a failure as a warning with its message."""
+    def report(outcome: CaseOutcome) -> None:
+        if outcome.status == "failed":
+            logger.warning("case %s failed: %s", outcome.case.case_id, outcome.message)
+        else:
+            logger.info("case %s %s: %d rows, %d with tumour", outcome.case.case_id, outcome.status, outcome.rows,
+                        outcome.foreground_rows)
+        on_case_done(outcome)
+    return report
 
 
 def in_case_order(outcomes: list[CaseOutcome], entries: list[CohortEntry]) -> list[CaseOutcome]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -37,7 +38,8 @@ def prepare_output_folder(folder: str | Path, *, remove_partials: bool = True) -
             Path(probe).unlink(missing_ok=True)
     except OSError as error:
         raise DENError(folder, f"unusable output folder: {_reason(error, folder)}") from None
-    remove_leftover_partials(folder, every_host=remove_partials)
+    if removed := remove_leftover_partials(folder, every_host=remove_partials):
+        logging.getLogger(__name__).info("removed %d temporary file(s) an interrupted run left in %s", removed, folder)
     return folder
 
 

@@ -32,12 +32,15 @@ RECORDED_PACKAGES = ("numpy", "nibabel", "pillow", "tensorflow", "tensorflow-cpu
 
 
 def build_provenance(
-    segmentation: Volume, image: Volume | None, stack: SliceStack, model: LoadedModel, elapsed_seconds: float
+    segmentation: Volume, image: Volume | None, stack: SliceStack, model: LoadedModel, elapsed_seconds: float,
+    settings: dict | None = None,
 ) -> dict:
-    """Return the JSON-serialisable record of how a feature matrix was computed."""
+    """Return the JSON-serialisable record of how a feature matrix was computed; ``settings``: the effective
+    settings and where each came from (:meth:`ExtractionSettings.record`)."""
     return {
         "format": PROVENANCE_FORMAT,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": settings,
         "model": model.provenance_entry,
         "input": _describe_volume(segmentation),
         "image": _describe_volume(image) if image is not None else None,

@@ -7,12 +7,15 @@ bounds its memory by what the header declares before reading any voxel. Validati
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from ..errors import DENError
 from ..hashing import file_sha256
 from ..volume import Volume, image_from_array, segmentation_from_array
+from .images import is_image_object, read_image_object
 from .limits import max_input_bytes
 from .nifti import read_nifti
 from .nrrd import read_nrrd
@@ -23,6 +26,8 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 SEGMENTATION_NRRD_SUFFIX = ".seg.nrrd"
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
 VOLUME_SUFFIXES = (SEGMENTATION_NRRD_SUFFIX, ".nii.gz", ".nii", ".nrrd", ".nhdr")
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "VOLUME_SUFFIXES",
@@ -35,19 +40,27 @@ __all__ = [
 ]
 
 
-def load_segmentation(path: str | Path) -> Volume:
-    """Read and validate a label map from ``.nii``, ``.nii.gz``, ``.seg.nrrd``, ``.nrrd`` or ``.nhdr``.
+def load_segmentation(path: str | Path | Any) -> Volume:
+    """Read and validate a label map from ``.nii``, ``.nii.gz``, ``.seg.nrrd``, ``.nrrd`` or ``.nhdr``, or take
+    it from a nibabel or SimpleITK image in memory (same checks).
 
     Label values are kept as stored. Raises :class:`DENError` for a missing or unreadable file, data that is not
     3-D, NaN or infinite values, non-integer or negative labels, absurd dimensions, or no foreground at all.
     """
+    if is_image_object(path):
+        data, affine, name = read_image_object(path)
+        return segmentation_from_array(data, affine, name)
     path = Path(path)
     data, affine, sha256 = _read_any(path, segmentation=True)
     return segmentation_from_array(data, affine, os.path.abspath(path), sha256=sha256)
 
 
-def load_image(path: str | Path) -> Volume:
-    """Read and validate an intensity image (``.nii``, ``.nii.gz``, ``.nrrd`` or ``.nhdr``) for image mode."""
+def load_image(path: str | Path | Any) -> Volume:
+    """Read and validate an intensity image (``.nii``, ``.nii.gz``, ``.nrrd`` or ``.nhdr``, or a nibabel or
+    SimpleITK image in memory) for image mode."""
+    if is_image_object(path):
+        data, affine, name = read_image_object(path)
+        return image_from_array(data, affine, name)
     path = Path(path)
     data, affine, sha256 = _read_any(path, segmentation=False)
     return image_from_array(data, affine, os.path.abspath(path), sha256=sha256)
@@ -85,6 +98,7 @@ def strip_volume_suffix(path: str | Path) -> str:
 def _read_any(path: Path, segmentation: bool) -> tuple:
     """Read a volume file by its suffix."""
     check_readable(path)
+    logger.debug("reading %s %s", "segmentation" if segmentation else "image", path)
     name = path.name.lower()
     if name.endswith(NIFTI_SUFFIXES):
         return read_nifti(path)
