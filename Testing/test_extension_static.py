@@ -437,7 +437,8 @@ def test_python_file_compiles(path, tmp_path):
 
 def test_readme_self_test_commands_exit_when_done():
     """Without --testing a failing self-test leaves a windowless Slicer running: every documented command has it."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(page.read_text(encoding="utf-8") for page in pages).replace("\\\n", " ")
     commands = [line for line in text.splitlines() if line.lstrip().startswith("Slicer ") and "runUnitTest" in line]
     assert len(commands) >= 2
     for command in commands:
