@@ -159,6 +159,12 @@ def _segmentation_source(segmentation_node: Any, segment_ids: Sequence[str]) -> 
 
 def _node_arrays(volume_node: Any) -> tuple[np.ndarray, np.ndarray]:
     """Return a volume node's voxels in nibabel's (i, j, k) order (a copy) and its IJK-to-RAS matrix (4x4)."""
+    data, affine = node_voxels(volume_node)
+    return np.ascontiguousarray(data.transpose(2, 1, 0)), affine
+
+
+def node_voxels(volume_node: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A volume node's voxels in VTK's (k, j, i) order (one contiguous copy, no reordering) and its IJK-to-RAS."""
     name = volume_node.GetName()
     image = volume_node.GetImageData()
     if image is None or image.GetNumberOfPoints() == 0 or image.GetPointData().GetScalars() is None:
@@ -168,10 +174,9 @@ def _node_arrays(volume_node: Any) -> tuple[np.ndarray, np.ndarray]:
         raise DENError(name, f"the volume has {components} values per voxel: a single-component volume is needed")
     columns, rows, slices = image.GetDimensions()
     scalars = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
-    data = np.array(scalars.reshape(slices, rows, columns).transpose(2, 1, 0))
     matrix = vtk.vtkMatrix4x4()
     volume_node.GetIJKToRASMatrix(matrix)
-    return data, np.array(arrayFromVTKMatrix(matrix), dtype=np.float64)
+    return np.array(scalars.reshape(slices, rows, columns)), np.array(arrayFromVTKMatrix(matrix), dtype=np.float64)
 
 
 def _string_array(values: Sequence[str]) -> vtk.vtkStringArray:
