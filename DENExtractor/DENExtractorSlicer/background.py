@@ -317,7 +317,10 @@ class BackgroundExtraction:
             if answer.get("id") != id(self):
                 continue
             if event == "progress":
+                phase = self.progress.phase
                 self.progress = Progress(answer["phase"], int(answer["done"]), int(answer["total"]))
+                if self.progress.phase != phase:
+                    return  # one phase a poll: the module (and a test) sees every phase
             elif event == "error":
                 raise DENError(answer["source"], answer["fault"])
             elif event == "done":
