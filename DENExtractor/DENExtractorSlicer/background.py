@@ -18,6 +18,7 @@ queue that the poll drains; unlike it, the process is kept between runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -206,6 +207,14 @@ def _forget(worker: WorkerProcess) -> None:
         _Kept.worker = None
 
 
+def _move_file(source: Path, target: Path) -> None:
+    """Move a staged file onto ``target``: a rename on the same file system, else a copy."""
+    try:
+        os.replace(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 class BackgroundExtraction:
     """One extraction run, advanced by :meth:`poll` (see the module's docstring for the phases)."""
 
@@ -226,6 +235,9 @@ class BackgroundExtraction:
         self._steps: Iterator[str] | None = None
         self._worker: WorkerProcess | None = None
         self._paths: dict[str, str] | None = None
+        self._staged: tuple[dict[str, Path], ExtractionResult, dict[str, Path]] | None = None
+        self._output: Path | None = None
+        self._created_output = False
 
     @property
     def finished(self) -> bool:
@@ -266,14 +278,23 @@ class BackgroundExtraction:
         self._clean_up()
 
     def _clean_up(self) -> None:
+        """Delete the private folder (in a thread: deleting files can take the disk's time, not the main thread's),
+        and after a run that gave nothing, the output folder it created if it is still empty."""
         if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
-            self._folder = None
+            folder, self._folder = self._folder, None
+            folder.rename(folder.with_name(folder.name + "-done"))  # gone from its place at once
+            threading.Thread(target=shutil.rmtree, args=(folder.with_name(folder.name + "-done"), True),
+                             daemon=True).start()
+        if self.outcome is None and self._created_output and self._output is not None:
+            with contextlib.suppress(OSError):  # not empty (another program wrote there) or already gone
+                self._output.rmdir()
 
     def _step(self) -> None:
         phase = self.progress.phase
         if phase == "checking":
             self._check_still_valid()
+            self._created_output = not Path(self.request.output_folder).exists()
+            self._output = prepare_output_folder(self.request.output_folder)  # refused now, not after the network
             self._folder = Path(tempfile.mkdtemp(prefix="den-slicer-"))
             (self._folder / "case").mkdir()
             (self._folder / "staging").mkdir()
@@ -289,6 +310,8 @@ class BackgroundExtraction:
                 self._send()
         elif phase in ("starting", "loading", "network", "writing"):
             self._read_answers()
+        elif phase == "finishing" and self._staged is None:
+            self._read_staged()
         elif phase == "finishing":
             self._finish()
 
@@ -328,22 +351,28 @@ class BackgroundExtraction:
                 self.progress = Progress("finishing")
                 return
 
-    def _finish(self) -> None:
-        """Move the staged files into the output folder and add the result nodes, in one step."""
-        self._check_still_valid()
+    def _read_staged(self) -> None:
+        """Read what the worker wrote (nothing visible happens yet: a Cancel now still leaves nothing)."""
         assert self._paths is not None
         staged = {kind: Path(path) for kind, path in self._paths.items()}
         provenance = json.loads(staged["json"].read_text(encoding="utf-8"))
         features = np.load(staged["npy"], allow_pickle=False)
         foreground = np.asarray(provenance["features"]["foreground_rows"], dtype=np.int64)
         result = ExtractionResult(features, foreground, pooled_vector(features, foreground), provenance)
-        folder = prepare_output_folder(self.request.output_folder)
-        targets = check_output_names(folder, self.request.stem)
+        self._staged = (staged, result, check_output_names(self._output, self.request.stem))
+
+    def _finish(self) -> None:
+        """Copy the staged files into the output folder and add the result nodes, in one step (nothing can come
+        between the last check and the results)."""
+        self._check_still_valid()
+        assert self._staged is not None
+        staged, result, targets = self._staged
         paths = {}
         for kind in ("npy", "png", "json"):  # the provenance last: it names the files beside it
             if kind in staged:
-                paths[kind] = write_atomically(targets[kind], lambda path, k=kind: shutil.copyfile(staged[k], path))
+                paths[kind] = write_atomically(targets[kind], lambda path, k=kind: _move_file(staged[k], path))
         nodes = add_results_to_scene(result, self.scene, self.request.input_node, self.request.stem)
         self.outcome = ProcessOutcome(result=result, nodes=nodes, paths=paths)
-        self.progress = Progress("done", features.shape[0], features.shape[0])
+        rows = result.features.shape[0]
+        self.progress = Progress("done", rows, rows)
         self._clean_up()

@@ -19,6 +19,11 @@ SEGMENTATION_CLASS = "vtkMRMLSegmentationNode"
 LABELMAP_CLASS = "vtkMRMLLabelMapVolumeNode"
 SCALAR_VOLUME_CLASS = "vtkMRMLScalarVolumeNode"
 
+ROLE_ATTRIBUTE = "DENExtractor.Role"
+"""Node attribute naming what a result node is (``heatmap``, ``slices``, ``pooled``, ``chart``, ``series``)."""
+
+HEATMAP_ROLE = "heatmap"
+
 
 def chosen_path(value: str | PurePath | None) -> Path | None:
     """Return the path the user chose, or None when the field is empty.
@@ -89,6 +94,8 @@ def image_problem(image_node: Any, input_node: Any = None) -> DENError | None:
     name = image_node.GetName()
     if not image_node.IsA(SCALAR_VOLUME_CLASS) or image_node.IsA(LABELMAP_CLASS):
         return DENError(name, "the intensity volume must be a scalar volume, not a label map")
+    if image_node.GetAttribute(ROLE_ATTRIBUTE) == HEATMAP_ROLE:
+        return DENError(name, "a DEN heatmap (a result), not an MRI: choose the MRI the segmentation was drawn on")
     if input_node is not None and image_node.GetID() == input_node.GetID():
         return DENError(name, "the intensity volume must differ from the input")
     if not _has_voxels(image_node):

@@ -1,7 +1,7 @@
 """MRML nodes to the core's volumes: the arrays ``den-extract`` would read from the same file.
 
 * voxel arrays are transposed from VTK's (k, j, i) to nibabel's (i, j, k) order, with the node's IJK-to-RAS matrix
-  as the affine (the node's own geometry; parent transforms are not applied, as a file knows nothing of them);
+  as the affine (the node's own geometry; :mod:`.export` hardens parent transforms into its copy);
 * a segmentation keeps each segment's own label value (the value it has in its source labelmap, e.g. the label
   it had in the file it was loaded from), instead of the 1..N a plain "export to label map" would give;
 * a segmentation is exported onto its reference image geometry (the grid it was loaded or drawn on), or onto the
@@ -53,11 +53,14 @@ def volume_from_segmentation_node(
     :param reference_volume_node: a volume whose grid the label map is exported onto; None means the
         segmentation's reference image geometry (the grid of the file it was loaded from, or of the volume it was
         drawn on), or, when it has none, the smallest box holding the segments.
-    :return: the label map with each segment's label value (see :func:`segment_label_values`).
+    :return: the label map with each segment's label value, numbered over the whole segmentation (see
+        :func:`segment_label_values`), so a subset keeps the values it has in the saved ``.seg.nrrd``.
     :raises DENError: for unknown or empty segments, or voxels claimed by two chosen segments (overlapping layers).
     """
     segment_ids = chosen_segment_ids(segmentation_node, segment_ids)
-    values = segment_label_values(segmentation_node, segment_ids)
+    all_ids = segment_ids_of(segmentation_node)
+    value_of = dict(zip(all_ids, segment_label_values(segmentation_node, all_ids), strict=True))
+    values = [value_of[segment_id] for segment_id in segment_ids]
     labelmap = _merged_labelmap_node(segmentation_node, segment_ids, values, reference_volume_node)
     if labelmap is None:
         raise DENError(segmentation_node.GetName(), "the chosen segments are empty: nothing to extract")

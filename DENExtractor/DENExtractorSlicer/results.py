@@ -12,6 +12,8 @@ from DENExtractorLib import ExtractionResult
 from slicer.util import updateVolumeFromArray, vtkMatrixFromArray
 from vtk.util import numpy_support
 
+from .checks import HEATMAP_ROLE, ROLE_ATTRIBUTE
+
 VIRIDIS_COLOR_NODE_ID = "vtkMRMLColorTableNodeFileViridis.txt"
 """ID of Slicer's Viridis colour table node (loaded by the Colors module from ``ColorFiles/Viridis.txt``)."""
 
@@ -38,13 +40,8 @@ MEAN_SERIES_COLOR = (0.17, 0.45, 0.70)
 FEATURE_SERIES_COLOR = (0.90, 0.50, 0.10)
 
 
-ROLE_ATTRIBUTE = "DENExtractor.Role"
-"""Node attribute naming what a result node is (``heatmap``, ``slices``, ``pooled``, ``chart``, ``series``)."""
-
 INPUT_ATTRIBUTE = "DENExtractor.InputNodeID"
 """Node attribute holding the ID of the input node a result node belongs to: a re-run replaces those nodes."""
-
-HEATMAP_ROLE = "heatmap"
 
 
 @dataclass
@@ -70,12 +67,12 @@ def feature_column_name(index: int) -> str:
     return f"feature_{index}"
 
 
-def feature_table_columns(result: ExtractionResult) -> dict[str, np.ndarray]:
+def feature_table_columns(result: ExtractionResult, most_variable: int | None = None) -> dict[str, np.ndarray]:
     """Return the per-slice summary's columns: slice index, foreground flag, mean activation, most variable feature."""
     features = result.features
     foreground = np.zeros(features.shape[0], dtype=np.uint8)
     foreground[result.foreground_rows] = 1
-    most_variable = most_variable_feature(features)
+    most_variable = most_variable_feature(features) if most_variable is None else most_variable
     return {
         SLICE_COLUMN: np.arange(features.shape[0], dtype=np.int32),
         FOREGROUND_COLUMN: foreground,
@@ -157,9 +154,10 @@ def add_results_to_scene(result: ExtractionResult, scene: Any, input_node: Any, 
     earlier = result_nodes_of(scene, input_id)
     before = {scene.GetNthNode(index).GetID() for index in range(scene.GetNumberOfNodes())}
     try:
-        table = _add_table(scene, f"{base_name} DEN per slice", feature_table_columns(result))
+        most_variable = most_variable_feature(result.features)
+        table = _add_table(scene, f"{base_name} DEN per slice", feature_table_columns(result, most_variable))
         pooled_table = _add_table(scene, f"{base_name} DEN pooled", pooled_table_columns(result))
-        chart = _add_chart(scene, base_name, table, most_variable_feature(result.features))
+        chart = _add_chart(scene, base_name, table, most_variable)
         heatmap = _add_heatmap(scene, f"{base_name} DEN heatmap", result.features)
         roles = {"slices": table, "pooled": pooled_table, "chart": chart, HEATMAP_ROLE: heatmap}
         for series_index in range(chart.GetNumberOfPlotSeriesNodes()):
@@ -213,12 +211,12 @@ def _add_heatmap(scene: Any, name: str, features: np.ndarray) -> Any:
     node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
     updateVolumeFromArray(node, np.ascontiguousarray(features, dtype=np.float32)[np.newaxis])
     node.SetIJKToRASMatrix(vtkMatrixFromArray(heatmap_ijk_to_ras(*features.shape)))
-    node.CreateDefaultDisplayNodes()
-    display = node.GetDisplayNode()
+    display = scene.AddNewNodeByClass("vtkMRMLScalarVolumeDisplayNode")  # set up before it shows anything
+    display.AutoWindowLevelOff()  # no histogram of 1 million cells: the whole Viridis scale is set below
+    display.SetWindowLevelMinMax(float(features.min()), float(features.max()))
     display.SetAndObserveColorNodeID(viridis_color_node_id(scene))
-    display.AutoWindowLevelOff()
-    display.SetWindowLevelMinMax(float(features.min()), float(features.max()))  # the whole Viridis scale
     display.SetInterpolate(0)  # one feature, one crisp cell: no blur across 4096 columns
+    node.SetAndObserveDisplayNodeID(display.GetID())
     return node
 
 
