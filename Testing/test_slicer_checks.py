@@ -19,6 +19,8 @@ from DENExtractorSlicer.checks import (
     segments_to_choose,
 )
 
+pytestmark = [pytest.mark.slicer]
+
 
 @pytest.fixture()
 def scene():
