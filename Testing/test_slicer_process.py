@@ -292,7 +292,8 @@ def test_file_names_say_what_differs(brats_segmentation, brats_labelmap, scene):
         result_stem(brats_segmentation, None, None, "reference", None, Path("den_trained.weights.h5")),
     }
     assert len(stems) == 6
-    assert result_stem(brats_segmentation, [ids[1], ids[4]]) == "OTMultiClass_segmentation_seg-Label_1+Label_4_reference"
+    subset_stem = result_stem(brats_segmentation, [ids[1], ids[4]])
+    assert subset_stem == "OTMultiClass_segmentation_seg-Label_1+Label_4_reference"
     assert result_stem(brats_labelmap, None, flair, "oriented", "coronal") == "OTMultiClass_Flair_oriented-coronal"
     assert len(result_stem(brats_segmentation, [ids[1]] * 60)) <= 120
 
