@@ -113,6 +113,9 @@ class DENExtractorParameterNode:
 RELOADED_PACKAGES = ("DENExtractorSlicer", "DENExtractorLib")
 """The module's own packages, reloaded with it by developer mode's Reload."""
 
+SCENE_URL_CHECK_MS = 1000
+"""How often the shown panel looks whether the scene was saved (File > Save sends no event)."""
+
 POLL_INTERVAL_MS = 20
 """How often the timer advances a run: each tick does at most a few milliseconds of main-thread work."""
 
@@ -167,9 +170,12 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        # File > Save sets the scene's URL and commits; it fires no EndSaveEvent (Slicer 5.10, 5.12), but the URL
-        # change modifies the scene: the panel's output folder follows it.
-        self.addObserver(slicer.mrmlScene, vtk.vtkCommand.ModifiedEvent, self.onSceneSavedOrImported)
+        # File > Save (qSlicerSceneWriter) sets the scene's URL and commits: no save event, and SetURL does not even
+        # modify the scene (Slicer 5.10, 5.12). While the panel is shown, a slow timer notices the new URL.
+        self._sceneUrl = slicer.mrmlScene.GetURL()
+        self._urlTimer = qt.QTimer()
+        self._urlTimer.setInterval(SCENE_URL_CHECK_MS)
+        self._urlTimer.connect("timeout()", self._onUrlTimer)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneSavedOrImported)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self._onNodeAdded)
 
@@ -190,15 +196,18 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._run is not None:
             self._run.cancel()
         self._timer.stop()
+        self._urlTimer.stop()
         background.stop_warm_worker()
         self.removeObservers()
 
     def enter(self) -> None:
         """Called each time the user opens this module."""
         self.initializeParameterNode()
+        self._urlTimer.start()
 
     def exit(self) -> None:
-        """Called each time the user opens a different module."""
+        """Called each time the user opens a different module (a running extraction goes on)."""
+        self._urlTimer.stop()
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
@@ -221,6 +230,13 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneSavedOrImported(self, caller, event) -> None:
         """A saved or loaded scene has a folder that can take the results: show it."""
         self._checkCanApply()
+
+    def _onUrlTimer(self) -> None:
+        """Show the new output folder once the scene has been saved (or saved elsewhere)."""
+        url = slicer.mrmlScene.GetURL()
+        if url != self._sceneUrl:
+            self._sceneUrl = url
+            self._checkCanApply()
 
     def _onNodeAdded(self, caller, event) -> None:
         """Keep result heatmaps out of the MRI selector (they are scalar volumes, but not images)."""
