@@ -110,14 +110,15 @@ def start_extraction(
     output_folder: str | Path | None = None,
     default_folder: str | Path | None = None,
     scene: Any = None,
-    python: str | Path = sys.executable,
+    python: str | Path | None = None,
     environment: dict[str, str] | None = None,
 ) -> BackgroundExtraction:
     """Check the inputs and return the run, not started (the caller polls it).
 
     :param default_folder: where results go (under ``DENExtractor/``) when no folder is chosen and the scene was
         never saved: the module passes Slicer's default scene path.
-    :param python: the worker's interpreter (Slicer's ``PythonSlicer``).
+    :param python: the worker's interpreter; None: Slicer's ``PythonSlicer`` (with Slicer's start-up environment)
+        inside the application, this interpreter elsewhere (``slicer-core``).
     :raises DENError: with the one-line message the module's status line shows.
     """
     scene = scene if scene is not None else (input_node.GetScene() if input_node is not None else None)
@@ -150,7 +151,24 @@ def start_extraction(
         weights=settings.weights,
         scene=scene,
     )
+    if python is None:
+        python, environment = worker_interpreter(environment)
     return BackgroundExtraction(request, python=python, environment=environment)
+
+
+def worker_interpreter(environment: dict[str, str] | None = None) -> tuple[str, dict[str, str] | None]:
+    """The worker's interpreter and environment: ``PythonSlicer`` and Slicer's start-up environment inside the
+    application, this interpreter (and ``environment``) elsewhere.
+
+    :raises DENError: inside the application, when ``PythonSlicer`` is missing.
+    """
+    import slicer
+
+    if getattr(slicer, "app", None) is None:
+        return sys.executable, environment
+    from . import install
+
+    return install.python_slicer(), environment if environment is not None else install.worker_environment()
 
 
 def process(
