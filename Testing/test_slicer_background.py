@@ -185,3 +185,21 @@ def test_the_worker_stays_warm_between_clicks(tmp_path):
     assert second._worker is first._worker and second._worker.alive
     assert "starting" in polled.phases  # one poll sends the request; the answer comes from the same process
     assert Path(first.outcome.paths["npy"]) != Path(second.outcome.paths["npy"])
+
+
+def test_a_fault_the_worker_finds_is_one_line_and_keeps_it_warm(tmp_path):
+    from slicer_helpers import segmentation_from_labelmap
+
+    scene = slicer.vtkMRMLScene()
+    node = segmentation_from_labelmap(scene, add_synthetic_labelmap(scene), "with an empty segment")
+    empty = slicer.vtkSegment()
+    empty.SetName("not drawn yet")
+    empty.AddRepresentation("Binary labelmap", slicer.vtkOrientedImageData())
+    assert node.GetSegmentation().AddSegment(empty, "empty")
+    before = node_ids(scene)
+    run = start_extraction(node, segment_ids=["empty"], output_folder=tmp_path / "out", scene=scene)
+    poll_to_end(run)
+    assert str(run.error) == "with an empty segment [segments: not drawn yet]: the chosen segments are empty: " \
+                             "nothing to extract"
+    assert run._worker.alive and background._Kept.worker is run._worker
+    assert node_ids(scene) == before and not (tmp_path / "out").exists()

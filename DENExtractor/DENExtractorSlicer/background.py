@@ -156,9 +156,11 @@ class WorkerProcess:
         return f"the worker process stopped (exit code {code}){last}; its log is {self.log}"
 
     def kill(self) -> None:
-        """End the worker at once (it is reaped later, without waiting here)."""
+        """End the worker at once (it is reaped later, without waiting here); its log is deleted unless it had
+        stopped by itself (a crash: the run's message names the log)."""
         if self.alive:
             self._process.kill()
+            self.log.unlink(missing_ok=True)
         _killed.append(self._process)
 
     def close(self) -> None:
@@ -238,6 +240,7 @@ class BackgroundExtraction:
         self._staged: tuple[dict[str, Path], ExtractionResult, dict[str, Path]] | None = None
         self._output: Path | None = None
         self._created_output = False
+        self._answered = False
 
     @property
     def finished(self) -> bool:
@@ -272,8 +275,11 @@ class BackgroundExtraction:
         return node.GetName() if node is not None else "input"
 
     def _fail(self, error: DENError) -> None:
+        """End the run with ``error``; a worker that was still working on it is ended (one that answered with the
+        error is idle and stays warm)."""
         self.error = error
-        if self._worker is not None and self.progress.phase in ("starting", "loading", "network", "writing"):
+        busy = self.progress.phase in ("starting", "loading", "network", "writing") and not self._answered
+        if self._worker is not None and busy:
             _forget(self._worker)
         self._clean_up()
 
@@ -345,6 +351,7 @@ class BackgroundExtraction:
                 if self.progress.phase != phase:
                     return  # one phase a poll: the module (and a test) sees every phase
             elif event == "error":
+                self._answered = True
                 raise DENError(answer["source"], answer["fault"])
             elif event == "done":
                 self._paths = answer["paths"]
