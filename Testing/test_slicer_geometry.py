@@ -210,3 +210,45 @@ def test_a_segmentation_off_the_mris_grid_is_refused_with_a_clear_message(scene)
     under(scene, [shifted], far, "1 m away")
     with pytest.raises(Exception, match="outside the MRI"):
         exported(shifted, None, flair)
+
+
+# --- closed surfaces (imported models) ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def closed_surfaces(scene, brats_labelmap):
+    """BraTS pat0001's four segments as closed surfaces only, without a reference geometry (as imported models).
+
+    The application's Segmentations module registers the conversion rules at start-up; slicer-core does not.
+    """
+    factory = slicer.vtkSegmentationConverterFactory.GetInstance()
+    factory.RegisterConverterRule(slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule())
+    factory.RegisterConverterRule(slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule())
+    node = segmentation_from_labelmap(scene, brats_labelmap, "models")
+    segmentation = node.GetSegmentation()
+    assert segmentation.CreateRepresentation("Closed surface")
+    segmentation.SetSourceRepresentationName("Closed surface")
+    segmentation.RemoveRepresentation("Binary labelmap")
+    segmentation.SetConversionParameter("Reference image geometry", "")
+    assert not segmentation.ContainsRepresentation("Binary labelmap")
+    return node
+
+
+def test_closed_surfaces_are_converted_on_a_copy_onto_the_mris_grid(scene, closed_surfaces):
+    flair = load_scalar_node(scene, BRATS_FLAIR, "Flair for surfaces")
+    volume, image, record = exported(closed_surfaces, None, flair)
+    assert volume.data.shape == image.data.shape == (240, 240, 155)
+    np.testing.assert_allclose(volume.affine, image.affine, atol=1e-6)
+    labels = load_segmentation(BRATS_LABELS).data
+    assert set(np.unique(volume.data)) == {0, 1, 2, 3, 4}
+    for label in (1, 2, 4):  # the surfaces are the original regions, smoothed: large regions keep their voxels
+        ours, original = volume.data == label, labels == label
+        assert 2 * np.count_nonzero(ours & original) / (ours.sum() + original.sum()) > 0.9
+    assert record["overlapping_voxels_given_to_the_later_segment"] > 0  # adjacent surfaces: not refused
+    assert not closed_surfaces.GetSegmentation().ContainsRepresentation("Binary labelmap")  # the node is untouched
+
+
+def test_closed_surfaces_without_a_grid_are_refused_and_left_alone(closed_surfaces):
+    with pytest.raises(Exception, match="closed surfaces without a voxel grid: choose the MRI"):
+        exported(closed_surfaces)
+    assert not closed_surfaces.GetSegmentation().ContainsRepresentation("Binary labelmap")

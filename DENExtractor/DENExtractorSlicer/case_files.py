@@ -24,6 +24,9 @@ from DENExtractorLib import DENError, Volume, image_from_array, segmentation_fro
 CASE_FORMAT = "den-slicer-case/1"
 CASE_FILE = "case.json"
 
+LATER_SEGMENT_WINS = "later segment wins"
+"""The grid's ``overlaps`` rule for closed surfaces converted for the export."""
+
 GRID_TOLERANCE = 1e-3
 """How far (in voxels) a layer's grid may lie from the target grid and still count as the same grid."""
 
@@ -107,7 +110,11 @@ def read_case(folder: Path) -> tuple[Volume, Volume | None, dict[str, Any]]:
             )
             for layer in description["layers"]
         ]
-        data = place_layers(tuple(grid["shape"]), affine, layers, source, strict=bool(grid.get("strict")))
+        later_wins = grid.get("overlaps") == LATER_SEGMENT_WINS
+        data, overlapping = place_layers(tuple(grid["shape"]), affine, layers, source,
+                                         strict=bool(grid.get("strict")), later_wins=later_wins)
+        if later_wins:
+            description.setdefault("slicer", {})["overlapping_voxels_given_to_the_later_segment"] = overlapping
     segmentation = segmentation_from_array(data, affine, source)
     return segmentation, image, dict(description.get("slicer", {}))
 
@@ -126,16 +133,20 @@ def place_layers(
     source: str,
     *,
     strict: bool,
-) -> np.ndarray:
-    """Merge labelmap layers into one label map on the grid (``shape``, ``affine``).
+    later_wins: bool = False,
+) -> tuple[np.ndarray, int]:
+    """Merge labelmap layers into one label map on the grid (``shape``, ``affine``); return it and how many voxels
+    more than one chosen segment claimed.
 
     Each layer (voxels, IJK-to-RAS of its index 0, chosen segments) is placed at its whole-voxel offset; its
     chosen segments get their label-map values, other voxels stay 0. A layer of segments given as
     ``LayerSegment(0, 0)`` keeps its stored values (a label map layer). Voxels of the layers outside the grid are
-    cut off, or refused when ``strict`` (image mode: the MRI must hold the whole segmentation).
+    cut off, or refused when ``strict`` (image mode: the MRI must hold the whole segmentation). Voxels claimed by
+    two chosen segments are refused, unless ``later_wins`` (closed surfaces converted here, whose adjacent segments
+    overlap by conversion, not by drawing): then the later entry keeps them, as Slicer's own label map export does.
 
-    :raises DENError: for chosen segments that share voxels, no chosen voxel at all, or (``strict``) voxels
-        outside the grid.
+    :raises DENError: for chosen segments that share voxels (unless ``later_wins``), no chosen voxel at all, or
+        (``strict``) voxels outside the grid.
     """
     values = [segment.value for _, _, segments in layers for segment in segments]
     dtype = np.int16 if max(values, default=0) < 2**15 else np.int32
@@ -160,19 +171,18 @@ def place_layers(
         if claimed is not None:
             claimed[target_box] += chosen
         merged[target_box][chosen] = part[chosen]
-    if claimed is not None:
-        overlapping = int(np.count_nonzero(claimed > 1))
-        if overlapping:
-            raise DENError(
-                source,
-                f"{overlapping} voxels belong to more than one of the chosen segments (overlapping layers); "
-                "DEN needs one label per voxel: choose segments that do not overlap",
-            )
+    overlapping = int(np.count_nonzero(claimed > 1)) if claimed is not None else 0
+    if overlapping and not later_wins:
+        raise DENError(
+            source,
+            f"{overlapping} voxels belong to more than one of the chosen segments (overlapping layers); "
+            "DEN needs one label per voxel: choose segments that do not overlap",
+        )
     if not merged.any():
         if strict:
             raise DENError(source, "the segmentation does not overlap the MRI: choose the MRI it was drawn on")
         raise DENError(source, "the chosen segments are empty: nothing to extract")
-    return merged
+    return merged, overlapping
 
 
 def _layer_labels(data: np.ndarray, segments: list[LayerSegment], dtype: Any, keep_stored: bool) -> np.ndarray:

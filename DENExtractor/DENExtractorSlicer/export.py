@@ -10,7 +10,8 @@ one file saved) so the module's timer keeps Slicer responsive. The user's nodes 
   (:func:`DENExtractorSlicer.nodes.segment_label_values` over every segment), so a subset gives the label values
   ``den-extract --labels`` keeps from the saved ``.seg.nrrd``;
 * the target grid is the MRI's in image mode, for both node kinds (the segmentation must lie inside it, on its
-  voxel grid), else the segmentation's reference geometry (a label map's own grid).
+  voxel grid), else the segmentation's reference geometry (a label map's own grid);
+* closed surfaces (imported models) are converted on a copy, onto that grid.
 
 The worker merges the layers (:mod:`.case_files`); only a segmentation whose layers are not on its reference grid,
 or that has no reference geometry, is merged here by Slicer's own exporter, in one step.
@@ -35,6 +36,8 @@ from .checks import SEGMENTATION_CLASS, image_problem, input_problem, segment_id
 from .nodes import _merged_labelmap_node, chosen_segment_ids, node_voxels, segment_label_values
 
 BINARY_LABELMAP = "Binary labelmap"
+REFERENCE_GEOMETRY = "Reference image geometry"
+"""The conversion parameter holding a segmentation's voxel grid (``vtkSegmentationConverter``'s name for it)."""
 
 
 def world_matrix(node: Any) -> np.ndarray | None:
@@ -137,17 +140,18 @@ def _export_segmentation(
     if chosen != all_ids:
         names = ", ".join(entry["name"] for entry in record["segments"])
         description["source"] = f"{node.GetName()} [segments: {names}]"
-    if segmentation.GetSourceRepresentationName() != BINARY_LABELMAP:
-        raise DENError(node.GetName(), "its segments are not binary labelmaps (closed surfaces): convert them "
-                                       "in the Segmentations module (Representations: Binary labelmap) first")
-    grid = image_grid or _reference_grid(node, matrix)
-    layers = _layers(node, chosen, value_of, matrix) if grid is not None else None
+    labelmaps = _labelmap_segmentation(node, image_grid, matrix)
+    yield "segments as labelmaps"
+    grid = image_grid or _reference_grid(labelmaps, matrix)
+    layers = _layers(labelmaps, chosen, value_of, matrix) if grid is not None else None
     target = np.array(grid["affine"]) if grid is not None else None
     yield "segments found"
     aligned = layers is not None and all(grid_offset(target, affine) is not None for _, affine, _ in layers)
     if not aligned and image_grid is not None:
         raise DENError(node.GetName(), f"the segmentation is not on the voxel grid of {image_node.GetName()!r}: "
                                        "choose the MRI it was drawn on (or resample one onto the other)")
+    if not aligned and labelmaps is not segmentation:
+        raise DENError(node.GetName(), "its closed surfaces could not be converted onto one voxel grid")
     if not aligned:  # Slicer's own exporter merges and resamples onto the reference geometry
         merged = _merged_labelmap_node(node, chosen, [value_of[i] for i in chosen], None)
         if merged is None:
@@ -167,15 +171,57 @@ def _export_segmentation(
             "segments": [{"stored": s.stored, "value": s.value} for s in segments],
         })
         yield f"layer {index + 1} of {len(layers)} saved"
-    description["grid"] = grid
+    description["grid"] = dict(grid)
+    if labelmaps is not segmentation:  # converted surfaces: one entry a segment, in segment order, later wins
+        by_value = {segment["value"]: (entry, segment) for entry in entries for segment in entry["segments"]}
+        entries = [dict(by_value[value_of[i]][0], segments=[by_value[value_of[i]][1]])
+                   for i in chosen if value_of[i] in by_value]
+        description["grid"]["overlaps"] = case_files.LATER_SEGMENT_WINS
     description["layers"] = entries
 
 
-def _reference_grid(node: Any, matrix: np.ndarray | None) -> dict[str, Any] | None:
-    """The segmentation's reference image geometry as a grid (transform hardened), or None when it has none."""
-    geometry = node.GetSegmentation().GetConversionParameter(
-        slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName()
-    )
+def _labelmap_segmentation(node: Any, image_grid: dict[str, Any] | None, matrix: np.ndarray | None) -> Any:
+    """The segmentation whose binary labelmaps are exported: the node's own, or, for closed surfaces (imported
+    models), a converted copy (the user's node gets no new representation) on the MRI's grid in image mode, else
+    on the segmentation's reference geometry.
+
+    :raises DENError: for closed surfaces with neither an MRI nor a reference geometry.
+    """
+    segmentation = node.GetSegmentation()
+    if segmentation.GetSourceRepresentationName() == BINARY_LABELMAP:
+        return segmentation
+    converted = slicer.vtkSegmentation()
+    converted.DeepCopy(segmentation)
+    if image_grid is not None:  # the MRI's grid, in the segmentation's own frame (its transform is hardened later)
+        world = np.array(image_grid["affine"], dtype=np.float64)
+        local = world if matrix is None else np.linalg.inv(matrix) @ world
+        extent = [0, 0, 0, 0, 0, 0]
+        for axis, length in enumerate(image_grid["shape"]):
+            extent[2 * axis + 1] = int(length) - 1
+        converted.SetConversionParameter(
+            REFERENCE_GEOMETRY, slicer.vtkSegmentationConverter.SerializeImageGeometry(_vtk_matrix(local), extent)
+        )
+    elif not converted.GetConversionParameter(REFERENCE_GEOMETRY):
+        raise DENError(node.GetName(), "its segments are closed surfaces without a voxel grid: choose the MRI they "
+                                       "belong to (image mode), or set the segmentation's geometry in the Segment "
+                                       "Editor first")
+    if not converted.CreateRepresentation(BINARY_LABELMAP, True):
+        raise DENError(node.GetName(), "its closed surfaces could not be converted to binary labelmaps")
+    return converted
+
+
+def _vtk_matrix(array: np.ndarray) -> Any:
+    """A 4x4 numpy array as a vtkMatrix4x4."""
+    matrix = vtk.vtkMatrix4x4()
+    for row in range(4):
+        for column in range(4):
+            matrix.SetElement(row, column, float(array[row, column]))
+    return matrix
+
+
+def _reference_grid(segmentation: Any, matrix: np.ndarray | None) -> dict[str, Any] | None:
+    """A segmentation's reference image geometry as a grid (transform hardened), or None when it has none."""
+    geometry = segmentation.GetConversionParameter(REFERENCE_GEOMETRY)
     if not geometry:
         return None
     image = slicer.vtkOrientedImageData()
@@ -200,10 +246,10 @@ def _index_zero_affine(image: Any, extent: Sequence[int]) -> np.ndarray:
 
 
 def _layers(
-    node: Any, chosen: Sequence[str], value_of: dict[str, int], matrix: np.ndarray | None
+    segmentation: Any, chosen: Sequence[str], value_of: dict[str, int], matrix: np.ndarray | None
 ) -> list[tuple[np.ndarray, np.ndarray, list[LayerSegment]]]:
-    """The layers holding chosen segments: voxels (k, j, i; a copy), hardened IJK-to-RAS, chosen segments."""
-    segmentation = node.GetSegmentation()
+    """The binary labelmap layers holding chosen segments: voxels (k, j, i; a copy), hardened IJK-to-RAS, chosen
+    segments."""
     layers = []
     for layer in range(segmentation.GetNumberOfLayers(BINARY_LABELMAP)):
         ids = [i for i in segmentation.GetSegmentIDsForLayer(layer, BINARY_LABELMAP) if i in chosen]
