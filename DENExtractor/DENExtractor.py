@@ -144,6 +144,8 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._segmentsShownFor = _NOTHING_SHOWN
+        self._segmentsObserved = None
+        self._segmentsKnown = []
         self._run = None
         self._installing = False
         self._resultFolder = None
@@ -310,6 +312,7 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self._segmentsShownFor = nodeId
         isSegmentation = node is not None and node.IsA(checks.SEGMENTATION_CLASS)
+        self._observeSegmentsOf(node if isSegmentation else None)
         self.ui.segmentsLabel.visible = isSegmentation
         self.ui.segmentSelector.visible = isSegmentation
         chosen = checks.segments_to_choose(node, list(self._parameterNode.segmentIds))
@@ -318,6 +321,25 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.segmentSelector.setSelectedSegmentIDs(chosen)
         if isSegmentation and list(self._parameterNode.segmentIds) != chosen:
             self._parameterNode.segmentIds = chosen
+
+    def _observeSegmentsOf(self, node) -> None:
+        """Observe the input segmentation's added segments (and stop observing the previous input's)."""
+        if self._segmentsObserved is not None:
+            self.removeObserver(self._segmentsObserved, slicer.vtkSegmentation.SegmentAdded, self._onSegmentAdded)
+        self._segmentsObserved = node
+        self._segmentsKnown = checks.segment_ids_of(node)
+        if node is not None:
+            self.addObserver(node, slicer.vtkSegmentation.SegmentAdded, self._onSegmentAdded)
+
+    def _onSegmentAdded(self, caller, event) -> None:
+        """A segment drawn after the input was chosen is chosen too."""
+        if not self._parameterNode or self._run is not None or caller is not self._parameterNode.inputSegmentation:
+            return
+        chosen = checks.segments_after_adding(caller, self._segmentsKnown, list(self._parameterNode.segmentIds))
+        self._segmentsKnown = checks.segment_ids_of(caller)
+        with _SignalsBlocked(self.ui.segmentSelector):
+            self.ui.segmentSelector.setSelectedSegmentIDs(chosen)
+        self._parameterNode.segmentIds = chosen
 
     def _checkCanApply(self) -> None:
         """Enable "Extract Features" only for valid inputs; otherwise say what is wrong in the status line.

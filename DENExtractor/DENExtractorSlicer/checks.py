@@ -55,6 +55,13 @@ def segments_to_choose(input_node: Any, previous_ids: Sequence[str]) -> list[str
     return kept or available
 
 
+def segments_after_adding(input_node: Any, known_ids: Sequence[str], chosen_ids: Sequence[str]) -> list[str]:
+    """The chosen segments once segments were added to the input: the choice so far, plus every segment that was
+    not there when it was made (a segment drawn after choosing the input is chosen too), in segment order."""
+    added = [segment_id for segment_id in segment_ids_of(input_node) if segment_id not in known_ids]
+    return [segment_id for segment_id in segment_ids_of(input_node) if segment_id in chosen_ids or segment_id in added]
+
+
 def segments_problem(segmentation_node: Any, segment_ids: Sequence[str] | None) -> DENError | None:
     """Why these segments cannot be extracted (None: all segments), or None when they can."""
     name = segmentation_node.GetName()
