@@ -179,7 +179,6 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._urlTimer.setInterval(SCENE_URL_CHECK_MS)
         self._urlTimer.connect("timeout()", self._onUrlTimer)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneSavedOrImported)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self._onNodeAdded)
 
         self.ui.segmentSelector.connect("segmentSelectionChanged(QStringList)", self.onSegmentSelectionChanged)
         self.ui.bundledWeightsRadioButton.connect("toggled(bool)", self.onBundledWeightsToggled)
@@ -205,6 +204,7 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def enter(self) -> None:
         """Called each time the user opens this module."""
         self.initializeParameterNode()
+        self._hideHeatmapsFromImageSelector()
         self._urlTimer.start()
 
     def exit(self) -> None:
@@ -230,7 +230,8 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.initializeParameterNode()
 
     def onSceneSavedOrImported(self, caller, event) -> None:
-        """A saved or loaded scene has a folder that can take the results: show it."""
+        """A loaded scene has a folder that can take the results (shown), and maybe result heatmaps (hidden)."""
+        self._hideHeatmapsFromImageSelector()
         self._checkCanApply()
 
     def _onUrlTimer(self) -> None:
@@ -240,18 +241,13 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._sceneUrl = url
             self._checkCanApply()
 
-    def _onNodeAdded(self, caller, event) -> None:
-        """Keep result heatmaps out of the MRI selector (they are scalar volumes, but not images)."""
-        qt.QTimer.singleShot(0, self._hideHeatmapsFromImageSelector)
-
     def _hideHeatmapsFromImageSelector(self) -> None:
-        if not hasattr(self, "ui"):
-            return
-        scene = slicer.mrmlScene
+        """Keep result heatmaps out of the MRI selector (they are scalar volumes, but not images): after a run,
+        on entering the module and after a scene is loaded."""
         hidden = [
             node.GetID()
             for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
-            if node.GetAttribute(results.ROLE_ATTRIBUTE) == results.HEATMAP_ROLE and node.GetScene() is scene
+            if node.GetAttribute(checks.ROLE_ATTRIBUTE) == checks.HEATMAP_ROLE
         ]
         self.ui.imageSelector.sortFilterProxyModel().hiddenNodeIDs = hidden
 
