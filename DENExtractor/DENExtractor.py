@@ -6,18 +6,21 @@ package beside this file (MRML nodes in; features, files and result nodes out) o
 needed (and, with the user's consent, installed) only for the first extraction.
 """
 
-import logging
+import importlib
+import json
 import math
+import sys
+import unittest
 from pathlib import Path
 from typing import Annotated, Union
 
-import DENExtractorSlicer
 import numpy as np
 import qt
 import slicer
 import vtk
 from DENExtractorLib import MODES, PLANES, DENError, ExtractionCancelled
-from DENExtractorSlicer import checks, install, sample, views
+from DENExtractorSlicer import background, checks, install, results, sample, views
+from DENExtractorSlicer import process as processing
 from slicer import (
     vtkMRMLLabelMapVolumeNode,
     vtkMRMLScalarVolumeNode,
@@ -92,7 +95,7 @@ class DENExtractorParameterNode:
     outputFolder - where results are saved (empty: the saved scene's folder).
     """
 
-    inputSegmentation: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode, None]
+    inputSegmentation: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode, None]  # noqa: UP007 - read by parameterNodeWrapper
     segmentIds: list[str]
     imageVolume: vtkMRMLScalarVolumeNode
     mode: Annotated[str, Choice(list(MODES)), Default(MODES[0])]
@@ -106,6 +109,25 @@ class DENExtractorParameterNode:
 #
 # DENExtractorWidget
 #
+
+RELOADED_PACKAGES = ("DENExtractorSlicer", "DENExtractorLib")
+"""The module's own packages, reloaded with it by developer mode's Reload."""
+
+SCENE_URL_CHECK_MS = 1000
+"""How often the shown panel looks whether the scene was saved (File > Save sends no event)."""
+
+POLL_INTERVAL_MS = 20
+"""How often the timer advances a run: each tick does at most a few milliseconds of main-thread work."""
+
+PHASE_TEXT = {
+    "checking": _("Checking the inputs..."),
+    "exporting": _("Exporting the inputs for the worker process..."),
+    "starting": _("Starting the worker process (the first run takes longer)..."),
+    "loading": _("Loading the network in the worker process (the first run takes longer)..."),
+    "writing": _("Writing the results..."),
+    "finishing": _("Adding the results to the scene..."),
+}
+"""The status line of each phase of a run (see DENExtractorSlicer.background)."""
 
 _NOTHING_SHOWN = object()
 """The segment list shows no input yet (not even "none"): the next parameter node update fills it."""
@@ -122,10 +144,13 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._segmentsShownFor = _NOTHING_SHOWN
-        self._running = False
-        self._cancelRequested = False
+        self._segmentsObserved = None
+        self._segmentsKnown = []
+        self._run = None
+        self._installing = False
         self._resultFolder = None
         self._viewsBeforeResults = None
+        self._timer = None
 
     def setup(self) -> None:
         """Load the .ui file and connect the widgets.
@@ -141,10 +166,18 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
 
         self.logic = DENExtractorLogic()
+        self._timer = qt.QTimer()
+        self._timer.setInterval(POLL_INTERVAL_MS)
+        self._timer.connect("timeout()", self._onTimer)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndSaveEvent, self.onSceneSavedOrImported)
+        # File > Save (qSlicerSceneWriter) sets the scene's URL and commits: no save event, and SetURL does not even
+        # modify the scene (Slicer 5.10, 5.12). While the panel is shown, a slow timer notices the new URL.
+        self._sceneUrl = slicer.mrmlScene.GetURL()
+        self._urlTimer = qt.QTimer()
+        self._urlTimer.setInterval(SCENE_URL_CHECK_MS)
+        self._urlTimer.connect("timeout()", self._onUrlTimer)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneSavedOrImported)
 
         self.ui.segmentSelector.connect("segmentSelectionChanged(QStringList)", self.onSegmentSelectionChanged)
@@ -160,24 +193,33 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        """Called when the application closes and the module widget is destroyed."""
-        self._cancelRequested = True
+        """Called when the application closes and the module widget is destroyed: stop the run and the worker."""
+        if self._run is not None:
+            self._run.cancel()
+        self._timer.stop()
+        self._urlTimer.stop()
+        background.stop_warm_worker()
         self.removeObservers()
 
     def enter(self) -> None:
         """Called each time the user opens this module."""
         self.initializeParameterNode()
+        self._hideHeatmapsFromImageSelector()
+        self._urlTimer.start()
 
     def exit(self) -> None:
-        """Called each time the user opens a different module."""
+        """Called each time the user opens a different module (a running extraction goes on)."""
+        self._urlTimer.stop()
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
 
     def onSceneStartClose(self, caller, event) -> None:
-        """Called just before the scene is closed: stop a running extraction and drop the parameter node."""
-        self._cancelRequested = True
+        """Called just before the scene is closed: cancel a running extraction (final) and drop the parameter node."""
+        if self._run is not None and not self._run.finished:
+            self._run.cancel()
+            self._onTimer()
         self._viewsBeforeResults = None
         self.ui.restoreViewsButton.enabled = False
         self.setParameterNode(None)
@@ -188,8 +230,26 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.initializeParameterNode()
 
     def onSceneSavedOrImported(self, caller, event) -> None:
-        """A saved or loaded scene has a folder that can take the results: check the inputs again."""
+        """A loaded scene has a folder that can take the results (shown), and maybe result heatmaps (hidden)."""
+        self._hideHeatmapsFromImageSelector()
         self._checkCanApply()
+
+    def _onUrlTimer(self) -> None:
+        """Show the new output folder once the scene has been saved (or saved elsewhere)."""
+        url = slicer.mrmlScene.GetURL()
+        if url != self._sceneUrl:
+            self._sceneUrl = url
+            self._checkCanApply()
+
+    def _hideHeatmapsFromImageSelector(self) -> None:
+        """Keep result heatmaps out of the MRI selector (they are scalar volumes, but not images): after a run,
+        on entering the module and after a scene is loaded."""
+        hidden = [
+            node.GetID()
+            for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
+            if node.GetAttribute(checks.ROLE_ATTRIBUTE) == checks.HEATMAP_ROLE
+        ]
+        self.ui.imageSelector.sortFilterProxyModel().hiddenNodeIDs = hidden
 
     def initializeParameterNode(self) -> None:
         """Ensure the parameter node exists and is observed; select the first segmentation if none is chosen."""
@@ -248,6 +308,7 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self._segmentsShownFor = nodeId
         isSegmentation = node is not None and node.IsA(checks.SEGMENTATION_CLASS)
+        self._observeSegmentsOf(node if isSegmentation else None)
         self.ui.segmentsLabel.visible = isSegmentation
         self.ui.segmentSelector.visible = isSegmentation
         chosen = checks.segments_to_choose(node, list(self._parameterNode.segmentIds))
@@ -257,17 +318,40 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if isSegmentation and list(self._parameterNode.segmentIds) != chosen:
             self._parameterNode.segmentIds = chosen
 
+    def _observeSegmentsOf(self, node) -> None:
+        """Observe the input segmentation's added segments (and stop observing the previous input's)."""
+        if self._segmentsObserved is not None:
+            self.removeObserver(self._segmentsObserved, slicer.vtkSegmentation.SegmentAdded, self._onSegmentAdded)
+        self._segmentsObserved = node
+        self._segmentsKnown = checks.segment_ids_of(node)
+        if node is not None:
+            self.addObserver(node, slicer.vtkSegmentation.SegmentAdded, self._onSegmentAdded)
+
+    def _onSegmentAdded(self, caller, event) -> None:
+        """A segment drawn after the input was chosen is chosen too."""
+        if not self._parameterNode or self._run is not None or caller is not self._parameterNode.inputSegmentation:
+            return
+        chosen = checks.segments_after_adding(caller, self._segmentsKnown, list(self._parameterNode.segmentIds))
+        self._segmentsKnown = checks.segment_ids_of(caller)
+        with _SignalsBlocked(self.ui.segmentSelector):
+            self.ui.segmentSelector.setSelectedSegmentIDs(chosen)
+        self._parameterNode.segmentIds = chosen
+
     def _checkCanApply(self) -> None:
         """Enable "Extract Features" only for valid inputs; otherwise say what is wrong in the status line.
 
         The message is the one the run itself would raise (:func:`DENExtractorSlicer.checks.inputs_problem`).
         """
-        if self._running:
+        if self._run is not None or self._installing:
             return
         problem = self._inputsProblem()
         self.ui.applyButton.enabled = problem is None
         self.ui.applyButton.toolTip = problem or _("Extract the DEN features of every slice of the segmentation.")
         self.ui.statusLabel.text = problem or _("Ready.")
+        if self._resultFolder is None:
+            folder = self._outputFolder()
+            self.ui.outputPathLabel.text = _("Results go to: {folder}").format(folder=folder) if folder else ""
+            self.ui.openFolderButton.enabled = bool(folder) and Path(folder).is_dir()
 
     def _inputsProblem(self) -> str | None:
         parameters = self._parameterNode
@@ -280,9 +364,21 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             use_bundled_weights=parameters.useBundledWeights,
             weights_path=parameters.weightsPath,
             output_folder=parameters.outputFolder,
-            scene_has_url=bool(slicer.mrmlScene.GetURL()),
+            scene_has_url=True,  # never blocked: an unsaved scene's results go under the default scene path
         )
         return None if problem is None else str(problem)
+
+    def _outputFolder(self) -> str | None:
+        """The folder the next results go to (chosen, saved scene's, or under Slicer's default scene path)."""
+        parameters = self._parameterNode
+        if not parameters:
+            return None
+        try:
+            return str(processing.scene_output_folder(
+                slicer.mrmlScene, parameters.outputFolder, slicer.app.defaultScenePath
+            ))
+        except DENError:
+            return None
 
     def _chosenSegmentIds(self) -> list[str] | None:
         """The segments chosen in a segmentation node; None for a label map (every label is used)."""
@@ -319,65 +415,101 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._parameterNode.inputSegmentation = node
 
     def onApplyButton(self) -> None:
-        """Install the requirements if needed (with consent), then extract, show and save the features."""
-        if self._running or not install.ensure_requirements():
-            self._checkCanApply()
+        """Install the requirements if needed (with consent), then start the extraction in the worker process.
+
+        The button stays disabled while the install dialog and pip run (a second click cannot start a second
+        install); the run itself is advanced by the timer (:meth:`_onTimer`), never on this call.
+        """
+        if self._run is not None or self._installing:
             return
-
+        self._installing = True
+        self.ui.applyButton.enabled = False
+        self.ui.statusLabel.text = _("Checking the Python packages...")
+        python = None
+        try:
+            problem = install.ensure_requirements()
+            if problem is None:
+                python = install.python_slicer()
+        except DENError as error:
+            problem = str(error)
+            slicer.util.errorDisplay(problem, windowTitle=_("DEN Extractor"))
+        finally:
+            self._installing = False
+        if problem is not None:
+            self._checkCanApply()
+            self.ui.statusLabel.text = problem
+            return
         parameters = self._parameterNode
-        outcome = None
-        failure = None
+        try:
+            run = processing.start_extraction(
+                parameters.inputSegmentation,
+                segment_ids=self._chosenSegmentIds(),
+                image_node=parameters.imageVolume,
+                mode=parameters.mode,
+                plane=parameters.plane,
+                weights=None if parameters.useBundledWeights else parameters.weightsPath,
+                output_folder=parameters.outputFolder,
+                default_folder=slicer.app.defaultScenePath,
+                scene=slicer.mrmlScene,
+                python=python,
+                environment=install.worker_environment(),
+            )
+        except DENError as error:
+            self._checkCanApply()
+            self.ui.statusLabel.text = str(error)
+            return
+        self._run = run
         self._setRunning(True)
-        with slicer.util.tryWithErrorDisplay(_("Feature extraction failed unexpectedly."), waitCursor=False):
-            try:
-                self.ui.statusLabel.text = _("Loading the network (the first run takes longer)...")
-                slicer.app.processEvents()
-                outcome = self.logic.process(
-                    parameters.inputSegmentation,
-                    segmentIds=self._chosenSegmentIds(),
-                    imageNode=parameters.imageVolume,
-                    mode=parameters.mode,
-                    plane=parameters.plane,
-                    weightsPath=None if parameters.useBundledWeights else parameters.weightsPath,
-                    outputFolder=parameters.outputFolder,
-                    progress=self._onProgress,
-                    cancel=lambda: self._cancelRequested,
-                )
-            except ExtractionCancelled:
-                status = _("Cancelled: nothing was written.")
-            except DENError as error:
-                status = failure = str(error)
-            except Exception:
-                status = _("Feature extraction failed unexpectedly; see the error details.")
-                raise
-            else:
-                status = ""
-            finally:
-                self._setRunning(False)
-                self.ui.statusLabel.text = status
-        if failure is not None:
-            slicer.util.errorDisplay(failure, windowTitle=_("DEN Extractor"))
-        if outcome is not None:
-            self._showOutcome(outcome)
+        self._timer.start()
+        self._onTimer()  # the first step now: progress is shown at once
 
-    def _onProgress(self, done: int, total: int) -> None:
-        """Show the progress and keep the GUI responsive, so that Cancel can be clicked."""
-        self.ui.progressBar.maximum = max(total, 1)
-        self.ui.progressBar.value = done
-        if not self._cancelRequested:
-            self.ui.statusLabel.text = _("Computing features: {done} of {total}...").format(done=done, total=total)
-        slicer.app.processEvents()
+    def _onTimer(self) -> None:
+        """One step of the run (a few milliseconds at most), then show where it is; at its end, its outcome."""
+        run = self._run
+        if run is None:
+            self._timer.stop()
+            return
+        try:
+            state = run.poll()
+        except Exception:
+            self._endRun()
+            raise
+        if not run.finished:
+            self._showProgress(state)
+            return
+        self._endRun()
+        if run.outcome is not None:
+            self._showOutcome(run.outcome)
+        elif isinstance(run.error, ExtractionCancelled):
+            self.ui.statusLabel.text = _("Cancelled: nothing was written.")
+        elif run.error is not None:
+            self.ui.statusLabel.text = str(run.error)
+            slicer.util.errorDisplay(str(run.error), windowTitle=_("DEN Extractor"))
+
+    def _endRun(self) -> None:
+        self._timer.stop()
+        self._run = None
+        self._setRunning(False)
+
+    def _showProgress(self, state) -> None:
+        """Show the run's phase; in the network phase the slices done."""
+        if state.phase == "network" and state.total:
+            self.ui.progressBar.maximum = state.total
+            self.ui.progressBar.value = state.done
+            text = _("Computing features: {done} of {total} slices...").format(done=state.done, total=state.total)
+        else:
+            self.ui.progressBar.maximum = 0  # busy
+            text = PHASE_TEXT.get(state.phase, state.phase)
+        self.ui.statusLabel.text = text
 
     def onCancelButton(self) -> None:
-        """Ask the running extraction to stop at the next slice batch."""
-        self._cancelRequested = True
-        self.ui.cancelButton.enabled = False
-        self.ui.statusLabel.text = _("Cancelling...")
+        """Stop the extraction at once: the worker is ended, nothing is written or added."""
+        if self._run is not None:
+            self._run.cancel()
+            self._onTimer()
 
     def _setRunning(self, running: bool) -> None:
         """Lock the inputs while an extraction runs; only Cancel stays active."""
-        self._running = running
-        self._cancelRequested = False
         self.ui.inputsCollapsibleButton.enabled = not running
         self.ui.advancedCollapsibleButton.enabled = not running
         self.ui.cancelButton.enabled = running
@@ -395,7 +527,8 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _showOutcome(self, outcome) -> None:
         """Show where the results were saved, and the results in the views (remembering the user's views once)."""
         result = outcome.result
-        self.ui.progressBar.value = self.ui.progressBar.maximum
+        self.ui.progressBar.maximum = 100
+        self.ui.progressBar.value = 100
         rows, features = result.features.shape
         message = _("Done: {rows} slices x {features} features, {foreground} of them with tumour.")
         self.ui.statusLabel.text = message.format(rows=rows, features=features, foreground=len(result.foreground_rows))
@@ -404,10 +537,21 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.outputPathLabel.text = str(paths["npy"])
         self.ui.outputPathLabel.toolTip = "\n".join(str(path) for path in paths.values())
         self.ui.openFolderButton.enabled = True
+        self._hideHeatmapsFromImageSelector()
         viewsBefore = views.show_results(outcome.nodes)
         if self._viewsBeforeResults is None:
             self._viewsBeforeResults = viewsBefore
         self.ui.restoreViewsButton.enabled = self._viewsBeforeResults is not None
+
+    def onReload(self) -> None:
+        """Developer mode's Reload: stop the worker and reload the module's own packages too, not only this file."""
+        if self._run is not None:
+            self._run.cancel()
+        background.stop_warm_worker()
+        for name in [name for name in sys.modules if name.split(".")[0] in RELOADED_PACKAGES]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def onRestoreViewsButton(self) -> None:
         """Give back the layout and Red view the user had before the first results were shown."""
@@ -417,9 +561,10 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.restoreViewsButton.enabled = False
 
     def onOpenFolderButton(self) -> None:
-        """Open the folder of the last results in the system's file browser."""
-        if self._resultFolder is not None:
-            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(self._resultFolder)))
+        """Open the folder of the last results (or the one the next results go to) in the file browser."""
+        folder = self._resultFolder or self._outputFolder()
+        if folder is not None:
+            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(folder)))
 
 
 class _SignalsBlocked:
@@ -433,7 +578,7 @@ class _SignalsBlocked:
         self._previous = [widget.blockSignals(True) for widget in self._widgets]
 
     def __exit__(self, *exception) -> None:
-        for widget, previous in zip(self._widgets, self._previous):
+        for widget, previous in zip(self._widgets, self._previous, strict=True):
             widget.blockSignals(previous)
 
 
@@ -473,19 +618,23 @@ class DENExtractorLogic(ScriptedLoadableModuleLogic):
     ):
         """Extract the DEN features of a segmentation or label map node, save them and add the result nodes.
 
+        The work runs in the worker process (TensorFlow never loads into Slicer), but this call waits for it: for
+        scripts and the Python console. The module's button runs the same extraction without waiting.
+
         :param inputNode: a ``vtkMRMLSegmentationNode`` or ``vtkMRMLLabelMapVolumeNode``.
         :param segmentIds: the segments of a segmentation node to use; None uses all of them.
-        :param imageNode: optional ``vtkMRMLScalarVolumeNode`` on the same grid, fed instead of the label values.
+        :param imageNode: optional ``vtkMRMLScalarVolumeNode`` holding the segmentation, fed instead of the labels.
         :param mode: "reference" or "oriented".
         :param plane: "axial", "coronal" or "sagittal" (oriented mode).
         :param weightsPath: a weights file; None (or empty) uses the bundled reference weights.
-        :param outputFolder: where to save the results; None (or empty) uses the saved scene's folder.
+        :param outputFolder: where to save the results; None (or empty): the saved scene's folder, else
+            ``DENExtractor`` under Slicer's default scene path.
         :param progress: ``progress(done, total)`` called as slices are computed.
-        :param cancel: ``cancel()`` polled between slice batches; returning True stops with ExtractionCancelled.
+        :param cancel: ``cancel()`` polled while waiting; returning True stops with ExtractionCancelled.
         :return: ``DENExtractorSlicer.ProcessOutcome`` (``.result``, ``.nodes``, ``.paths``).
         :raises DENExtractorLib.DENError: for any fault in the inputs or settings (one-line message).
         """
-        return DENExtractorSlicer.process(
+        return processing.process(
             inputNode,
             segment_ids=segmentIds,
             image_node=imageNode,
@@ -493,9 +642,12 @@ class DENExtractorLogic(ScriptedLoadableModuleLogic):
             plane=plane,
             weights=weightsPath,
             output_folder=outputFolder,
+            default_folder=slicer.app.defaultScenePath,
             progress=progress,
             cancel=cancel,
             scene=slicer.mrmlScene,
+            python=install.python_slicer(),
+            environment=install.worker_environment(),
         )
 
 
@@ -503,35 +655,41 @@ class DENExtractorLogic(ScriptedLoadableModuleLogic):
 # DENExtractorTest
 #
 
-GOLDEN_SHAPE = (48, 40, 24)
-"""Shape (i, j, k) of the synthetic segmentation of the self-test."""
+GOLDEN_FILE = Path(__file__).resolve().parent / "Resources" / "golden_features.json"
+"""The pinned features of the self-test's synthetic segmentation (bundled weights, reference mode), computed by
+the core; ``Testing/test_slicer_process.py`` checks them against the core, this self-test against Slicer."""
 
-GOLDEN_SEED = 7
-"""Seed of the synthetic segmentation of the self-test."""
 
-GOLDEN_FEATURES_SHAPE = (48, 4096)
-GOLDEN_FOREGROUND_ROWS = [12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26]
-GOLDEN_FEATURES = {
-    (0, 1313): 0.0,
-    (12, 2188): 0.02279604,
-    (19, 1313): 0.06157549,
-    (19, 2188): 0.06121341,
-    (26, 1313): 0.02372364,
-}
-GOLDEN_FEATURE_SUM = 286.2693
-"""Pinned features of the synthetic segmentation (bundled weights, reference mode), computed by the core with
-``DENExtractorLib.extract(segmentation_from_array(data, affine, "synthetic"))``: Slicer must give the same numbers."""
-
-GOLDEN_RELATIVE_TOLERANCE = 1e-4
+def golden_values() -> dict:
+    """The pinned values: shape and seed of the synthetic case, feature shape, foreground rows, some features
+    (row, column, value), the feature sum and the relative tolerance."""
+    return json.loads(GOLDEN_FILE.read_text(encoding="utf-8"))
 
 
 class DENExtractorTest(ScriptedLoadableModuleTest):
     """The module's self-test, run inside Slicer (Reload and Test, or ``--testing``).
 
-    Slicer's ``runTest`` runs every ``test_*`` method, each after :meth:`setUp`. Under ``--testing`` (the
-    extensions factory's ctest) Slicer installs no package: where TensorFlow is missing, the extraction tests
-    say so and stop without extracting, and the input-check and sample tests still run.
+    What needs no TensorFlow always runs: input checks, the sample, the export of nodes for the worker (transforms
+    hardened), the result nodes and the views. What needs the worker's TensorFlow (golden features, Cancel while
+    the network runs) is skipped (``unittest.SkipTest``, reported as skipped, never as passed) where the packages
+    are not installed: Slicer installs nothing in testing mode.
     """
+
+    def runTest(self):
+        """Run every test; a skipped one is reported as skipped (Reload and Test runs tests without unittest)."""
+        skipped = []
+        self.setUpClass()
+        for name in self.moduleTestNames:
+            self.setUp()
+            try:
+                getattr(self, name)()
+            except unittest.SkipTest as reason:
+                skipped.append(f"{name} ({reason})")
+            finally:
+                self.tearDown()
+        self.tearDownClass()
+        if skipped:
+            self.delayDisplay("Skipped, not passed: " + "; ".join(skipped))
 
     def setUp(self):
         """Start from an empty scene."""
@@ -540,36 +698,30 @@ class DENExtractorTest(ScriptedLoadableModuleTest):
     def _syntheticLabelMap(self):
         from DENExtractorLib import demo
 
-        data, affine = demo.synthetic_glioblastoma(shape=GOLDEN_SHAPE, seed=GOLDEN_SEED)
+        golden = golden_values()
+        data, affine = demo.synthetic_glioblastoma(shape=tuple(golden["shape"]), seed=golden["seed"])
         # DENExtractorLib arrays are (i, j, k); Slicer's volume arrays are (k, j, i).
         return slicer.util.addVolumeFromArray(
             np.ascontiguousarray(np.transpose(data, (2, 1, 0))),
             ijkToRAS=np.asarray(affine, dtype=float),
             name="synthetic",
             nodeClassName="vtkMRMLLabelMapVolumeNode",
-        )
+        ), data
 
-    def _requirementsMet(self) -> bool:
-        """Whether extraction can run; in testing mode nothing is installed, so a missing package stops here."""
+    def _requireWorkerPackages(self) -> None:
+        """Skip (not pass) a test that needs TensorFlow in the worker when the packages are not installed."""
         missing = install.unmet(install.requirements())
-        if missing and slicer.app.testingEnabled():
-            message = "Not extracting: {} not installed, and Slicer installs nothing in testing mode.".format(
-                ", ".join(str(requirement) for requirement in missing)
-            )
-            logging.warning(message)
-            self.delayDisplay(message)
-            return False
-        self.assertTrue(install.ensure_requirements(), "the extraction packages could not be installed")
-        return True
+        if missing:
+            names = ", ".join(install.display_name(requirement) for requirement in missing)
+            raise unittest.SkipTest(f"needs {names}, not installed (Slicer installs nothing in testing mode)")
 
     def test_InputsProblem(self):
         """The Extract button's check (the run's own) accepts a label map and refuses missing inputs."""
         self.delayDisplay("Checking input validation")
-        labelMap = self._syntheticLabelMap()
+        labelMap, _data = self._syntheticLabelMap()
         folder = slicer.app.temporaryPath
         self.assertIsNone(checks.inputs_problem(labelMap, output_folder=folder))
         self.assertEqual(str(checks.inputs_problem(None)), "input: choose a segmentation or a label map volume")
-        self.assertIn("no output folder was chosen", str(checks.inputs_problem(labelMap)))
         self.assertEqual(
             str(checks.inputs_problem(labelMap, use_bundled_weights=False, output_folder=folder)),
             "weights: choose a weights file, or use the bundled reference weights",
@@ -586,49 +738,95 @@ class DENExtractorTest(ScriptedLoadableModuleTest):
         self.assertIsNone(checks.inputs_problem(node, output_folder=slicer.app.temporaryPath))
         self.delayDisplay("Load sample passed")
 
+    def test_ExportForTheWorker(self):
+        """The worker receives the label map's voxels unchanged, with a parent transform hardened into the grid."""
+        import tempfile
+
+        from DENExtractorSlicer import case_files, export
+
+        self.delayDisplay("Exporting a label map under a transform")
+        labelMap, data = self._syntheticLabelMap()
+        transform = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "shift")
+        shift = np.eye(4)
+        shift[:3, 3] = (5.0, 0.0, 0.0)
+        transform.SetMatrixTransformToParent(slicer.util.vtkMatrixFromArray(shift))
+        labelMap.SetAndObserveTransformNodeID(transform.GetID())
+        with tempfile.TemporaryDirectory() as folder:
+            for _step in export.export_steps(labelMap, None, None, Path(folder)):
+                pass
+            volume, image, record = case_files.read_case(Path(folder))
+        np.testing.assert_array_equal(volume.data, data)
+        ijkToRas = vtk.vtkMatrix4x4()
+        labelMap.GetIJKToRASMatrix(ijkToRas)
+        np.testing.assert_allclose(volume.affine, shift @ slicer.util.arrayFromVTKMatrix(ijkToRas), atol=1e-9)
+        self.assertIsNone(image)
+        self.assertEqual(record["input_transform"]["name"], "shift")
+        self.assertEqual(record["input_transform"]["matrix_to_world"], shift.tolist())
+        self.delayDisplay("Export passed")
+
+    def test_ResultNodesAndViews(self):
+        """Result nodes: one set per input (a re-run replaces them), a per-slice summary table, and the views."""
+        from DENExtractorLib import ExtractionResult
+        from DENExtractorLib.result import pooled_vector
+
+        self.delayDisplay("Adding result nodes twice")
+        labelMap, _data = self._syntheticLabelMap()
+        features = np.random.default_rng(0).random((48, 4096), dtype=np.float32)
+        rows = np.arange(12, 27)
+        result = ExtractionResult(features, rows, pooled_vector(features, rows), {})
+        first = results.add_results_to_scene(result, slicer.mrmlScene, labelMap)
+        count = slicer.mrmlScene.GetNumberOfNodes()
+        second = results.add_results_to_scene(result, slicer.mrmlScene, labelMap)
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), count)
+        self.assertIsNone(slicer.mrmlScene.GetNodeByID(first.heatmap.GetID()))
+        self.assertEqual(second.table.GetNumberOfColumns(), 4)
+        self.assertEqual(second.table.GetNumberOfRows(), 48)
+        self.assertIsNotNone(checks.image_problem(second.heatmap, labelMap))
+        viewsBefore = views.show_results(second)
+        if viewsBefore is not None:
+            views.restore_views(viewsBefore)
+        self.delayDisplay("Result nodes passed")
+
     def test_GoldenFeatures(self):
-        """Extraction in Slicer gives the pinned features of the synthetic segmentation and saves every output."""
+        """Extraction in Slicer (in the worker) gives the pinned features of the synthetic segmentation."""
         self.delayDisplay("Extracting features of a synthetic segmentation")
-        if not self._requirementsMet():
-            return
-        logic = DENExtractorLogic()
-        labelMap = self._syntheticLabelMap()
+        self._requireWorkerPackages()
+        golden = golden_values()
+        labelMap, _data = self._syntheticLabelMap()
         outputFolder = Path(slicer.app.temporaryPath) / "DENExtractorTest"
         calls = []
-        outcome = logic.process(labelMap, outputFolder=outputFolder, progress=lambda *call: calls.append(call))
-
+        outcome = DENExtractorLogic().process(
+            labelMap, outputFolder=outputFolder, progress=lambda *call: calls.append(call)
+        )
         features = outcome.result.features
-        self.assertEqual(features.shape, GOLDEN_FEATURES_SHAPE)
-        self.assertEqual(list(outcome.result.foreground_rows), GOLDEN_FOREGROUND_ROWS)
-        for (row, column), expected in GOLDEN_FEATURES.items():
+        self.assertEqual(list(features.shape), golden["features_shape"])
+        self.assertEqual(list(outcome.result.foreground_rows), golden["foreground_rows"])
+        tolerance = golden["relative_tolerance"]
+        for row, column, expected in golden["features"]:
             self.assertTrue(
-                math.isclose(float(features[row, column]), expected, rel_tol=GOLDEN_RELATIVE_TOLERANCE, abs_tol=1e-7),
+                math.isclose(float(features[row, column]), expected, rel_tol=tolerance, abs_tol=1e-7),
                 f"feature [{row}, {column}] is {float(features[row, column])!r}, pinned {expected!r}",
             )
         total = float(features.astype(np.float64).sum())
-        self.assertTrue(
-            math.isclose(total, GOLDEN_FEATURE_SUM, rel_tol=GOLDEN_RELATIVE_TOLERANCE),
-            f"feature sum {total!r}, pinned {GOLDEN_FEATURE_SUM!r}",
-        )
+        self.assertTrue(math.isclose(total, golden["feature_sum"], rel_tol=tolerance))
         self.assertTrue(calls and calls[-1][0] == calls[-1][1])
         for kind, path in outcome.paths.items():
             self.assertTrue(Path(path).is_file(), f"{kind} output {path} was not written")
-        viewsBefore = views.show_results(outcome.nodes)
-        if viewsBefore is not None:
-            views.restore_views(viewsBefore)
         self.delayDisplay("Golden features passed")
 
     def test_Cancel(self):
-        """A cancelled extraction raises ExtractionCancelled and writes nothing."""
-        from DENExtractorLib import ExtractionCancelled
-
+        """A cancelled extraction (while the worker runs the network) writes nothing and adds no node."""
         self.delayDisplay("Cancelling an extraction")
-        if not self._requirementsMet():
-            return
-        logic = DENExtractorLogic()
-        labelMap = self._syntheticLabelMap()
+        self._requireWorkerPackages()
+        labelMap, _data = self._syntheticLabelMap()
         outputFolder = Path(slicer.app.temporaryPath) / "DENExtractorTestCancel"
+        before = slicer.mrmlScene.GetNumberOfNodes()
+        polls = []
         with self.assertRaises(ExtractionCancelled):
-            logic.process(labelMap, outputFolder=outputFolder, cancel=lambda: True)
+            DENExtractorLogic().process(
+                labelMap, outputFolder=outputFolder, progress=lambda *call: polls.append(call),
+                cancel=lambda: bool(polls),
+            )
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), before)
         self.assertFalse(outputFolder.exists() and any(outputFolder.iterdir()))
         self.delayDisplay("Cancel passed")

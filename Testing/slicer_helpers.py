@@ -68,6 +68,80 @@ def segment_ids_by_label(segmentation_node) -> dict[int, str]:
     return {segmentation.GetSegment(segment_id).GetLabelValue(): segment_id for segment_id in ids}
 
 
+def layered_segmentation(scene, labelmap_node, name: str = "layered"):
+    """A segmentation with one segment per label value of ``labelmap_node``, each in a layer of its own (as when
+    segments are imported one by one), on the label map's grid; segment ``"label<v>"`` holds the voxels of ``v``."""
+    from slicer.util import arrayFromVolume, updateVolumeFromArray
+
+    segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+    voxels = arrayFromVolume(labelmap_node)
+    matrix = vtk_matrix(labelmap_node)
+    for value in sorted(int(v) for v in np.unique(voxels) if v != 0):
+        single = slicer.vtkMRMLLabelMapVolumeNode()
+        single.SetName(f"label{value}")
+        updateVolumeFromArray(single, (voxels == value).astype(np.uint8))
+        single.SetIJKToRASMatrix(matrix)
+        if not slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(single, segmentation_node):
+            raise RuntimeError(f"label {value}: import into a segmentation failed")
+        segmentation = segmentation_node.GetSegmentation()
+        segmentation.GetNthSegment(segmentation.GetNumberOfSegments() - 1).SetName(f"label{value}")
+    segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(labelmap_node)
+    return segmentation_node
+
+
+def vtk_matrix(volume_node):
+    """A volume node's IJK-to-RAS matrix (vtkMatrix4x4)."""
+    import vtk
+
+    matrix = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(matrix)
+    return matrix
+
+
+def save_segmentation(segmentation_node, path: Path) -> Path:
+    """Write a segmentation node to ``path`` (``.seg.nrrd``) with Slicer's segmentation storage node, as File >
+    Save does."""
+    scene = segmentation_node.GetScene()
+    storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
+    storage.SetFileName(str(path))
+    if not storage.WriteData(segmentation_node):
+        raise OSError(f"{path}: the segmentation could not be written")
+    scene.RemoveNode(storage)
+    return path
+
+
+@dataclass
+class PolledRun:
+    """What :func:`poll_to_end` saw: the run, the phases in order, and each poll's main-thread times (s)."""
+
+    run: object
+    phases: list
+    wall: list
+    cpu: list
+    first_progress_s: float
+
+
+def poll_to_end(run, interval: float = 0.01, until=None) -> PolledRun:
+    """Poll a BackgroundExtraction as the module's timer does until it ends (or ``until(run)`` holds), timing
+    each poll: wall-clock and this thread's CPU time (the main thread's own work, whatever else the machine runs)."""
+    import time
+
+    phases, wall, cpu = [], [], []
+    started = time.perf_counter()
+    first = None
+    while not run.finished and not (until is not None and until(run)):
+        wall_start, cpu_start = time.perf_counter(), time.thread_time()
+        progress = run.poll()
+        wall.append(time.perf_counter() - wall_start)
+        cpu.append(time.thread_time() - cpu_start)
+        if first is None:
+            first = time.perf_counter() - started
+        if not phases or phases[-1] != progress.phase:
+            phases.append(progress.phase)
+        time.sleep(interval)
+    return PolledRun(run, phases, wall, cpu, first if first is not None else 0.0)
+
+
 @dataclass
 class RedView:
     """An offscreen Red slice view: its rendered pixels (RGB, top row first) and the logic that rendered them."""

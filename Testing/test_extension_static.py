@@ -11,6 +11,7 @@ import ast
 import json
 import py_compile
 import re
+import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -57,7 +58,7 @@ MODULE_CLASSES = ("DENExtractor", "DENExtractorWidget", "DENExtractorLogic", "DE
 FORBIDDEN_IMPORTS = ("tensorflow", "keras")
 
 MODULE_LOAD_IMPORTS = {
-    "logging", "math", "pathlib", "typing",  # the standard library
+    *sys.stdlib_module_names,  # the standard library
     "numpy", "qt", "vtk", "slicer",  # bundled with Slicer
     "DENExtractorLib", "DENExtractorSlicer",  # beside the module file (tested with nothing else installed)
 }
@@ -93,13 +94,15 @@ def module_cmake_files() -> list[str]:
 def module_tree_files() -> list[str]:
     """Return every file under DENExtractor/ that the build must install.
 
-    Left out: CMake files, and the build artefacts .gitignore names (byte code, pip's egg-info folders).
+    Left out: CMake files, the build artefacts .gitignore names (byte code, pip's egg-info folders), and the
+    build-time tests under Testing/ (registered with CTest by Testing/Python/CMakeLists.txt, not installed).
     """
     return sorted(
         path.relative_to(MODULE_DIR).as_posix()
         for path in MODULE_DIR.rglob("*")
         if path.is_file()
         and path.name != "CMakeLists.txt"
+        and path.relative_to(MODULE_DIR).parts[0] != "Testing"
         and path.suffix != ".pyc"
         and not any(part == "__pycache__" or part.endswith(".egg-info") for part in path.parts)
     )
@@ -108,8 +111,8 @@ def module_tree_files() -> list[str]:
 def s4ext() -> dict[str, str]:
     """Return the .s4ext descriptor as keyword -> value (the rest of the line)."""
     entries = {}
-    for line in S4EXT.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
+    for raw in S4EXT.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
         if line and not line.startswith("#"):
             keyword, _, value = line.partition(" ")
             entries[keyword] = value.strip()
@@ -177,6 +180,25 @@ def test_module_cmake_builds_the_scripted_module():
     assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
     assert (MODULE_DIR / "Testing" / "CMakeLists.txt").is_file()
     assert (MODULE_DIR / "Testing" / "Python" / "CMakeLists.txt").is_file()
+
+
+def test_every_build_time_test_is_registered_with_ctest():
+    folder = MODULE_DIR / "Testing" / "Python"
+    text = cmake_text(folder / "CMakeLists.txt")
+    scripts = sorted(path.name for path in folder.glob("*.py"))
+    assert scripts, "no build-time test: the Extensions Index factory would run only the self-test"
+    for script in scripts:
+        assert f"slicer_add_python_unittest(SCRIPT {script})" in text, f"{script} is not registered with CTest"
+
+
+def test_the_self_test_reports_skips_and_never_returns_early():
+    """A test that cannot run in testing mode raises SkipTest (reported as skipped), it does not return."""
+    tests = module_class("DENExtractorTest")
+    methods = {node.name: node for node in tests.body if isinstance(node, ast.FunctionDef)}
+    for name, method in methods.items():
+        if name.startswith("test_"):
+            assert not any(isinstance(node, ast.Return) for node in ast.walk(method)), f"{name} returns early"
+    assert "runTest" in methods and "SkipTest" in ast.unparse(methods["runTest"])
 
 
 # --- the .ui file --------------------------------------------------------------------------------------------

@@ -16,8 +16,11 @@ from DENExtractorSlicer.checks import (
     chosen_path,
     inputs_problem,
     segment_ids_of,
+    segments_after_adding,
     segments_to_choose,
 )
+
+pytestmark = [pytest.mark.slicer]
 
 
 @pytest.fixture()
@@ -185,3 +188,21 @@ def test_a_new_input_gets_its_own_segments(scene):
     labels = add_volume(scene, "vtkMRMLLabelMapVolumeNode", "labels")
     assert segments_to_choose(labels, ["core"]) == []
     assert segments_to_choose(None, ["core"]) == []
+
+
+def test_a_segment_added_after_choosing_is_chosen_too(scene):
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "drawn")
+    segmentation = node.GetSegmentation()
+
+    def add(name: str) -> None:
+        segment = slicer.vtkSegment()
+        segment.SetName(name)
+        segment.AddRepresentation("Binary labelmap", slicer.vtkOrientedImageData())
+        assert segmentation.AddSegment(segment, name)
+
+    for name in ("a", "b", "c"):
+        add(name)
+    known = segment_ids_of(node)
+    add("d")
+    assert segments_after_adding(node, known, ["a", "c"]) == ["a", "c", "d"]
+    assert segments_after_adding(node, segment_ids_of(node), ["a"]) == ["a"]  # nothing new: the choice stays

@@ -18,6 +18,8 @@ import pytest
 from DENExtractorSlicer import install
 from packaging.requirements import Requirement
 
+pytestmark = [pytest.mark.slicer]
+
 ROOT = Path(__file__).resolve().parents[1]
 MODULE_DIR = ROOT / "DENExtractor"
 
@@ -68,6 +70,7 @@ def run_with_blocked_packages(code: str) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh Python in which the packages Slicer lacks cannot be imported."""
     return subprocess.run(
         [sys.executable, "-c", BLOCKER + code, ",".join(NOT_IN_SLICER)],
+        check=False,
         capture_output=True,
         text=True,
         cwd=MODULE_DIR,
@@ -163,3 +166,48 @@ def test_slicers_numpy_is_pinned_during_installs(tmp_path):
     assert path.parent == tmp_path
     assert path.read_text(encoding="utf-8") == f"numpy=={numpy.__version__}\n"
     assert [str(req) for req in install.requirements(path)] == [f"numpy=={numpy.__version__}"]
+
+
+# --- the install flow: declined, failed and a missing PythonSlicer told apart ---------------------------------------
+
+DECLINED_512 = RuntimeError("User declined package installation")
+"""What Slicer 5.12's ``slicer.packaging.pip_ensure`` raises when the user clicks Cancel."""
+
+NO_PYTHON_SLICER_510 = RuntimeError("PythonSlicer executable not found")
+"""What Slicer 5.10's ``slicer.util.pip_install`` raises without PythonSlicer."""
+
+
+def test_a_declined_install_is_said_once_without_a_dialog():
+    assert install.install_problem(DECLINED_512, slicer_showed_failure=True) == (install.DECLINED_MESSAGE, False)
+
+
+def test_a_missing_python_slicer_is_not_read_as_declined():
+    message, dialog = install.install_problem(NO_PYTHON_SLICER_510, slicer_showed_failure=False)
+    assert message == install.PYTHON_SLICER_MISSING and dialog
+
+
+def test_a_failed_pip_gets_one_dialog_on_each_version():
+    failure = subprocess.CalledProcessError(1, "pip install")
+    message_512, dialog_512 = install.install_problem(failure, slicer_showed_failure=True)
+    message_510, dialog_510 = install.install_problem(failure, slicer_showed_failure=False)
+    assert message_512 == message_510 == install.install_failure_message(failure)
+    assert (dialog_512, dialog_510) == (False, True)  # 5.12's pip_ensure has shown its own dialog
+    assert install.install_problem(OSError("disk full"), slicer_showed_failure=True)[1]
+
+
+def test_missing_packages_are_named_without_markers():
+    needed = [Requirement('tensorflow>=2.18; sys_platform == "linux"'), Requirement("keras>=3.0")]
+    message = install.still_missing_message(needed)
+    assert "tensorflow>=2.18, keras>=3.0" in message
+    assert "sys_platform" not in message and ";" not in message
+
+
+def test_python_slicer_is_found_as_slicer_finds_it(tmp_path, monkeypatch):
+    launcher = tmp_path / "PythonSlicer"
+    launcher.write_text("#!/bin/sh\n", encoding="utf-8")
+    launcher.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert install.python_slicer() == str(launcher)
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(install.DENError, match="PythonSlicer"):
+        install.python_slicer()

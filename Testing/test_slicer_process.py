@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import slicer  # the slicer-core package: MRML nodes without the Slicer application
 import vtk
-from PIL import Image
-from slicer.util import arrayFromVolume
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "DENExtractor"))
-
 from DENExtractorLib import (
     FEATURE_COUNT,
     DENError,
@@ -30,13 +24,15 @@ from DENExtractorLib import (
     segmentation_from_array,
 )
 from DENExtractorLib.demo import synthetic_glioblastoma
-from DENExtractorSlicer import nodes, process, results, views  # noqa: E402
-from DENExtractorSlicer.process import extractor_for, output_stem, scene_output_folder  # noqa: E402
-from DENExtractorSlicer.sample import SEGMENTS, add_sample_segmentation  # noqa: E402
-from slicer_helpers import (  # noqa: E402
+from DENExtractorSlicer import background, nodes, process, results, views
+from DENExtractorSlicer.process import output_stem, result_stem, scene_output_folder
+from DENExtractorSlicer.sample import SEGMENTS, add_sample_segmentation
+from DENExtractorSlicer.worker import Worker
+from PIL import Image
+from slicer.util import arrayFromVolume
+from slicer_helpers import (
     BRATS_FLAIR,
     BRATS_LABELS,
-    DATA,
     SEG_NRRD,
     SEG_NRRD_OVERLAPPING,
     load_labelmap_node,
@@ -48,7 +44,10 @@ from slicer_helpers import (  # noqa: E402
     segmentation_from_labelmap,
 )
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real data folder {DATA} is missing")
+pytestmark = [pytest.mark.slicer, pytest.mark.needs_data, pytest.mark.slow]
+
+GOLDEN_FILE = Path(__file__).resolve().parents[1] / "DENExtractor" / "Resources" / "golden_features.json"
+"""The pinned values the module's self-test (DENExtractorTest) checks inside Slicer."""
 
 
 def assert_same_features(actual: np.ndarray, expected: np.ndarray) -> None:
@@ -82,17 +81,23 @@ def brats_segmentation(scene, brats_labelmap):
     return segmentation_from_labelmap(scene, brats_labelmap, "OTMultiClass segmentation")
 
 
-@pytest.fixture(scope="module")
-def slicer_extractor():
-    """The extractor process() keeps for the default settings: the tests' references use the same built model,
-    so the network is built once, and a reference is what the core reads from the file (as den-extract does)."""
-    return extractor_for(ExtractionSettings())
+@pytest.fixture(scope="module", autouse=True)
+def worker_ended_after_the_module():
+    """process() runs in the kept worker process; end it with the module."""
+    yield
+    background.stop_warm_worker()
 
 
 @pytest.fixture(scope="module")
-def brats_reference(slicer_extractor):
+def slicer_extractor(reference_extractor):
+    """The core's extractor in this process, for references: what den-extract computes from the files."""
+    return reference_extractor
+
+
+@pytest.fixture(scope="module")
+def brats_reference(reference_result):
     """The command line's result on the BraTS file."""
-    return slicer_extractor.extract_file(BRATS_LABELS)
+    return reference_result
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +186,7 @@ def test_overlapping_layers_are_refused_like_the_command_line(scene):
     with pytest.raises(DENError):
         load_segmentation(SEG_NRRD_OVERLAPPING)
     sphere_only = nodes.volume_from_segmentation_node(node, ids[-1:])
-    assert set(np.unique(sphere_only.data)) == {0, 1}
+    assert set(np.unique(sphere_only.data)) == {0, 8}  # numbered as in the whole segmentation
 
 
 def test_empty_segment_in_another_layer_changes_nothing(scene, brats_labelmap):
@@ -240,6 +245,15 @@ def test_unsaved_scene_without_folder_fails_before_extracting(brats_labelmap):
     assert scene.GetNumberOfNodes() == 0
 
 
+def test_a_scene_never_saved_writes_under_the_default_scene_path(tmp_path):
+    scene = slicer.vtkMRMLScene()
+    assert scene_output_folder(scene, None, tmp_path / "Slicer") == tmp_path / "Slicer" / "DENExtractor"
+    node = add_sample_segmentation(scene, shape=(48, 40, 24))
+    outcome = process(node, scene=scene, default_folder=tmp_path / "Slicer")
+    assert outcome.paths["npy"].parent == tmp_path / "Slicer" / "DENExtractor"
+    assert all(path.is_file() for path in outcome.paths.values())
+
+
 def test_the_run_refuses_with_the_status_lines_message(scene, brats_segmentation, brats_labelmap, tmp_path):
     """One rule: process() raises exactly the problem the module's status line shows, before extracting."""
     from DENExtractorSlicer.checks import inputs_problem
@@ -266,6 +280,24 @@ def test_output_stem_is_a_safe_file_name():
     assert output_stem("..") == "segmentation"
 
 
+def test_file_names_say_what_differs(brats_segmentation, brats_labelmap, scene):
+    ids = segment_ids_by_label(brats_segmentation)
+    flair = scene.GetFirstNodeByName("Flair") or load_scalar_node(scene, BRATS_FLAIR, "Flair")
+    stems = {
+        result_stem(brats_segmentation),
+        result_stem(brats_segmentation, [ids[1], ids[4]]),
+        result_stem(brats_segmentation, None, flair),
+        result_stem(brats_segmentation, None, None, "oriented", "axial"),
+        result_stem(brats_segmentation, None, None, "oriented", "coronal"),
+        result_stem(brats_segmentation, None, None, "reference", None, Path("den_trained.weights.h5")),
+    }
+    assert len(stems) == 6
+    subset_stem = result_stem(brats_segmentation, [ids[1], ids[4]])
+    assert subset_stem == "OTMultiClass_segmentation_seg-Label_1+Label_4_reference"
+    assert result_stem(brats_labelmap, None, flair, "oriented", "coronal") == "OTMultiClass_Flair_oriented-coronal"
+    assert len(result_stem(brats_segmentation, [ids[1]] * 60)) <= 120
+
+
 # --- process: features, files and nodes -------------------------------------------------------------------------
 
 
@@ -277,25 +309,52 @@ def test_process_gives_the_command_line_features(brats_outcome, brats_reference)
 
 def test_outputs_land_next_to_the_saved_scene(brats_outcome, scene_folder):
     paths = brats_outcome.paths
-    assert paths["npy"] == scene_folder / "OTMultiClass_segmentation_den.npy"
+    assert paths["npy"] == scene_folder / "OTMultiClass_segmentation_reference_den.npy"
     assert {path.parent for path in paths.values()} == {scene_folder}
     np.testing.assert_array_equal(np.load(paths["npy"]), brats_outcome.result.features)
     provenance = json.loads(paths["json"].read_text(encoding="utf-8"))
     assert provenance["input"]["source"] == "OTMultiClass segmentation"
+    assert provenance["slicer"]["node"] == "OTMultiClass segmentation"
+    assert provenance["slicer"]["input_transform"] is None
+    assert [entry["value"] for entry in provenance["slicer"]["segments"]] == [1, 2, 3, 4]
     assert paths["png"].stat().st_size > 0
 
 
-def test_feature_table_has_one_row_per_slice(brats_outcome):
+def test_per_slice_table_is_a_summary_not_the_matrix(brats_outcome):
     table = brats_outcome.nodes.table
     features = brats_outcome.result.features
+    most_variable = int(np.argmax(features.var(axis=0)))
     assert table.GetNumberOfRows() == features.shape[0] == 240
-    assert table.GetNumberOfColumns() == 3 + FEATURE_COUNT
+    assert table.GetNumberOfColumns() == 4  # the full 240 x 4096 matrix stays in the .npy
     np.testing.assert_array_equal(slicer.util.arrayFromTableColumn(table, "slice"), np.arange(240))
     foreground = slicer.util.arrayFromTableColumn(table, "foreground")
     np.testing.assert_array_equal(np.flatnonzero(foreground), brats_outcome.result.foreground_rows)
     mean = slicer.util.arrayFromTableColumn(table, "mean activation")
     np.testing.assert_allclose(mean, features.mean(axis=1), rtol=1e-5)
-    np.testing.assert_array_equal(slicer.util.arrayFromTableColumn(table, "feature_4095"), features[:, 4095])
+    np.testing.assert_array_equal(
+        slicer.util.arrayFromTableColumn(table, f"feature_{most_variable}"), features[:, most_variable]
+    )
+
+
+def test_a_rerun_replaces_its_nodes_and_runs_that_differ_keep_their_files(scene, brats_labelmap, tmp_path):
+    first = process(brats_labelmap, output_folder=tmp_path)
+    count = scene.GetNumberOfNodes()
+    again = process(brats_labelmap, output_folder=tmp_path)
+    assert scene.GetNumberOfNodes() == count  # one set of result nodes per input
+    assert scene.GetNodeByID(first.nodes.heatmap.GetID()) is None
+    assert again.paths == first.paths
+    oriented = process(brats_labelmap, output_folder=tmp_path, mode="oriented")
+    assert oriented.paths["npy"] != again.paths["npy"]
+    assert all(path.is_file() for path in [*again.paths.values(), *oriented.paths.values()])
+    assert not np.array_equal(np.load(again.paths["npy"]), np.load(oriented.paths["npy"]))
+
+
+def test_the_heatmap_is_not_offered_as_an_mri(brats_outcome, brats_segmentation):
+    from DENExtractorSlicer.checks import image_problem
+
+    heatmap = brats_outcome.nodes.heatmap
+    assert heatmap.GetAttribute(results.ROLE_ATTRIBUTE) == results.HEATMAP_ROLE
+    assert "heatmap" in str(image_problem(heatmap, brats_segmentation))
 
 
 def test_pooled_table_has_one_row_per_feature(brats_outcome):
@@ -496,7 +555,7 @@ def test_chart_shows_both_series(sample_outcome, tmp_path):
 def test_labelmap_input_gives_the_same_features(brats_labelmap, brats_reference, tmp_path):
     outcome = process(brats_labelmap, output_folder=tmp_path)
     assert_same_features(outcome.result.features, brats_reference.features)
-    assert outcome.paths["npy"] == tmp_path / "OTMultiClass_den.npy"  # a chosen folder beats the scene's
+    assert outcome.paths["npy"] == tmp_path / "OTMultiClass_reference_den.npy"  # a chosen folder beats the scene's
 
 
 def test_seg_nrrd_node_gives_the_command_line_features(seg_nrrd_node, slicer_extractor, tmp_path):
@@ -514,17 +573,13 @@ def test_image_mode_gives_the_command_line_features(scene, brats_segmentation, s
 
 
 def test_cancel_leaves_no_file_and_no_node(scene, brats_segmentation, tmp_path):
-    polls = []
-
-    def cancel_on_third_poll() -> bool:
-        polls.append(None)
-        return len(polls) >= 3
-
+    calls = []
     before = node_ids(scene)
     output_folder = tmp_path / "out"
     with pytest.raises(ExtractionCancelled):
-        process(brats_segmentation, output_folder=output_folder, cancel=cancel_on_third_poll)
-    assert len(polls) == 3
+        process(brats_segmentation, output_folder=output_folder, progress=lambda *call: calls.append(call),
+                cancel=lambda: len(calls) >= 1)
+    assert len(calls) == 1
     assert node_ids(scene) == before
     assert not output_folder.exists() or not any(output_folder.iterdir())
 
@@ -532,53 +587,38 @@ def test_cancel_leaves_no_file_and_no_node(scene, brats_segmentation, tmp_path):
 # --- the module's self-test ------------------------------------------------------------------------------------
 
 
-def _module_constants(*names: str) -> dict:
-    """Read literal constants from the Slicer module file without importing it (it needs the Slicer app)."""
-    import ast
-
-    tree = ast.parse((Path(__file__).resolve().parents[1] / "DENExtractor" / "DENExtractor.py").read_text())
-    values = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id in names:
-            values[node.targets[0].id] = ast.literal_eval(node.value)
-    return values
-
-
 def test_the_slicer_self_test_golden_values_match_the_core(slicer_extractor):
     """The pinned numbers DENExtractorTest asserts in real Slicer are the core's numbers for the same case."""
-    from DENExtractorLib.demo import synthetic_glioblastoma
-
-    golden = _module_constants(
-        "GOLDEN_SHAPE", "GOLDEN_SEED", "GOLDEN_FEATURES_SHAPE", "GOLDEN_FOREGROUND_ROWS", "GOLDEN_FEATURES",
-        "GOLDEN_FEATURE_SUM", "GOLDEN_RELATIVE_TOLERANCE",
-    )
-    assert len(golden) == 7
-    data, affine = synthetic_glioblastoma(shape=golden["GOLDEN_SHAPE"], seed=golden["GOLDEN_SEED"])
+    golden = json.loads(GOLDEN_FILE.read_text(encoding="utf-8"))
+    data, affine = synthetic_glioblastoma(shape=tuple(golden["shape"]), seed=golden["seed"])
     result = slicer_extractor.extract(segmentation_from_array(data, affine, "synthetic"))
-    assert result.features.shape == golden["GOLDEN_FEATURES_SHAPE"]
-    assert result.foreground_rows.tolist() == golden["GOLDEN_FOREGROUND_ROWS"]
-    for (row, column), expected in golden["GOLDEN_FEATURES"].items():
-        tolerance = golden["GOLDEN_RELATIVE_TOLERANCE"]
+    assert list(result.features.shape) == golden["features_shape"]
+    assert result.foreground_rows.tolist() == golden["foreground_rows"]
+    tolerance = golden["relative_tolerance"]
+    for row, column, expected in golden["features"]:
         assert result.features[row, column] == pytest.approx(expected, rel=tolerance, abs=1e-7)
-    assert float(result.features.astype(np.float64).sum()) == pytest.approx(
-        golden["GOLDEN_FEATURE_SUM"], rel=golden["GOLDEN_RELATIVE_TOLERANCE"]
-    )
+    assert float(result.features.astype(np.float64).sum()) == pytest.approx(golden["feature_sum"], rel=tolerance)
 
 
-# --- last: it replaces the kept extractor -------------------------------------------------------------------------
+def test_the_golden_values_ship_with_the_module():
+    cmake = (GOLDEN_FILE.parents[1] / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert "Resources/golden_features.json" in cmake
 
 
-def test_the_model_is_built_once_per_settings(brats_outcome, slicer_extractor):
+# --- the worker keeps one extractor --------------------------------------------------------------------------------
+
+
+def test_the_worker_keeps_one_model_per_settings():
+    worker = Worker()
     settings = ExtractionSettings()
-    assert extractor_for(settings) is slicer_extractor  # process() used the kept extractor, it made no other
-    oriented = extractor_for(ExtractionSettings(mode="oriented"))
-    assert oriented is not slicer_extractor and extractor_for(ExtractionSettings(mode="oriented")) is oriented
-    assert extractor_for(settings) is not slicer_extractor  # one kept at a time: the last settings'
+    first = worker.extractor(settings)
+    assert worker.extractor(settings) is first
+    oriented = worker.extractor(ExtractionSettings(mode="oriented"))
+    assert oriented is not first and worker.extractor(ExtractionSettings(mode="oriented")) is oriented
+    assert worker.extractor(settings) is not first  # one kept at a time: the last settings'
 
 
 def test_a_rewritten_weights_file_gets_a_new_extractor(tmp_path):
-    import os
-
     import h5py
     from DENExtractorLib.network.architecture import weight_specs
 
@@ -586,9 +626,10 @@ def test_a_rewritten_weights_file_gets_a_new_extractor(tmp_path):
     with h5py.File(path, "w") as handle:
         for index, spec in enumerate(weight_specs()):
             handle.create_dataset(f"layers/l{index}/vars/0", shape=spec.shape, dtype="float32")
+    worker = Worker()
     settings = ExtractionSettings(weights=path)
-    first = extractor_for(settings)
-    assert extractor_for(settings) is first
+    first = worker.extractor(settings)
+    assert worker.extractor(settings) is first
     later = path.stat().st_mtime_ns + 10**9
     os.utime(path, ns=(later, later))  # den-train wrote the same file name again
-    assert extractor_for(settings) is not first
+    assert worker.extractor(settings) is not first

@@ -8,7 +8,10 @@ consent (:mod:`.install`), only for the first extraction. One module per stage:
 * :mod:`.nodes` MRML nodes to the core's volumes, the same arrays ``den-extract`` reads from the same file;
 * :mod:`.results` feature tables, the Plots chart and the Viridis heatmap volume;
 * :mod:`.views` the results layout, and the user's views given back;
-* :mod:`.process` the whole run (``process``);
+* :mod:`.export` the chosen inputs, transforms hardened, to a private case folder (:mod:`.case_files`), in steps;
+* :mod:`.worker` the worker process that runs the core on it (TensorFlow lives there, never in Slicer);
+* :mod:`.background` the worker kept warm, and a run advanced by ``poll()`` from the module's timer;
+* :mod:`.process` a run from the module's choices (``start_extraction``), or run to its end (``process``);
 * :mod:`.install` the Python requirements; :mod:`.sample` the synthetic sample segmentation.
 
 Example (Slicer Python console)::
@@ -18,6 +21,7 @@ Example (Slicer Python console)::
     outcome.result.features.shape    # (slices, 4096)
 """
 
-from .process import ProcessOutcome, process
+from .background import BackgroundExtraction, ProcessOutcome
+from .process import process, start_extraction
 
-__all__ = ["ProcessOutcome", "process"]
+__all__ = ["BackgroundExtraction", "ProcessOutcome", "process", "start_extraction"]

@@ -19,6 +19,11 @@ SEGMENTATION_CLASS = "vtkMRMLSegmentationNode"
 LABELMAP_CLASS = "vtkMRMLLabelMapVolumeNode"
 SCALAR_VOLUME_CLASS = "vtkMRMLScalarVolumeNode"
 
+ROLE_ATTRIBUTE = "DENExtractor.Role"
+"""Node attribute naming what a result node is (``heatmap``, ``slices``, ``pooled``, ``chart``, ``series``)."""
+
+HEATMAP_ROLE = "heatmap"
+
 
 def chosen_path(value: str | PurePath | None) -> Path | None:
     """Return the path the user chose, or None when the field is empty.
@@ -48,6 +53,13 @@ def segments_to_choose(input_node: Any, previous_ids: Sequence[str]) -> list[str
     available = segment_ids_of(input_node)
     kept = [segment_id for segment_id in previous_ids if segment_id in available]
     return kept or available
+
+
+def segments_after_adding(input_node: Any, known_ids: Sequence[str], chosen_ids: Sequence[str]) -> list[str]:
+    """The chosen segments once segments were added to the input: the choice so far, plus every segment that was
+    not there when it was made (a segment drawn after choosing the input is chosen too), in segment order."""
+    added = [segment_id for segment_id in segment_ids_of(input_node) if segment_id not in known_ids]
+    return [segment_id for segment_id in segment_ids_of(input_node) if segment_id in chosen_ids or segment_id in added]
 
 
 def segments_problem(segmentation_node: Any, segment_ids: Sequence[str] | None) -> DENError | None:
@@ -89,6 +101,8 @@ def image_problem(image_node: Any, input_node: Any = None) -> DENError | None:
     name = image_node.GetName()
     if not image_node.IsA(SCALAR_VOLUME_CLASS) or image_node.IsA(LABELMAP_CLASS):
         return DENError(name, "the intensity volume must be a scalar volume, not a label map")
+    if image_node.GetAttribute(ROLE_ATTRIBUTE) == HEATMAP_ROLE:
+        return DENError(name, "a DEN heatmap (a result), not an MRI: choose the MRI the segmentation was drawn on")
     if input_node is not None and image_node.GetID() == input_node.GetID():
         return DENError(name, "the intensity volume must differ from the input")
     if not _has_voxels(image_node):

@@ -12,13 +12,16 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import logging
+import os
 import platform
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from subprocess import CalledProcessError
 
-from DENExtractorLib.errors import describe_error
+from DENExtractorLib.errors import DENError, describe_error
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -150,52 +153,111 @@ def changed_imported(
     )
 
 
-def ensure_requirements() -> bool:
+DECLINED_MESSAGE = "Installation declined: nothing was installed. Extract Features asks again next time."
+PYTHON_SLICER_MISSING = (
+    "Slicer's Python launcher (PythonSlicer) was not found next to Slicer, so packages cannot be installed and "
+    "the extraction cannot run: reinstall Slicer, or start it from its own folder."
+)
+
+
+def install_problem(error: BaseException, slicer_showed_failure: bool) -> tuple[str, bool]:
+    """What the user is told about a failed install: the message and whether it needs a dialog of its own.
+
+    A declined consent (``pip_ensure``'s ``RuntimeError``) is said once, in the status line; a missing
+    ``PythonSlicer`` (5.10's ``pip_install``'s ``RuntimeError``) and a failed pip get one dialog each, except that
+    Slicer 5.12 has already shown its own dialog for a failed pip (``slicer_showed_failure``).
+    """
+    text = str(error)
+    if isinstance(error, RuntimeError) and "declined" in text.lower():
+        return DECLINED_MESSAGE, False
+    if isinstance(error, RuntimeError) and "PythonSlicer" in text:
+        return PYTHON_SLICER_MISSING, True
+    return install_failure_message(error), not (slicer_showed_failure and isinstance(error, CalledProcessError))
+
+
+def still_missing_message(still_unmet: Iterable[Requirement]) -> str:
+    """The message for packages still missing after an install: names and versions, without markers."""
+    names = ", ".join(display_name(req) for req in still_unmet)
+    return f"These packages are still missing or at the wrong version: {names}. Restart Slicer, then click " \
+           "Extract Features again."
+
+
+def display_name(req: Requirement) -> str:
+    """A requirement as the user reads it: name and versions, without its environment marker."""
+    return _without_marker(req)
+
+
+def python_slicer() -> str:
+    """The path of Slicer's ``PythonSlicer`` (the worker's interpreter), found as Slicer's own ``pip_install``
+    finds it (on ``PATH``, which Slicer's launcher sets), else beside this Python.
+
+    :raises DENError: when there is none.
+    """
+    found = shutil.which("PythonSlicer")
+    if found:
+        return found
+    beside = Path(sys.executable).with_name("PythonSlicer.exe" if os.name == "nt" else "PythonSlicer")
+    if beside.is_file():
+        return str(beside)
+    raise DENError("PythonSlicer", PYTHON_SLICER_MISSING)
+
+
+def worker_environment() -> dict[str, str] | None:
+    """The environment the worker starts in: Slicer's start-up environment (what ``launchConsoleProcess`` gives
+    its processes), so ``PythonSlicer`` sets its own paths; None outside the application."""
+    import slicer
+
+    startup = getattr(getattr(slicer, "util", None), "startupEnvironment", None)
+    return dict(startup()) if callable(startup) else None
+
+
+def ensure_requirements() -> str | None:
     """Make sure every requirement is met in Slicer's Python, installing with the user's consent.
 
-    Returns True when extraction can start now; False when it cannot (after telling the user why: refused
-    platform, declined, failed install, restart needed, or testing mode, where nothing is installed).
+    :return: None when extraction can start now; else what the status line says (the user has been told once:
+        refused platform, declined, failed install, missing PythonSlicer, restart needed, or testing mode, where
+        nothing is installed).
     """
     import slicer
 
     problem = platform_problem()
     if problem is not None:
         slicer.util.errorDisplay(problem, windowTitle=REQUESTER)
-        return False
+        return problem
     needed = requirements()
     missing = unmet(needed)
     if not missing:
-        return True
+        return None
+    use_pip_ensure = _has_pip_ensure()
     try:
         with tempfile.TemporaryDirectory(prefix="den-extractor-") as folder:
             constraints = numpy_constraint(Path(folder))
-            if _has_pip_ensure():
+            if use_pip_ensure:
                 import slicer.packaging
 
                 slicer.packaging.pip_ensure(
                     [_without_marker(req) for req in missing], constraints=constraints, requester=REQUESTER
                 )
-            elif not _install_on_slicer_5_10(missing, constraints):
-                return False
-    except RuntimeError:  # pip_ensure: the user declined
-        return False
-    except Exception as error:  # pip failed (subprocess.CalledProcessError, OSError)
-        logging.exception("Installing %s failed", REQUESTER)
-        slicer.util.errorDisplay(install_failure_message(error), windowTitle=REQUESTER)
-        return False
+            else:
+                outcome = _install_on_slicer_5_10(missing, constraints)
+                if outcome is not None:
+                    return outcome
+    except Exception as error:  # declined, PythonSlicer missing, pip failed: told apart by install_problem
+        message, dialog = install_problem(error, slicer_showed_failure=use_pip_ensure)
+        if message != DECLINED_MESSAGE:
+            logging.exception("Installing %s's packages failed", REQUESTER)
+        if dialog:
+            slicer.util.errorDisplay(message, windowTitle=REQUESTER)
+        return message
     still_unmet = unmet(needed)
-    if still_unmet:
-        if slicer.app.testingEnabled():
-            logging.info("Testing mode: %s not installed (Slicer installs nothing in testing mode)", still_unmet)
-        else:
-            slicer.util.errorDisplay(
-                "These packages are still missing or at the wrong version: "
-                + ", ".join(str(req) for req in still_unmet)
-                + ". Restart Slicer, then click Extract Features again.",
-                windowTitle=REQUESTER,
-            )
-        return False
-    return True
+    if not still_unmet:
+        return None
+    message = still_missing_message(still_unmet)
+    if slicer.app.testingEnabled():
+        logging.info("Testing mode: %s (Slicer installs nothing in testing mode)", message)
+    else:
+        slicer.util.errorDisplay(message, windowTitle=REQUESTER)
+    return message
 
 
 def _has_pip_ensure() -> bool:
@@ -208,23 +270,23 @@ def _has_pip_ensure() -> bool:
         return False
 
 
-def _install_on_slicer_5_10(missing: list[Requirement], constraints: Path) -> bool:
+def _install_on_slicer_5_10(missing: list[Requirement], constraints: Path) -> str | None:
     """Slicer 5.10, which has no ``pip_ensure``: ask, install with ``slicer.util.pip_install``, offer a restart.
 
-    Returns True when the packages can be used without a restart.
+    :return: None when the packages can be used without a restart, else the status line's message.
     """
     import slicer
 
-    if slicer.app.testingEnabled():
-        logging.info("Testing mode: not installing %s", ", ".join(str(req) for req in missing))
-        return False
     listed = "\n".join(f"- {_without_marker(req)}" for req in missing)
+    if slicer.app.testingEnabled():
+        logging.info("Testing mode: not installing %s", ", ".join(_without_marker(req) for req in missing))
+        return still_missing_message(missing)
     question = (
         f"DEN Extractor needs {len(missing)} Python package(s) that are missing or too old:\n{listed}\n\n"
         "Install them into Slicer's Python now with pip? This downloads several hundred megabytes."
     )
     if not slicer.util.confirmOkCancelDisplay(question, windowTitle=REQUESTER):
-        return False
+        return DECLINED_MESSAGE
     before = installed_versions()
     with slicer.util.WaitCursor():
         slicer.util.pip_install(["-c", str(constraints), *(_without_marker(req) for req in missing)])
@@ -238,8 +300,8 @@ def _install_on_slicer_5_10(missing: list[Requirement], constraints: Path) -> bo
         )
         if restart:
             slicer.util.restart()
-        return False
-    return True
+        return "Restart Slicer to use the updated packages."
+    return None
 
 
 def _without_marker(req: Requirement) -> str:

@@ -1,7 +1,7 @@
 """MRML nodes to the core's volumes: the arrays ``den-extract`` would read from the same file.
 
 * voxel arrays are transposed from VTK's (k, j, i) to nibabel's (i, j, k) order, with the node's IJK-to-RAS matrix
-  as the affine (the node's own geometry; parent transforms are not applied, as a file knows nothing of them);
+  as the affine (the node's own geometry; :mod:`.export` hardens parent transforms into its copy);
 * a segmentation keeps each segment's own label value (the value it has in its source labelmap, e.g. the label
   it had in the file it was loaded from), instead of the 1..N a plain "export to label map" would give;
 * a segmentation is exported onto its reference image geometry (the grid it was loaded or drawn on), or onto the
@@ -53,11 +53,14 @@ def volume_from_segmentation_node(
     :param reference_volume_node: a volume whose grid the label map is exported onto; None means the
         segmentation's reference image geometry (the grid of the file it was loaded from, or of the volume it was
         drawn on), or, when it has none, the smallest box holding the segments.
-    :return: the label map with each segment's label value (see :func:`segment_label_values`).
+    :return: the label map with each segment's label value, numbered over the whole segmentation (see
+        :func:`segment_label_values`), so a subset keeps the values it has in the saved ``.seg.nrrd``.
     :raises DENError: for unknown or empty segments, or voxels claimed by two chosen segments (overlapping layers).
     """
     segment_ids = chosen_segment_ids(segmentation_node, segment_ids)
-    values = segment_label_values(segmentation_node, segment_ids)
+    all_ids = segment_ids_of(segmentation_node)
+    value_of = dict(zip(all_ids, segment_label_values(segmentation_node, all_ids), strict=True))
+    values = [value_of[segment_id] for segment_id in segment_ids]
     labelmap = _merged_labelmap_node(segmentation_node, segment_ids, values, reference_volume_node)
     if labelmap is None:
         raise DENError(segmentation_node.GetName(), "the chosen segments are empty: nothing to extract")
@@ -159,6 +162,12 @@ def _segmentation_source(segmentation_node: Any, segment_ids: Sequence[str]) -> 
 
 def _node_arrays(volume_node: Any) -> tuple[np.ndarray, np.ndarray]:
     """Return a volume node's voxels in nibabel's (i, j, k) order (a copy) and its IJK-to-RAS matrix (4x4)."""
+    data, affine = node_voxels(volume_node)
+    return np.ascontiguousarray(data.transpose(2, 1, 0)), affine
+
+
+def node_voxels(volume_node: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A volume node's voxels in VTK's (k, j, i) order (one contiguous copy, no reordering) and its IJK-to-RAS."""
     name = volume_node.GetName()
     image = volume_node.GetImageData()
     if image is None or image.GetNumberOfPoints() == 0 or image.GetPointData().GetScalars() is None:
@@ -168,10 +177,9 @@ def _node_arrays(volume_node: Any) -> tuple[np.ndarray, np.ndarray]:
         raise DENError(name, f"the volume has {components} values per voxel: a single-component volume is needed")
     columns, rows, slices = image.GetDimensions()
     scalars = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
-    data = np.array(scalars.reshape(slices, rows, columns).transpose(2, 1, 0))
     matrix = vtk.vtkMatrix4x4()
     volume_node.GetIJKToRASMatrix(matrix)
-    return data, np.array(arrayFromVTKMatrix(matrix), dtype=np.float64)
+    return np.array(scalars.reshape(slices, rows, columns)), np.array(arrayFromVTKMatrix(matrix), dtype=np.float64)
 
 
 def _string_array(values: Sequence[str]) -> vtk.vtkStringArray:

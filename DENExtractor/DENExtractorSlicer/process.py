@@ -1,75 +1,43 @@
-"""The whole run inside Slicer: check the inputs, extract, write the files, add the result nodes.
+"""One run from the module's choices: checked inputs, the output folder, file names that say what differs.
 
-A file gives the same features here as with ``den-extract`` (see :mod:`DENExtractorSlicer.nodes`): the settings
-are the command line's :class:`DENExtractorLib.ExtractionSettings`, and one :class:`DENExtractorLib.DENExtractor`
-is kept for the last settings used, so the network is built (and TensorFlow imported) once, not on every run.
+:func:`start_extraction` checks everything the run needs (the rule the status line shows) and returns a
+:class:`DENExtractorSlicer.background.BackgroundExtraction` that the module's timer polls. :func:`process` is the
+same run for scripts and Slicer's Python console: it polls until the run ends (the work still happens in the
+worker process, so TensorFlow never loads into Slicer).
 
 Example (Slicer Python console)::
 
     from DENExtractorSlicer import process
     outcome = process(getNode("OTMultiClass"), output_folder="/tmp/den")
     outcome.result.features.shape    # (slices, 4096)
-    outcome.paths["npy"]             # /tmp/den/OTMultiClass_den.npy
+    outcome.paths["npy"]             # /tmp/den/OTMultiClass_reference_den.npy
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import sys
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from DENExtractorLib import (
-    DENError,
-    DENExtractor,
-    ExtractionResult,
-    ExtractionSettings,
-    write_outputs,
-)
-from DENExtractorLib.outputs.output_folder import prepare_output_folder
+from DENExtractorLib import DENError, ExtractionSettings
 
-from .checks import chosen_path, inputs_problem
-from .nodes import segmentation_volume, volume_from_scalar_node
-from .results import ResultNodes, add_results_to_scene
+from .background import BackgroundExtraction, ProcessOutcome, RunRequest
+from .checks import SEGMENTATION_CLASS, chosen_path, inputs_problem, segment_ids_of
 
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 
+RESULTS_SUBFOLDER = "DENExtractor"
+"""Folder under Slicer's default scene path that takes the results of a scene never saved."""
 
-@dataclass
-class ProcessOutcome:
-    """What :func:`process` produced: the core's result, the nodes added to the scene and the files written."""
+MAX_STEM_LENGTH = 120
+"""Longest file-name stem; a longer one is cut and ends with a short hash of the whole."""
 
-    result: ExtractionResult
-    nodes: ResultNodes
-    paths: dict[str, Path]
-
-
-_kept: tuple[tuple, DENExtractor] | None = None
-"""The extractor of the last settings used, with the state of its weights file (its network is built on its first
-extraction and then kept)."""
-
-
-def extractor_for(settings: ExtractionSettings) -> DENExtractor:
-    """Return the kept extractor when it has these settings and its weights file is unchanged, else a new one that
-    replaces it (``den-train`` rewrites the same weights file name: a retrained file must not meet the old model)."""
-    global _kept
-    key = (settings, _file_state(settings.weights))
-    if _kept is None or _kept[0] != key:
-        _kept = (key, DENExtractor(settings))
-    return _kept[1]
-
-
-def _file_state(path: Path | None) -> tuple[int, int] | None:
-    """A weights file's modification time and size (None for the bundled weights or a vanished file)."""
-    if path is None:
-        return None
-    try:
-        status = path.stat()
-    except OSError:
-        return None
-    return status.st_mtime_ns, status.st_size
+POLL_SECONDS = 0.02
 
 
 def settings_for(mode: str, plane: str | None, weights: str | Path | None) -> ExtractionSettings:
@@ -78,10 +46,11 @@ def settings_for(mode: str, plane: str | None, weights: str | Path | None) -> Ex
     return ExtractionSettings(mode=mode, plane=plane if mode == "oriented" else None, weights=chosen_path(weights))
 
 
-def scene_output_folder(scene: Any, output_folder: str | Path | None) -> Path:
-    """Return the folder results are written to: the chosen folder, else the saved scene's folder.
+def scene_output_folder(scene: Any, output_folder: str | Path | None, default_folder: str | Path | None = None) -> Path:
+    """The folder results are written to: the chosen folder, else the saved scene's folder, else
+    ``<default_folder>/DENExtractor`` (the module passes Slicer's default scene path).
 
-    :raises DENError: when neither exists; results are never written to a folder the user did not choose.
+    :raises DENError: when none of them is known.
     """
     chosen = chosen_path(output_folder)
     if chosen is not None:
@@ -89,6 +58,9 @@ def scene_output_folder(scene: Any, output_folder: str | Path | None) -> Path:
     url = scene.GetURL() if scene is not None else ""
     if url:
         return Path(url).resolve().parent
+    default = chosen_path(default_folder)
+    if default is not None:
+        return default / RESULTS_SUBFOLDER
     raise DENError("output folder", "the scene has not been saved and no output folder was chosen: choose one")
 
 
@@ -98,7 +70,36 @@ def output_stem(node_name: str) -> str:
     return stem or "segmentation"
 
 
-def process(
+def result_stem(
+    input_node: Any,
+    segment_ids: Sequence[str] | None = None,
+    image_node: Any = None,
+    mode: str = "reference",
+    plane: str | None = None,
+    weights: Path | None = None,
+) -> str:
+    """The results' file name stem: the input, then what can differ between runs on it (the chosen segments
+    unless all, the MRI, the mode, the plane in oriented mode, the weights file unless bundled), so two runs that
+    differ never overwrite each other's files: ``OT_seg-necrosis+oedema_Flair_oriented-coronal``."""
+    parts = [output_stem(input_node.GetName())]
+    subset = segment_ids is not None and list(segment_ids) != segment_ids_of(input_node)
+    if input_node.IsA(SEGMENTATION_CLASS) and subset:
+        segmentation = input_node.GetSegmentation()
+        names = [segmentation.GetSegment(segment_id).GetName() for segment_id in segment_ids]
+        parts.append("seg-" + "+".join(output_stem(name) for name in names))
+    if image_node is not None:
+        parts.append(output_stem(image_node.GetName()))
+    parts.append(f"oriented-{plane}" if mode == "oriented" else mode)
+    if weights is not None:
+        parts.append("weights-" + output_stem(Path(weights).name.split(".")[0]))
+    stem = "_".join(parts)
+    if len(stem) > MAX_STEM_LENGTH:
+        digest = hashlib.sha256(stem.encode("utf-8")).hexdigest()[:8]
+        stem = f"{stem[: MAX_STEM_LENGTH - 9]}-{digest}"
+    return stem
+
+
+def start_extraction(
     input_node: Any,
     *,
     segment_ids: Sequence[str] | None = None,
@@ -107,30 +108,22 @@ def process(
     plane: str = "axial",
     weights: str | Path | None = None,
     output_folder: str | Path | None = None,
-    progress: ProgressCallback | None = None,
-    cancel: CancelCheck | None = None,
+    default_folder: str | Path | None = None,
     scene: Any = None,
-) -> ProcessOutcome:
-    """Extract the DEN features of a segmentation or label map node, save them and add result nodes to the scene.
+    python: str | Path | None = None,
+    environment: dict[str, str] | None = None,
+) -> BackgroundExtraction:
+    """Check the inputs and return the run, not started (the caller polls it).
 
-    :param input_node: a ``vtkMRMLSegmentationNode`` or a ``vtkMRMLLabelMapVolumeNode``.
-    :param segment_ids: segments of a segmentation to include (None: all); ignored for a label map.
-    :param image_node: optional scalar volume for image mode; a segmentation is exported onto its grid.
-    :param mode: ``"reference"`` (the published pipeline: slices along the first voxel axis) or ``"oriented"``.
-    :param plane: ``"axial"``, ``"coronal"`` or ``"sagittal"`` (oriented mode only; ignored in reference mode).
-    :param weights: a weights file; None (or empty) uses the bundled reference weights.
-    :param output_folder: where ``<input node name>_den.npy``, ``.json`` and ``.png`` are written; None or empty
-        means the folder of the saved scene.
-    :param progress: called as ``progress(done, total)`` while slices are computed.
-    :param cancel: polled during the extraction; when it returns True, ``ExtractionCancelled`` is raised and
-        neither files nor nodes are created.
-    :param scene: the scene receiving the result nodes; None means the input node's scene.
-    :return: the result, the nodes added and the paths written.
-    :raises DENError: with a one-line message for any bad input: the same message the module's status line shows
-        (:func:`DENExtractorSlicer.checks.inputs_problem`).
+    :param default_folder: where results go (under ``DENExtractor/``) when no folder is chosen and the scene was
+        never saved: the module passes Slicer's default scene path.
+    :param python: the worker's interpreter; None: Slicer's ``PythonSlicer`` (with Slicer's start-up environment)
+        inside the application, this interpreter elsewhere (``slicer-core``).
+    :raises DENError: with the one-line message the module's status line shows.
     """
     scene = scene if scene is not None else (input_node.GetScene() if input_node is not None else None)
     weights_path = chosen_path(weights)
+    folder_known = bool(scene.GetURL()) if scene is not None else False
     problem = inputs_problem(
         input_node,
         image_node,
@@ -138,17 +131,74 @@ def process(
         use_bundled_weights=weights_path is None,
         weights_path=weights_path,
         output_folder=output_folder,
-        scene_has_url=bool(scene.GetURL()) if scene is not None else False,
+        scene_has_url=folder_known or chosen_path(default_folder) is not None,
     )
     if problem is not None:
         raise problem
     if scene is None:
         raise DENError(input_node.GetName(), "the node is not in a MRML scene")
     settings = settings_for(mode, plane, weights_path)
-    folder = prepare_output_folder(scene_output_folder(scene, output_folder))
-    segmentation = segmentation_volume(input_node, segment_ids, image_node)
-    image = volume_from_scalar_node(image_node) if image_node is not None else None
-    result = extractor_for(settings).extract(segmentation, image, progress=progress, cancel=cancel)
-    paths = write_outputs(result, folder, output_stem(input_node.GetName()))
-    nodes = add_results_to_scene(result, scene, input_node.GetName())
-    return ProcessOutcome(result=result, nodes=nodes, paths=paths)
+    if not input_node.IsA(SEGMENTATION_CLASS):
+        segment_ids = None
+    request = RunRequest(
+        input_node=input_node,
+        output_folder=scene_output_folder(scene, output_folder, default_folder),
+        stem=result_stem(input_node, segment_ids, image_node, settings.mode, settings.plane, settings.weights),
+        segment_ids=None if segment_ids is None else list(segment_ids),
+        image_node=image_node,
+        mode=settings.mode,
+        plane=settings.plane,
+        weights=settings.weights,
+        scene=scene,
+    )
+    if python is None:
+        python, environment = worker_interpreter(environment)
+    return BackgroundExtraction(request, python=python, environment=environment)
+
+
+def worker_interpreter(environment: dict[str, str] | None = None) -> tuple[str, dict[str, str] | None]:
+    """The worker's interpreter and environment: ``PythonSlicer`` and Slicer's start-up environment inside the
+    application, this interpreter (and ``environment``) elsewhere.
+
+    :raises DENError: inside the application, when ``PythonSlicer`` is missing.
+    """
+    import slicer
+
+    if getattr(slicer, "app", None) is None:
+        return sys.executable, environment
+    from . import install
+
+    return install.python_slicer(), environment if environment is not None else install.worker_environment()
+
+
+def process(
+    input_node: Any,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+    **options: Any,
+) -> ProcessOutcome:
+    """Extract, save and show the DEN features of a segmentation or label map node, waiting for the result.
+
+    Takes :func:`start_extraction`'s options (``segment_ids``, ``image_node``, ``mode``, ``plane``, ``weights``,
+    ``output_folder``, ``default_folder``, ``scene``, ``python``). ``progress(done, total)`` is called as slices
+    are computed; when ``cancel()`` returns True the run is cancelled (``ExtractionCancelled``; no file, no node).
+
+    :raises DENError: for any bad input (one line); ``ExtractionCancelled`` when cancelled.
+    """
+    run = start_extraction(input_node, **options)
+    shown = None
+    while not run.finished:
+        if cancel is not None and cancel():
+            run.cancel()
+            break
+        state = run.poll()
+        if progress is not None and state.phase == "network" and (state.done, state.total) != shown:
+            shown = (state.done, state.total)
+            progress(state.done, state.total)
+        if state.phase in ("starting", "loading", "network", "writing"):
+            time.sleep(POLL_SECONDS)
+    if run.error is not None:
+        raise run.error
+    assert run.outcome is not None
+    return run.outcome

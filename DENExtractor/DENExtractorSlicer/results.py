@@ -12,6 +12,8 @@ from DENExtractorLib import ExtractionResult
 from slicer.util import updateVolumeFromArray, vtkMatrixFromArray
 from vtk.util import numpy_support
 
+from .checks import HEATMAP_ROLE, ROLE_ATTRIBUTE
+
 VIRIDIS_COLOR_NODE_ID = "vtkMRMLColorTableNodeFileViridis.txt"
 """ID of Slicer's Viridis colour table node (loaded by the Colors module from ``ColorFiles/Viridis.txt``)."""
 
@@ -38,15 +40,20 @@ MEAN_SERIES_COLOR = (0.17, 0.45, 0.70)
 FEATURE_SERIES_COLOR = (0.90, 0.50, 0.10)
 
 
+INPUT_ATTRIBUTE = "DENExtractor.InputNodeID"
+"""Node attribute holding the ID of the input node a result node belongs to: a re-run replaces those nodes."""
+
+
 @dataclass
 class ResultNodes:
     """The MRML nodes showing one extraction.
 
-    ``table``: one row per slice: ``slice``, ``foreground``, ``mean activation``, then ``feature_0`` ...
-    ``feature_4095``;
+    ``table``: one row per slice: ``slice``, ``foreground``, ``mean activation`` and the most variable feature
+    (a per-slice summary: the full slices x 4096 matrix stays in the ``.npy``);
     ``pooled_table``: one row per feature (``feature``, ``mean``, ``max`` over the foreground slices);
     ``chart``: per-slice mean activation and the most variable feature, against the slice index;
-    ``heatmap``: scalar volume of slices x features, one voxel thick, shown with Viridis.
+    ``heatmap``: scalar volume of slices x features, one voxel thick, shown with Viridis (not an MRI: the
+    module's image selector and :func:`DENExtractorSlicer.checks.image_problem` refuse it).
     """
 
     table: Any
@@ -56,22 +63,22 @@ class ResultNodes:
 
 
 def feature_column_name(index: int) -> str:
-    """Return the feature table's column name of feature ``index``: ``feature_0`` ... ``feature_4095``."""
+    """Return the column name of feature ``index``: ``feature_0`` ... ``feature_4095``."""
     return f"feature_{index}"
 
 
-def feature_table_columns(result: ExtractionResult) -> dict[str, np.ndarray]:
-    """Return the per-slice table's columns: slice index, foreground flag, mean activation, then every feature."""
+def feature_table_columns(result: ExtractionResult, most_variable: int | None = None) -> dict[str, np.ndarray]:
+    """Return the per-slice summary's columns: slice index, foreground flag, mean activation, most variable feature."""
     features = result.features
     foreground = np.zeros(features.shape[0], dtype=np.uint8)
     foreground[result.foreground_rows] = 1
-    columns = {
+    most_variable = most_variable_feature(features) if most_variable is None else most_variable
+    return {
         SLICE_COLUMN: np.arange(features.shape[0], dtype=np.int32),
         FOREGROUND_COLUMN: foreground,
         MEAN_COLUMN: features.mean(axis=1, dtype=np.float64).astype(np.float32),
+        feature_column_name(most_variable): features[:, most_variable],
     }
-    columns.update({feature_column_name(index): features[:, index] for index in range(features.shape[1])})
-    return columns
 
 
 def pooled_table_columns(result: ExtractionResult) -> dict[str, np.ndarray]:
@@ -126,20 +133,45 @@ def _viridis_color_node() -> Any:
     return node
 
 
-def add_results_to_scene(result: ExtractionResult, scene: Any, base_name: str) -> ResultNodes:
-    """Add the feature tables, the chart and the heatmap of ``result`` to ``scene``, named after ``base_name``.
+def result_nodes_of(scene: Any, input_id: str) -> list[Any]:
+    """The result nodes an earlier run on the input node ``input_id`` added to ``scene``."""
+    return [
+        scene.GetNthNode(index)
+        for index in range(scene.GetNumberOfNodes())
+        if scene.GetNthNode(index).GetAttribute(INPUT_ATTRIBUTE) == input_id
+    ]
 
-    Either every node is added or, if anything fails, none is left behind.
+
+def add_results_to_scene(result: ExtractionResult, scene: Any, input_node: Any, stem: str | None = None) -> ResultNodes:
+    """Add the tables, the chart and the heatmap of ``result`` to ``scene``, replacing the earlier run's nodes of
+    ``input_node`` (one set of result nodes per input). Nodes are named after the input node (and ``stem``, the
+    results' file name, in their descriptions).
+
+    Either every node is added or, if anything fails, none is left behind (the earlier nodes are then kept).
     """
+    base_name = input_node.GetName()
+    input_id = input_node.GetID()
+    earlier = result_nodes_of(scene, input_id)
     before = {scene.GetNthNode(index).GetID() for index in range(scene.GetNumberOfNodes())}
     try:
-        table = _add_table(scene, f"{base_name} DEN features", feature_table_columns(result))
+        most_variable = most_variable_feature(result.features)
+        table = _add_table(scene, f"{base_name} DEN per slice", feature_table_columns(result, most_variable))
         pooled_table = _add_table(scene, f"{base_name} DEN pooled", pooled_table_columns(result))
-        chart = _add_chart(scene, base_name, table, most_variable_feature(result.features))
+        chart = _add_chart(scene, base_name, table, most_variable)
         heatmap = _add_heatmap(scene, f"{base_name} DEN heatmap", result.features)
+        roles = {"slices": table, "pooled": pooled_table, "chart": chart, HEATMAP_ROLE: heatmap}
+        for series_index in range(chart.GetNumberOfPlotSeriesNodes()):
+            roles[f"series{series_index}"] = chart.GetNthPlotSeriesNode(series_index)
+        for role, node in roles.items():
+            node.SetAttribute(ROLE_ATTRIBUTE, role.rstrip("0123456789"))
+            node.SetAttribute(INPUT_ATTRIBUTE, input_id)
+            if stem:
+                node.SetDescription(f"DEN Extractor results {stem}")
     except BaseException:
         _remove_nodes_added_since(scene, before)
         raise
+    for node in reversed(earlier):
+        _remove_with_display_nodes(scene, node)
     return ResultNodes(table=table, pooled_table=pooled_table, chart=chart, heatmap=heatmap)
 
 
@@ -150,20 +182,20 @@ def _add_table(scene: Any, name: str, columns: dict[str, np.ndarray]) -> Any:
         array = numpy_support.numpy_to_vtk(np.ascontiguousarray(values), deep=True)
         array.SetName(column_name)
         table.AddColumn(array)
-    node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
+    node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
     node.SetAndObserveTable(table)
     return node
 
 
 def _add_chart(scene: Any, base_name: str, table: Any, feature_index: int) -> Any:
     """Add a chart plotting the mean activation and feature ``feature_index`` of ``table`` against the slice."""
-    chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", scene.GenerateUniqueName(f"{base_name} DEN chart"))
+    chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", f"{base_name} DEN chart")
     chart.SetTitle(f"DEN features of {base_name}")
     chart.SetXAxisTitle("slice")
     chart.SetYAxisTitle("activation")
     for column, color in ((MEAN_COLUMN, MEAN_SERIES_COLOR), (feature_column_name(feature_index), FEATURE_SERIES_COLOR)):
         label = column if column == MEAN_COLUMN else f"feature {feature_index} (most variable)"
-        series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", scene.GenerateUniqueName(f"{base_name} {label}"))
+        series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", f"{base_name} {label}")
         series.SetAndObserveTableNodeID(table.GetID())
         series.SetXColumnName(SLICE_COLUMN)
         series.SetYColumnName(column)
@@ -176,16 +208,27 @@ def _add_chart(scene: Any, base_name: str, table: Any, feature_index: int) -> An
 
 def _add_heatmap(scene: Any, name: str, features: np.ndarray) -> Any:
     """Add a one-voxel-thick scalar volume of ``features`` (rows x features) shown with Viridis."""
-    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
     updateVolumeFromArray(node, np.ascontiguousarray(features, dtype=np.float32)[np.newaxis])
     node.SetIJKToRASMatrix(vtkMatrixFromArray(heatmap_ijk_to_ras(*features.shape)))
-    node.CreateDefaultDisplayNodes()
-    display = node.GetDisplayNode()
+    display = scene.AddNewNodeByClass("vtkMRMLScalarVolumeDisplayNode")  # set up before it shows anything
+    display.AutoWindowLevelOff()  # no histogram of 1 million cells: the whole Viridis scale is set below
+    display.SetWindowLevelMinMax(float(features.min()), float(features.max()))
     display.SetAndObserveColorNodeID(viridis_color_node_id(scene))
-    display.AutoWindowLevelOff()
-    display.SetWindowLevelMinMax(float(features.min()), float(features.max()))  # the whole Viridis scale
     display.SetInterpolate(0)  # one feature, one crisp cell: no blur across 4096 columns
+    node.SetAndObserveDisplayNodeID(display.GetID())
     return node
+
+
+def _remove_with_display_nodes(scene: Any, node: Any) -> None:
+    """Remove a node and the display nodes only it used."""
+    displays = []
+    if node.IsA("vtkMRMLDisplayableNode"):
+        displays = [node.GetNthDisplayNode(index) for index in range(node.GetNumberOfDisplayNodes())]
+    scene.RemoveNode(node)
+    for display in displays:
+        if display is not None and display.GetScene() is scene:
+            scene.RemoveNode(display)
 
 
 def _remove_nodes_added_since(scene: Any, before: set[str]) -> None:
