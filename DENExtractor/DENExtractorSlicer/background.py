@@ -209,6 +209,14 @@ def _forget(worker: WorkerProcess) -> None:
         _Kept.worker = None
 
 
+def _remove_folder(folder: Path, killed: subprocess.Popen | None) -> None:
+    """Delete a private folder, once a killed worker that may still have written into it has ended."""
+    if killed is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            killed.wait(timeout=30)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _move_file(source: Path, target: Path) -> None:
     """Move a staged file onto ``target``: a rename on the same file system, else a copy."""
     try:
@@ -241,6 +249,7 @@ class BackgroundExtraction:
         self._output: Path | None = None
         self._created_output = False
         self._answered = False
+        self._killed = False
 
     @property
     def finished(self) -> bool:
@@ -268,6 +277,7 @@ class BackgroundExtraction:
         self.error = ExtractionCancelled(self._source_name())
         if self._worker is not None and self.progress.phase in ("starting", "loading", "network", "writing"):
             _forget(self._worker)
+            self._killed = True
         self._clean_up()
 
     def _source_name(self) -> str:
@@ -281,6 +291,7 @@ class BackgroundExtraction:
         busy = self.progress.phase in ("starting", "loading", "network", "writing") and not self._answered
         if self._worker is not None and busy:
             _forget(self._worker)
+            self._killed = True
         self._clean_up()
 
     def _clean_up(self) -> None:
@@ -288,9 +299,10 @@ class BackgroundExtraction:
         and after a run that gave nothing, the output folder it created if it is still empty."""
         if self._folder is not None:
             folder, self._folder = self._folder, None
-            folder.rename(folder.with_name(folder.name + "-done"))  # gone from its place at once
-            threading.Thread(target=shutil.rmtree, args=(folder.with_name(folder.name + "-done"), True),
-                             daemon=True).start()
+            with contextlib.suppress(OSError):  # on Windows a killed worker's open files may block the rename
+                folder = folder.rename(folder.with_name(folder.name + "-done"))  # gone from its place at once
+            killed = self._worker._process if self._worker is not None and self._killed else None
+            threading.Thread(target=_remove_folder, args=(folder, killed), daemon=True).start()
         if self.outcome is None and self._created_output and self._output is not None:
             with contextlib.suppress(OSError):  # not empty (another program wrote there) or already gone
                 self._output.rmdir()
