@@ -252,3 +252,29 @@ def test_closed_surfaces_without_a_grid_are_refused_and_left_alone(closed_surfac
     with pytest.raises(Exception, match="closed surfaces without a voxel grid: choose the MRI"):
         exported(closed_surfaces)
     assert not closed_surfaces.GetSegmentation().ContainsRepresentation("Binary labelmap")
+
+
+# --- placing layers on the grid (the worker's side) ------------------------------------------------------------
+
+
+def test_a_layer_is_placed_by_whole_voxels_only():
+    grid = np.diag([2.0, 2.0, 3.0, 1.0])
+    moved = grid.copy()
+    moved[:3, 3] = (4.0, -2.0, 9.0)
+    assert case_files.grid_offset(grid, moved) == (2, -1, 3)
+    moved[0, 3] = 5.0  # half a voxel
+    assert case_files.grid_offset(grid, moved) is None
+    assert case_files.grid_offset(grid, grid @ ROTATION) is None
+    assert case_files.grid_offset(grid, np.diag([1.0, 2.0, 3.0, 1.0])) is None  # another spacing
+
+
+def test_a_layer_beyond_the_reference_grid_is_cut_there_but_refused_by_an_mri():
+    layer = np.ones((4, 4, 4), dtype=np.uint8)
+    offset = np.eye(4)
+    offset[:3, 3] = (8.0, 0.0, 0.0)  # half of it beyond the 10-voxel grid
+    entries = [(layer, offset, [case_files.LayerSegment(1, 3)])]
+    merged, overlapping = case_files.place_layers((10, 10, 10), np.eye(4), entries, "layer", strict=False)
+    assert overlapping == 0 and merged.dtype == np.int16
+    assert np.count_nonzero(merged) == 2 * 4 * 4 and set(np.unique(merged)) == {0, 3}
+    with pytest.raises(Exception, match="outside the MRI"):
+        case_files.place_layers((10, 10, 10), np.eye(4), entries, "layer", strict=True)
