@@ -12,19 +12,18 @@ wrong, to the last bit.
 from __future__ import annotations
 
 import itertools
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import slicer
 from DENExtractorLib import DENExtractor, ExtractionSettings, load_segmentation
 from DENExtractorLib.volume import select_labels
-from DENExtractorSlicer import background, case_files, export, process
+from DENExtractorSlicer import background, case_files, process
 from slicer.util import vtkMatrixFromArray
 from slicer_helpers import (
     BRATS_FLAIR,
     BRATS_LABELS,
+    exported,
     layered_segmentation,
     load_labelmap_node,
     load_scalar_node,
@@ -40,14 +39,6 @@ SHIFT = np.array([[1, 0, 0, 5.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
 
 ROTATION = np.array([[0, -1.0, 0, 0], [1.0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
 """90 degrees about the S axis."""
-
-
-def exported(node, segment_ids=None, image_node=None):
-    """What the worker receives for these inputs: (segmentation volume, image volume, Slicer record)."""
-    with tempfile.TemporaryDirectory() as folder:
-        for _step in export.export_steps(node, segment_ids, image_node, Path(folder)):
-            pass
-        return case_files.read_case(Path(folder))
 
 
 def assert_same_volume(actual, expected) -> None:
