@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ MODULE_FOLDER = WORKER_SCRIPT.parents[1]
 _EXPORTED = object()
 """What the export generator gives when it has finished."""
 
-PHASES = ("checking", "exporting", "starting", "loading", "network", "writing", "finishing", "done")
 
 
 @dataclass
@@ -84,7 +83,6 @@ class RunRequest:
     plane: str | None = None
     weights: Path | None = None
     scene: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class WorkerProcess:
