@@ -51,7 +51,6 @@ _EXPORTED = object()
 """What the export generator gives when it has finished."""
 
 
-
 @dataclass
 class Progress:
     """Where a run is: its phase, and in ``network`` the slices done of ``total``."""
