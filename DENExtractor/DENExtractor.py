@@ -60,6 +60,9 @@ of 4096 features. The features are saved as a NumPy array (.npy) with a provenan
 <p><b>Reference weights:</b> the bundled weights are a fixed, seeded Keras-default initialisation of the network,
 not a trained model. Their features are exactly reproducible, but they are not learned features. For learned
 features, load your own trained weights (Advanced &gt; Weights file).</p>
+<p>The extraction runs in a separate worker process started with Slicer's own Python, so Slicer stays responsive
+(Cancel stops it at once) and TensorFlow is never loaded into Slicer itself; the worker is kept between runs, so only
+the first run pays TensorFlow's start-up.</p>
 <p>The first extraction installs TensorFlow 2.18 or later (and any other missing package) into Slicer's Python
 after asking for your consent, and says when Slicer must be restarted. No data? <b>Load sample</b> adds a synthetic
 glioblastoma segmentation. <b>Restore views</b> gives back the layout you had before the results were shown.</p>

@@ -68,6 +68,19 @@ def segment_ids_by_label(segmentation_node) -> dict[int, str]:
     return {segmentation.GetSegment(segment_id).GetLabelValue(): segment_id for segment_id in ids}
 
 
+def exported(node, segment_ids=None, image_node=None):
+    """What the worker receives for these inputs, read as the worker reads it: (segmentation volume, image volume
+    or None, the Slicer record for the provenance)."""
+    import tempfile
+
+    from DENExtractorSlicer import case_files, export
+
+    with tempfile.TemporaryDirectory() as folder:
+        for _step in export.export_steps(node, segment_ids, image_node, Path(folder)):
+            pass
+        return case_files.read_case(Path(folder))
+
+
 def layered_segmentation(scene, labelmap_node, name: str = "layered"):
     """A segmentation with one segment per label value of ``labelmap_node``, each in a layer of its own (as when
     segments are imported one by one), on the label map's grid; segment ``"label<v>"`` holds the voxels of ``v``."""

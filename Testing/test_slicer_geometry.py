@@ -12,19 +12,18 @@ wrong, to the last bit.
 from __future__ import annotations
 
 import itertools
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import slicer
 from DENExtractorLib import DENExtractor, ExtractionSettings, load_segmentation
 from DENExtractorLib.volume import select_labels
-from DENExtractorSlicer import background, case_files, export, process
+from DENExtractorSlicer import background, case_files, process
 from slicer.util import vtkMatrixFromArray
 from slicer_helpers import (
     BRATS_FLAIR,
     BRATS_LABELS,
+    exported,
     layered_segmentation,
     load_labelmap_node,
     load_scalar_node,
@@ -40,14 +39,6 @@ SHIFT = np.array([[1, 0, 0, 5.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
 
 ROTATION = np.array([[0, -1.0, 0, 0], [1.0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
 """90 degrees about the S axis."""
-
-
-def exported(node, segment_ids=None, image_node=None):
-    """What the worker receives for these inputs: (segmentation volume, image volume, Slicer record)."""
-    with tempfile.TemporaryDirectory() as folder:
-        for _step in export.export_steps(node, segment_ids, image_node, Path(folder)):
-            pass
-        return case_files.read_case(Path(folder))
 
 
 def assert_same_volume(actual, expected) -> None:
@@ -252,3 +243,29 @@ def test_closed_surfaces_without_a_grid_are_refused_and_left_alone(closed_surfac
     with pytest.raises(Exception, match="closed surfaces without a voxel grid: choose the MRI"):
         exported(closed_surfaces)
     assert not closed_surfaces.GetSegmentation().ContainsRepresentation("Binary labelmap")
+
+
+# --- placing layers on the grid (the worker's side) ------------------------------------------------------------
+
+
+def test_a_layer_is_placed_by_whole_voxels_only():
+    grid = np.diag([2.0, 2.0, 3.0, 1.0])
+    moved = grid.copy()
+    moved[:3, 3] = (4.0, -2.0, 9.0)
+    assert case_files.grid_offset(grid, moved) == (2, -1, 3)
+    moved[0, 3] = 5.0  # half a voxel
+    assert case_files.grid_offset(grid, moved) is None
+    assert case_files.grid_offset(grid, grid @ ROTATION) is None
+    assert case_files.grid_offset(grid, np.diag([1.0, 2.0, 3.0, 1.0])) is None  # another spacing
+
+
+def test_a_layer_beyond_the_reference_grid_is_cut_there_but_refused_by_an_mri():
+    layer = np.ones((4, 4, 4), dtype=np.uint8)
+    offset = np.eye(4)
+    offset[:3, 3] = (8.0, 0.0, 0.0)  # half of it beyond the 10-voxel grid
+    entries = [(layer, offset, [case_files.LayerSegment(1, 3)])]
+    merged, overlapping = case_files.place_layers((10, 10, 10), np.eye(4), entries, "layer", strict=False)
+    assert overlapping == 0 and merged.dtype == np.int16
+    assert np.count_nonzero(merged) == 2 * 4 * 4 and set(np.unique(merged)) == {0, 3}
+    with pytest.raises(Exception, match="outside the MRI"):
+        case_files.place_layers((10, 10, 10), np.eye(4), entries, "layer", strict=True)

@@ -35,6 +35,7 @@ from slicer_helpers import (
     BRATS_LABELS,
     SEG_NRRD,
     SEG_NRRD_OVERLAPPING,
+    exported,
     load_labelmap_node,
     load_scalar_node,
     load_segmentation_node,
@@ -121,11 +122,11 @@ def seg_nrrd_node(scene):
     return load_segmentation_node(scene, SEG_NRRD, "Segmentation")
 
 
-# --- nodes to volumes (no network) ------------------------------------------------------------------------------
+# --- nodes to what the worker receives (no network) -----------------------------------------------------------
 
 
 def test_labelmap_node_gives_the_file_arrays(brats_labelmap):
-    volume = nodes.volume_from_labelmap_node(brats_labelmap)
+    volume = exported(brats_labelmap)[0]
     expected = load_segmentation(BRATS_LABELS)
     assert volume.data.shape == (240, 240, 155)
     np.testing.assert_array_equal(volume.data, expected.data)
@@ -134,7 +135,7 @@ def test_labelmap_node_gives_the_file_arrays(brats_labelmap):
 
 
 def test_segmentation_node_keeps_label_values_and_grid(brats_segmentation):
-    volume = nodes.volume_from_segmentation_node(brats_segmentation)
+    volume = exported(brats_segmentation)[0]
     expected = load_segmentation(BRATS_LABELS)
     np.testing.assert_array_equal(volume.data, expected.data)
     np.testing.assert_allclose(volume.affine, expected.affine, atol=1e-6)
@@ -142,25 +143,26 @@ def test_segmentation_node_keeps_label_values_and_grid(brats_segmentation):
 
 def test_segment_subset_keeps_only_the_chosen_labels(brats_segmentation):
     ids = segment_ids_by_label(brats_segmentation)
-    volume = nodes.volume_from_segmentation_node(brats_segmentation, [ids[4], ids[2]])
+    volume = exported(brats_segmentation, [ids[4], ids[2]])[0]
     labels = load_segmentation(BRATS_LABELS).data
     assert set(np.unique(volume.data)) == {0, 2, 4}
     np.testing.assert_array_equal(volume.data, np.where(np.isin(labels, [2, 4]), labels, 0))
     assert "segments:" in volume.source
 
 
-def test_reference_volume_node_sets_the_grid(scene, brats_labelmap):
+def test_the_mri_sets_the_grid_of_a_segmentation_without_one(scene, brats_labelmap):
     segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "no reference geometry")
     assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(brats_labelmap, segmentation_node)
-    cropped = nodes.volume_from_segmentation_node(segmentation_node)
+    cropped = exported(segmentation_node)[0]
     assert cropped.data.shape != (240, 240, 155)  # without a reference grid: the box around the segments
-    volume = nodes.volume_from_segmentation_node(segmentation_node, reference_volume_node=brats_labelmap)
+    flair = load_scalar_node(scene, BRATS_FLAIR, "Flair as the grid")
+    volume = exported(segmentation_node, None, flair)[0]
     np.testing.assert_array_equal(volume.data, load_segmentation(BRATS_LABELS).data)
     scene.RemoveNode(segmentation_node)
 
 
 def test_seg_nrrd_node_matches_the_core_reader(seg_nrrd_node):
-    volume = nodes.volume_from_segmentation_node(seg_nrrd_node)
+    volume = exported(seg_nrrd_node)[0]
     expected = load_segmentation(SEG_NRRD)
     assert volume.data.shape == expected.data.shape == (128, 128, 34)
     np.testing.assert_array_equal(volume.data, expected.data)
@@ -170,7 +172,7 @@ def test_seg_nrrd_node_matches_the_core_reader(seg_nrrd_node):
 def test_seg_nrrd_subset_is_not_renumbered(seg_nrrd_node):
     segmentation = seg_nrrd_node.GetSegmentation()
     chosen = [segmentation.GetNthSegmentID(index) for index in (2, 3, 4)]
-    volume = nodes.volume_from_segmentation_node(seg_nrrd_node, chosen)
+    volume = exported(seg_nrrd_node, chosen)[0]
     labels = load_segmentation(SEG_NRRD).data
     assert nodes.segment_label_values(seg_nrrd_node, chosen) == [3, 4, 5]
     np.testing.assert_array_equal(volume.data, np.where(np.isin(labels, [3, 4, 5]), labels, 0))
@@ -182,10 +184,10 @@ def test_overlapping_layers_are_refused_like_the_command_line(scene):
     ids = [segmentation.GetNthSegmentID(index) for index in range(segmentation.GetNumberOfSegments())]
     assert nodes.segment_label_values(node, ids) == list(range(1, 9))  # the sphere's 1 is taken: it gets 8
     with pytest.raises(DENError, match="overlapping layers"):
-        nodes.volume_from_segmentation_node(node)
+        exported(node)
     with pytest.raises(DENError):
         load_segmentation(SEG_NRRD_OVERLAPPING)
-    sphere_only = nodes.volume_from_segmentation_node(node, ids[-1:])
+    sphere_only = exported(node, ids[-1:])[0]
     assert set(np.unique(sphere_only.data)) == {0, 8}  # numbered as in the whole segmentation
 
 
@@ -200,10 +202,10 @@ def test_empty_segment_in_another_layer_changes_nothing(scene, brats_labelmap):
     ids = [segmentation.GetNthSegmentID(index) for index in range(segmentation.GetNumberOfSegments())]
     assert nodes.segment_label_values(node, ids) == [1, 2, 3, 4, 5]
     np.testing.assert_array_equal(
-        nodes.volume_from_segmentation_node(node).data, load_segmentation(BRATS_LABELS).data
+        exported(node)[0].data, load_segmentation(BRATS_LABELS).data
     )
     with pytest.raises(DENError, match="empty"):
-        nodes.volume_from_segmentation_node(node, ["empty"])
+        exported(node, ["empty"])
     scene.RemoveNode(node)
 
 
@@ -212,12 +214,12 @@ def test_empty_segment_in_another_layer_changes_nothing(scene, brats_labelmap):
 )
 def test_bad_segment_choice_is_refused(brats_segmentation, segment_ids, message):
     with pytest.raises(DENError, match=message):
-        nodes.volume_from_segmentation_node(brats_segmentation, segment_ids)
+        exported(brats_segmentation, segment_ids)
 
 
-def test_scalar_node_gives_the_file_arrays(scene):
+def test_scalar_node_gives_the_file_arrays(scene, brats_labelmap):
     node = load_scalar_node(scene, BRATS_FLAIR, "Flair")
-    volume = nodes.volume_from_scalar_node(node)
+    volume = exported(brats_labelmap, None, node)[1]
     expected = load_image(BRATS_FLAIR)
     np.testing.assert_array_equal(volume.data, expected.data)
     np.testing.assert_allclose(volume.affine, expected.affine, atol=1e-6)
@@ -519,7 +521,7 @@ def test_sample_is_the_demo_case_with_named_segments(sample_outcome, slicer_extr
     names = {segmentation.GetNthSegment(index).GetName() for index in range(segmentation.GetNumberOfSegments())}
     assert names == {name for name, _ in SEGMENTS.values()} >= {"necrosis", "oedema", "enhancing"}
     labels, affine = synthetic_glioblastoma()
-    np.testing.assert_array_equal(nodes.volume_from_segmentation_node(node).data, labels)
+    np.testing.assert_array_equal(exported(node)[0].data, labels)
     expected = slicer_extractor.extract(segmentation_from_array(labels, affine, "synthetic"))
     assert_same_features(sample_outcome.result.features, expected.features)
 

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,6 @@ MODULE_FOLDER = WORKER_SCRIPT.parents[1]
 
 _EXPORTED = object()
 """What the export generator gives when it has finished."""
-
-PHASES = ("checking", "exporting", "starting", "loading", "network", "writing", "finishing", "done")
 
 
 @dataclass
@@ -84,7 +82,6 @@ class RunRequest:
     plane: str | None = None
     weights: Path | None = None
     scene: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class WorkerProcess:
@@ -209,6 +206,14 @@ def _forget(worker: WorkerProcess) -> None:
         _Kept.worker = None
 
 
+def _remove_folder(folder: Path, killed: subprocess.Popen | None) -> None:
+    """Delete a private folder, once a killed worker that may still have written into it has ended."""
+    if killed is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            killed.wait(timeout=30)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _move_file(source: Path, target: Path) -> None:
     """Move a staged file onto ``target``: a rename on the same file system, else a copy."""
     try:
@@ -241,6 +246,7 @@ class BackgroundExtraction:
         self._output: Path | None = None
         self._created_output = False
         self._answered = False
+        self._killed = False
 
     @property
     def finished(self) -> bool:
@@ -268,6 +274,7 @@ class BackgroundExtraction:
         self.error = ExtractionCancelled(self._source_name())
         if self._worker is not None and self.progress.phase in ("starting", "loading", "network", "writing"):
             _forget(self._worker)
+            self._killed = True
         self._clean_up()
 
     def _source_name(self) -> str:
@@ -281,6 +288,7 @@ class BackgroundExtraction:
         busy = self.progress.phase in ("starting", "loading", "network", "writing") and not self._answered
         if self._worker is not None and busy:
             _forget(self._worker)
+            self._killed = True
         self._clean_up()
 
     def _clean_up(self) -> None:
@@ -288,9 +296,10 @@ class BackgroundExtraction:
         and after a run that gave nothing, the output folder it created if it is still empty."""
         if self._folder is not None:
             folder, self._folder = self._folder, None
-            folder.rename(folder.with_name(folder.name + "-done"))  # gone from its place at once
-            threading.Thread(target=shutil.rmtree, args=(folder.with_name(folder.name + "-done"), True),
-                             daemon=True).start()
+            with contextlib.suppress(OSError):  # on Windows a killed worker's open files may block the rename
+                folder = folder.rename(folder.with_name(folder.name + "-done"))  # gone from its place at once
+            killed = self._worker._process if self._worker is not None and self._killed else None
+            threading.Thread(target=_remove_folder, args=(folder, killed), daemon=True).start()
         if self.outcome is None and self._created_output and self._output is not None:
             with contextlib.suppress(OSError):  # not empty (another program wrote there) or already gone
                 self._output.rmdir()

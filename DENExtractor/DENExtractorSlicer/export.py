@@ -33,7 +33,7 @@ from vtk.util import numpy_support
 from . import case_files
 from .case_files import LayerSegment, grid_offset
 from .checks import SEGMENTATION_CLASS, image_problem, input_problem, segment_ids_of
-from .nodes import _merged_labelmap_node, chosen_segment_ids, node_voxels, segment_label_values
+from .nodes import chosen_segment_ids, merged_labelmap_node, node_voxels, segment_label_values
 
 BINARY_LABELMAP = "Binary labelmap"
 REFERENCE_GEOMETRY = "Reference image geometry"
@@ -153,7 +153,7 @@ def _export_segmentation(
     if not aligned and labelmaps is not segmentation:
         raise DENError(node.GetName(), "its closed surfaces could not be converted onto one voxel grid")
     if not aligned:  # Slicer's own exporter merges and resamples onto the reference geometry
-        merged = _merged_labelmap_node(node, chosen, [value_of[i] for i in chosen], None)
+        merged = merged_labelmap_node(node, chosen, [value_of[i] for i in chosen])
         if merged is None:
             raise DENError(node.GetName(), "the chosen segments are empty: nothing to extract")
         data, affine = node_voxels(merged)
