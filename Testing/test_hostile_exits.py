@@ -207,3 +207,49 @@ def test_a_failed_run_leaves_no_empty_output_folder(tmp_path, capsys):
     status, lines = run_cli([mri, "-o", tmp_path / "new" / "out"], capsys)
     assert status == 1 and len(lines) == 1 and "not a label map" in lines[0]
     assert not (tmp_path / "new").exists()
+
+
+def labelled_cohort_csv(folder) -> object:
+    """A labelled cases CSV of four small generated cases, two per class."""
+    from DENExtractorLib.demo import write_synthetic_case
+
+    rows = ["case_id,segmentation,grade"]
+    for index in range(4):
+        path = write_synthetic_case(folder / f"c{index}.nii.gz", shape=(48, 48, 24), seed=index)
+        rows.append(f"c{index},{path},{index % 2}")
+    table = folder / "cases.csv"
+    table.write_text("\n".join(rows) + "\n")
+    return table
+
+
+def test_den_train_refuses_a_seed_numpy_cannot_take_before_any_work(tmp_path, capsys):
+    from DENExtractorLib.cli.train import main as train_main
+
+    table = labelled_cohort_csv(tmp_path)
+    status = train_main(["--cases", str(table), "--label-column", "grade", "-o", str(tmp_path / "model"),
+                         "--seed", str(2**32)])
+    captured = capsys.readouterr()
+    assert status == 2 and captured.err.strip() == (
+        f"den-train: error: seed: {2**32} must be a whole number from 0 to {2**32 - 1}")
+    assert not (tmp_path / "model").exists() and "cached" not in captured.out
+
+
+@pytest.mark.slow
+def test_sigterm_stops_den_train_with_its_line_and_130(tmp_path):
+    import signal
+
+    table = labelled_cohort_csv(tmp_path)
+    process = subprocess.Popen([sys.executable, "-m", "DENExtractorLib.cli.train", "--cases", str(table),
+                                "--label-column", "grade", "-o", str(tmp_path / "model"), "--epochs", "200"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor")))
+    seen = []
+    for line in process.stderr:  # every case cached: training is under way
+        seen.append(line)
+        if line.startswith("c3: "):
+            break
+    process.send_signal(signal.SIGTERM)
+    stderr = "".join(seen) + process.communicate(timeout=300)[1]
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == ("den-train: interrupted; no training record was written "
+                                               "(the slice cache is kept)")

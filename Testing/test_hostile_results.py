@@ -66,7 +66,7 @@ def test_256_segments_sharing_one_label_in_one_layer_are_an_overlap_not_a_wrappe
                                 for index in range(256)]
     path = tmp_path / "many.seg.nrrd"
     slicerio.write_segmentation(str(path), segmentation)
-    with pytest.raises(DENError, match=r"voxels belong to two segments or more at once; DEN needs one label"):
+    with pytest.raises(DENError, match=r"voxels belong to two segments at once; DEN needs one label"):
         load_segmentation(path)
 
 
