@@ -133,7 +133,8 @@ def keras_archive(path, units: int, extra_layer: str | None = None) -> None:
         archive.writestr("metadata.json", "{}")
 
 
-@pytest.mark.parametrize("units, extra, fault", [(120000, None, "is ('dense', 120000, 'linear'), DEN's is ('dense', 4096"),
+@pytest.mark.parametrize("units, extra, fault", [
+                         (120000, None, "is ('dense', 120000, 'linear'), DEN's is ('dense', 4096"),
                                                  (4096, "Lambda", "is ('Lambda',), DEN's is ('dense', 4096")])
 def test_a_keras_config_that_is_not_dens_is_refused_before_tensorflow(tmp_path, small_case, units, extra, fault):
     path = tmp_path / "other.keras"

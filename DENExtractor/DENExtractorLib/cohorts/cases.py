@@ -94,7 +94,7 @@ def cases_from_files(segmentations: list[Path], images: list[Path] | None = None
     colliding = {stem for stem in stems if stems.count(stem) > 1 or stem.lower() in GENERIC_STEMS}
     cases = [
         Case(Path(path).absolute().parent.name if stem in colliding else stem, Path(path), Path(images[index]) if images else None)
-        for index, (path, stem) in enumerate(zip(segmentations, stems))
+        for index, (path, stem) in enumerate(zip(segmentations, stems, strict=True))
     ]
     _refuse_duplicate_ids(cases, segmentations[0].parent)
     return cases
