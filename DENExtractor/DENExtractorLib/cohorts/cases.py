@@ -105,7 +105,7 @@ def _relative_files(directory: Path, depth: int | None) -> list[str]:
 
     Linked folders are followed (cohorts are often assembled from links), each real folder once.
     """
-    found = []
+    found: list[str] = []
     visited: set[str] = set()
     for root, folders, files in os.walk(directory, followlinks=True):
         relative_root = Path(root).relative_to(directory)

@@ -234,6 +234,6 @@ def _check_keras_archive(path: Path) -> None:
         _check_keras_config(archive, path)
         if KERAS_WEIGHTS_MEMBER not in archive.namelist():
             raise DENError(path, f"not a DEN model: the archive has no {KERAS_WEIGHTS_MEMBER}")
-        with archive.open(KERAS_WEIGHTS_MEMBER) as member, tempfile.TemporaryFile() as weights:
-            shutil.copyfileobj(member, weights, 1 << 20)  # at most the member's checked size; HDF5 seeks freely
+        with archive.open(KERAS_WEIGHTS_MEMBER) as stored, tempfile.TemporaryFile() as weights:
+            shutil.copyfileobj(stored, weights, 1 << 20)  # at most the member's checked size; HDF5 seeks freely
             _check_h5_shapes(path, weights)

@@ -112,7 +112,7 @@ def _scaled(raw: np.ndarray, slope: float, inter: float) -> np.ndarray:
         return raw
     from nibabel.volumeutils import apply_read_scaling
 
-    return apply_read_scaling(raw, np.asanyarray(slope), np.asanyarray(inter))
+    return apply_read_scaling(raw, np.float64(slope), np.float64(inter))
 
 
 @contextmanager
