@@ -83,7 +83,8 @@ def test_weights_keras_would_refuse_are_refused_once_with_exit_2_before_tensorfl
     cases = [save_nifti(tmp_path / f"case{index}.nii.gz", small_labels()) for index in range(2)]
     done = subprocess.run([sys.executable, "-c", CHECK_THEN_REPORT_TENSORFLOW, *map(str, cases), "--weights",
                            str(weights), "-o", str(tmp_path / "out"), "--quiet"],
-                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor")))
+                          capture_output=True, text=True, check=False,
+                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor")))
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"den-extract: error: {weights}: ") and fault in lines[0], lines
@@ -127,17 +128,27 @@ def test_a_pattern_with_25_stars_does_not_hang_the_folder_walk(tmp_path):
     (tmp_path / ("a_" * 30 + "x.nii.gz")).write_bytes(b"")
     program = (f"from DENExtractorLib.cohorts.cases import find_cases; "
                f"print([c.case_id for c in find_cases({str(tmp_path)!r}, {'*_' * 25 + 'x.nii.gz'!r}).cases])")
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=False,
                           env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor")))
     assert done.stdout.strip() == str(["a_" * 30 + "x"]), done.stderr
     assert [case.case_id for case in find_cases(tmp_path, "*y.nii.gz").cases] == ["a_" * 60 + "y"]
 
 
-def dead_process_id() -> int:
-    """The id of a process that has run and exited."""
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
+KILLED_MID_WRITE = (
+    "import os, signal, sys; from DENExtractorLib.outputs.atomic import atomic_path\n"
+    "with atomic_path(sys.argv[1]) as temporary:\n"
+    "    temporary.write_bytes(b'half a heatmap')\n"
+    "    os.kill(os.getpid(), signal.SIGKILL)\n"
+)
+
+
+def partial_of_a_writer_killed_mid_write(target) -> list:
+    """Run a real process that starts writing ``target`` atomically and is SIGKILLed mid-write; return what it
+    left behind (its ``.den-partial-*`` file)."""
+    done = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(target)], check=False,
+                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor")))
+    assert done.returncode == -9
+    return list(target.parent.glob(f"{PARTIAL_PREFIX}*"))
 
 
 def test_a_parts_run_removes_the_temporaries_of_dead_processes_only_and_merge_removes_all(tmp_path, capsys):
@@ -145,11 +156,10 @@ def test_a_parts_run_removes_the_temporaries_of_dead_processes_only_and_merge_re
     table.write_text("case_id,segmentation\nlost,lost.nii.gz\n")
     out = tmp_path / "out"
     out.mkdir()
-    own_prefix = partial_prefix()
-    dead = out / f"{own_prefix.rsplit('-', 2)[0]}-{dead_process_id()}-abc.png"
-    living = out / f"{own_prefix}def.npy"
+    [dead] = partial_of_a_writer_killed_mid_write(out / "c0_den.png")
+    living = out / f"{partial_prefix()}def.npy"
     other_host = out / f"{PARTIAL_PREFIX}othernode-12-ghi.npy"
-    for path in (dead, living, other_host):
+    for path in (living, other_host):
         path.write_bytes(b"half")
     assert run_cli(["--cases", table, "-o", out, "--num-parts", "2", "--part-id", "0"], capsys)[0] == 1
     assert not dead.exists() and living.exists() and other_host.exists()
@@ -207,3 +217,49 @@ def test_a_failed_run_leaves_no_empty_output_folder(tmp_path, capsys):
     status, lines = run_cli([mri, "-o", tmp_path / "new" / "out"], capsys)
     assert status == 1 and len(lines) == 1 and "not a label map" in lines[0]
     assert not (tmp_path / "new").exists()
+
+
+def labelled_cohort_csv(folder) -> object:
+    """A labelled cases CSV of four small generated cases, two per class."""
+    from DENExtractorLib.demo import write_synthetic_case
+
+    rows = ["case_id,segmentation,grade"]
+    for index in range(4):
+        path = write_synthetic_case(folder / f"c{index}.nii.gz", shape=(48, 48, 24), seed=index)
+        rows.append(f"c{index},{path},{index % 2}")
+    table = folder / "cases.csv"
+    table.write_text("\n".join(rows) + "\n")
+    return table
+
+
+def test_den_train_refuses_a_seed_numpy_cannot_take_before_any_work(tmp_path, capsys):
+    from DENExtractorLib.cli.train import main as train_main
+
+    table = labelled_cohort_csv(tmp_path)
+    status = train_main(["--cases", str(table), "--label-column", "grade", "-o", str(tmp_path / "model"),
+                         "--seed", str(2**32)])
+    captured = capsys.readouterr()
+    assert status == 2 and captured.err.strip() == (
+        f"den-train: error: seed: {2**32} must be a whole number from 0 to {2**32 - 1}")
+    assert not (tmp_path / "model").exists() and "cached" not in captured.out
+
+
+@pytest.mark.slow
+def test_sigterm_stops_den_train_with_its_line_and_130(tmp_path):
+    import signal
+
+    table = labelled_cohort_csv(tmp_path)
+    process = subprocess.Popen([sys.executable, "-m", "DENExtractorLib.cli.train", "--cases", str(table),
+                                "--label-column", "grade", "-o", str(tmp_path / "model"), "--epochs", "200"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor")))
+    seen = []
+    for line in process.stderr:  # every case cached: training is under way
+        seen.append(line)
+        if line.startswith("c3: "):
+            break
+    process.send_signal(signal.SIGTERM)
+    stderr = "".join(seen) + process.communicate(timeout=300)[1]
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == ("den-train: interrupted; no training record was written "
+                                               "(the slice cache is kept)")

@@ -79,6 +79,7 @@ def test_a_lying_vox_offset_is_refused_without_allocating_it(tmp_path, vox_offse
         handle.write(compressor.compress(nifti_header((16, 16, 8), np.uint8, vox_offset, version)) + compressor.flush())
     status, stderr, peak = den_extract_peak(path, "-o", tmp_path / "out")
     assert status == 1 and "vox_offset" in stderr and str(path) in stderr, stderr
+    print(f"peak RSS {peak / 1e9:.2f} GB")
     assert peak < PEAK_LIMIT_BYTES / 4, peak
 
 
@@ -117,6 +118,7 @@ def test_weights_of_the_right_shapes_but_a_string_type_are_refused_from_metadata
             handle.create_dataset(f"layers/{index}/vars/0", shape=spec.shape, dtype="S96", chunks=True)
     status, stderr, peak = den_extract_peak(small_case, "--weights", path, "-o", tmp_path / "out")
     assert status == 2 and "holds |S96 values, not floating-point numbers" in stderr, stderr
+    print(f"peak RSS {peak / 1e9:.2f} GB")
     assert peak < PEAK_LIMIT_BYTES / 4, peak
 
 
@@ -144,11 +146,13 @@ def keras_archive(path, units: int, extra_layer: str | None = None) -> None:
         archive.writestr("metadata.json", "{}")
 
 
-@pytest.mark.parametrize("units, extra, fault", [(120000, None, "is ('dense', 120000, 'linear'), DEN's is ('dense', 4096"),
+@pytest.mark.parametrize("units, extra, fault", [
+                         (120000, None, "is ('dense', 120000, 'linear'), DEN's is ('dense', 4096"),
                                                  (4096, "Lambda", "is ('Lambda',), DEN's is ('dense', 4096")])
 def test_a_keras_config_that_is_not_dens_is_refused_before_tensorflow(tmp_path, small_case, units, extra, fault):
     path = tmp_path / "other.keras"
     keras_archive(path, units, extra)
     status, stderr, peak = den_extract_peak(small_case, "--weights", path, "-o", tmp_path / "out")
     assert status == 2 and fault in stderr and str(path) in stderr, stderr
+    print(f"peak RSS {peak / 1e9:.2f} GB")
     assert peak < PEAK_LIMIT_BYTES / 4, peak

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import slicerio
 from DENExtractorLib import DENError, load_segmentation
-from DENExtractorLib.cli.extract import main
 from DENExtractorLib.cli.train import main as train_main
 from DENExtractorLib.demo import write_synthetic_case
 from helpers import DATA, PAT0001, PAT0001_FLAIR, PAT0001_LABELS, SLICER_SEGMENTATION, run_cli
@@ -66,7 +65,7 @@ def test_256_segments_sharing_one_label_in_one_layer_are_an_overlap_not_a_wrappe
                                 for index in range(256)]
     path = tmp_path / "many.seg.nrrd"
     slicerio.write_segmentation(str(path), segmentation)
-    with pytest.raises(DENError, match=r"voxels belong to two segments or more at once; DEN needs one label"):
+    with pytest.raises(DENError, match=r"voxels belong to two segments at once; DEN needs one label"):
         load_segmentation(path)
 
 
@@ -225,12 +224,18 @@ def one_part_run(tmp_path, capsys):
     return out
 
 
+def table_rows(out) -> dict:
+    """The rows of ``out/den_cohort.csv`` by case id."""
+    with open(out / "den_cohort.csv", newline="") as handle:
+        return {row["case_id"]: row for row in csv.DictReader(handle)}
+
+
 def test_merge_validates_the_manifest_and_trusts_no_hand_edited_record(tmp_path, capsys):
     out = one_part_run(tmp_path, capsys)
     manifest_path = out / "den_cohort_manifest.json"
     good = manifest_path.read_text()
     assert run_cli(["--merge", out], capsys)[0] == 0
-    rows = {row["case_id"]: row for row in csv.DictReader(open(out / "den_cohort.csv"))}
+    rows = table_rows(out)
 
     record_path = out / "c0_den.json"
     record = json.loads(record_path.read_text())
@@ -238,13 +243,14 @@ def test_merge_validates_the_manifest_and_trusts_no_hand_edited_record(tmp_path,
     record_path.write_text(json.dumps(record))
     status, lines = run_cli(["--merge", out], capsys)
     assert status == 1 and any(line.startswith("den-extract: missing: c0:") for line in lines), lines
-    merged = {row["case_id"]: row for row in csv.DictReader(open(out / "den_cohort.csv"))}
+    merged = table_rows(out)
     assert merged["c0"]["status"] == "failed" and merged["c1"] == rows["c1"]
 
     manifest = json.loads(good)
     for field, value, fault in [("case_id", "../victim/x", "contains a path separator"),
                                 ("num_parts", 1_000_000_000, "num_parts 1000000000 is not a whole number"),
-                                ("num_parts", 0, "num_parts 0 is not"), ("num_parts", 1e300, "num_parts 1e+300 is not")]:
+                                ("num_parts", 0, "num_parts 0 is not"),
+                                ("num_parts", 1e300, "num_parts 1e+300 is not")]:
         changed = json.loads(good)
         if field == "case_id":
             changed["cases"][0]["case_id"] = value

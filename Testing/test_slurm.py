@@ -39,7 +39,7 @@ def install_slurm_when_missing() -> None:
         return
     environment = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "slurm-wlm", "munge"]):
-        done = subprocess.run(command, env=environment, capture_output=True, text=True)
+        done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
         assert done.returncode == 0, f"{' '.join(command)} failed: {done.stderr[-2000:]}"
 
 
@@ -98,14 +98,14 @@ def slurm(tmp_path_factory):
                         f"--pid-file={folder / 'munged.pid'}", f"--log-file={folder / 'munged.log'}",
                         f"--seed-file={folder / 'munged.seed'}"], check=True, capture_output=True)
         for daemon in (["slurmctld", "-D", "-f", str(conf)], ["slurmd", "-D", "-f", str(conf), "-N", host]):
-            log = open(folder / f"{daemon[0]}.out", "wb")
-            processes.append(subprocess.Popen(daemon, env=environment, stdout=log, stderr=subprocess.STDOUT))
+            with open(folder / f"{daemon[0]}.out", "wb") as log:  # the daemon keeps its own copy of the handle
+                processes.append(subprocess.Popen(daemon, env=environment, stdout=log, stderr=subprocess.STDOUT))
         deadline = time.monotonic() + START_SECONDS
         state = ""
         while time.monotonic() < deadline and state != "idle":
             time.sleep(1)
             state = subprocess.run(["sinfo", "-h", "-o", "%t"], env=environment, capture_output=True,
-                                   text=True).stdout.strip()
+                                   text=True, check=False).stdout.strip()
         assert state == "idle", f"the SLURM node did not come up ({state!r}): see {folder}/*.log"
         yield environment
     finally:
@@ -132,14 +132,15 @@ def test_the_readme_sbatch_array_then_merge_equals_one_process(slurm, cases_csv_
         f"{DEN_EXTRACT} --cases {cases_csv} -o {out} --num-parts 2 --resume --quiet --no-png\n"
     )
     submitted = subprocess.run(["sbatch", "--wait", str(script)], env=slurm, capture_output=True, text=True,
-                               timeout=JOB_SECONDS)
+                               timeout=JOB_SECONDS, check=False)
     logs = "".join(path.read_text() for path in sorted(tmp_path.glob("den-*.log")))
     assert submitted.stdout.startswith("Submitted batch job"), submitted.stderr
     # sbatch --wait exits with the array's highest status: 1, the part holding the CSV's missing case
     assert submitted.returncode == 1, (submitted.stderr, logs)
     assert sorted(path.name for path in out.glob("den_cohort.part-*.csv")) == [
         "den_cohort.part-0-of-2.csv", "den_cohort.part-1-of-2.csv"]
-    merged = subprocess.run([*DEN_EXTRACT.split(), "--merge", str(out)], env=slurm, capture_output=True, text=True)
+    merged = subprocess.run([*DEN_EXTRACT.split(), "--merge", str(out)], env=slurm, capture_output=True, text=True,
+                            check=False)
     assert merged.returncode == 1 and "4 case(s): 3 complete, 1 missing" in merged.stderr, merged.stderr
     assert_same_cohort_output(expected_out, out)
 

@@ -91,10 +91,10 @@ def check_label_map(data: np.ndarray, source: str) -> None:
     labels, not by the small steps of an image's smooth intensities (:data:`SMALL_STEP_FRACTION`). Works slab by
     slab, so it never holds more than a slab's temporaries beside the array.
     """
-    values = _foreground_values(data, source)
+    values, background = _foreground_values(data, source)
     if not values.size:
         raise DENError(source, "the segmentation has no foreground (every voxel is 0): nothing to extract")
-    distinct = values.size + (1 if _has_background(data) else 0)
+    distinct = values.size + (1 if background else 0)
     if distinct > MAX_DISTINCT_LABELS:
         raise DENError(source, f"not a label map: {distinct} distinct values (a label map has at most "
                                f"{MAX_DISTINCT_LABELS}); {PASS_AS_IMAGE}")
@@ -114,11 +114,16 @@ def _slabs(data: np.ndarray) -> Iterator[np.ndarray]:
         yield data[..., start : start + step]
 
 
-def _foreground_values(data: np.ndarray, source: str) -> np.ndarray:
-    """The sorted distinct non-zero values, checked finite, whole and non-negative (stops early past the cap)."""
+def _foreground_values(data: np.ndarray, source: str) -> tuple[np.ndarray, bool]:
+    """The sorted distinct non-zero values, checked finite, whole and non-negative (stops early past the cap), and
+    whether any voxel is 0."""
     values = np.zeros(0, dtype=data.dtype)
+    background = False
     for slab in _slabs(data):
-        found = np.unique(slab[slab != 0])  # sorted; NaN (never equal to 0) sorts last
+        flat = slab.ravel(order="K")  # memory order: a view of a slab of a C- or Fortran-ordered array
+        foreground = flat[flat != 0]
+        background = background or foreground.size < slab.size
+        found = np.unique(foreground)  # sorted; NaN (never equal to 0) sorts last
         if np.issubdtype(data.dtype, np.floating):
             if not np.all(np.isfinite(found)):
                 _check_finite(data, source)  # raises, counting every NaN or infinite voxel
@@ -134,12 +139,7 @@ def _foreground_values(data: np.ndarray, source: str) -> np.ndarray:
         values = np.union1d(values, found)
         if values.size > MAX_DISTINCT_LABELS:
             break
-    return values
-
-
-def _has_background(data: np.ndarray) -> bool:
-    """Whether any voxel is 0."""
-    return any(bool(np.any(slab == 0)) for slab in _slabs(data))
+    return values, background
 
 
 def _small_step_fraction(data: np.ndarray, value_range: float) -> float:

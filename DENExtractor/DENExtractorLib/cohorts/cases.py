@@ -99,7 +99,7 @@ def cases_from_files(segmentations: list[Path], images: list[Path] | None = None
     colliding = {stem for stem in stems if stems.count(stem) > 1 or stem.lower() in GENERIC_STEMS}
     cases = [
         Case(Path(path).absolute().parent.name if stem in colliding else stem, Path(path), Path(images[index]) if images else None)
-        for index, (path, stem) in enumerate(zip(segmentations, stems))
+        for index, (path, stem) in enumerate(zip(segmentations, stems, strict=True))
     ]
     _refuse_duplicate_ids(cases, segmentations[0].parent)
     return cases
@@ -110,7 +110,7 @@ def _relative_files(directory: Path, depth: int | None) -> list[str]:
 
     Linked folders are followed (cohorts are often assembled from links), each real folder once.
     """
-    found = []
+    found: list[str] = []
     visited: set[str] = set()
     for root, folders, files in os.walk(directory, followlinks=True):
         relative_root = Path(root).relative_to(directory)

@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import DENError, describe_error
 from ..outputs.atomic import write_atomically
@@ -126,9 +126,9 @@ def read_manifest(out_dir: Path) -> CohortManifest:
     return CohortManifest(num_parts, settings, png, carried, entries)
 
 
-def _manifest_entry(entry: object, path: Path) -> CohortEntry:
+def _manifest_entry(item: object, path: Path) -> CohortEntry:
     """One case of the manifest, its id checked to be a plain file name (outputs stay inside the folder)."""
-    entry = _typed(entry, dict, "case", path)
+    entry = _typed(item, dict, "case", path)
     case_id = _typed(entry["case_id"], str, "case_id", path)
     fault = case_id_fault(case_id)
     if fault:
@@ -146,7 +146,7 @@ def _manifest_entry(entry: object, path: Path) -> CohortEntry:
     )
 
 
-def _typed(value: object, kind: type, what: str, path: Path):
+def _typed(value: object, kind: type, what: str, path: Path) -> Any:
     """``value`` if it is a ``kind``, else :class:`DENError` naming the manifest and the field."""
     if not isinstance(value, kind):
         raise DENError(path, f"damaged manifest: {what} {str(value)[:40]!r} is not a {kind.__name__}")

@@ -180,7 +180,8 @@ def _check_keras_config(archive: zipfile.ZipFile, path: Path) -> None:
         raise DENError(path, "its config.json is not a Keras model configuration") from None
     expected = [_table_entry(spec) for spec in LAYERS]
     if found != expected:
-        first = next((index for index, (a, b) in enumerate(zip(found, expected)) if a != b), min(len(found), len(expected)))
+        pairs = enumerate(zip(found, expected, strict=False))
+        first = next((index for index, (a, b) in pairs if a != b), min(len(found), len(expected)))
         shown = found[first] if first < len(found) else "nothing"
         raise DENError(path, f"not DEN's architecture: layer {first + 1} is {shown}, DEN's is "
                              f"{expected[first] if first < len(expected) else 'nothing'}")
@@ -233,6 +234,6 @@ def _check_keras_archive(path: Path) -> None:
         _check_keras_config(archive, path)
         if KERAS_WEIGHTS_MEMBER not in archive.namelist():
             raise DENError(path, f"not a DEN model: the archive has no {KERAS_WEIGHTS_MEMBER}")
-        with archive.open(KERAS_WEIGHTS_MEMBER) as member, tempfile.TemporaryFile() as weights:
-            shutil.copyfileobj(member, weights, 1 << 20)  # at most the member's checked size; HDF5 seeks freely
+        with archive.open(KERAS_WEIGHTS_MEMBER) as stored, tempfile.TemporaryFile() as weights:
+            shutil.copyfileobj(stored, weights, 1 << 20)  # at most the member's checked size; HDF5 seeks freely
             _check_h5_shapes(path, weights)

@@ -10,6 +10,7 @@ The sha256 returned is the digest of the very bytes read.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,7 +74,8 @@ def _parse_header(stream: Content, path: Path):
     header_class = nibabel.Nifti2Header if 540 in sizes else nibabel.Nifti1Header
     head = stream.read(header_class.template_dtype.itemsize + 4)
     try:
-        with _nibabel_quiet():
+        with _nibabel_quiet(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the fault, if any, is reported in our one line
             header = header_class.from_fileobj(io.BytesIO(head), check=True)
             header.get_slope_inter()  # raises for a valid slope with an infinite intercept
     except Exception as error:  # nibabel refuses bad headers with many exception kinds
@@ -110,7 +112,7 @@ def _scaled(raw: np.ndarray, slope: float, inter: float) -> np.ndarray:
         return raw
     from nibabel.volumeutils import apply_read_scaling
 
-    return apply_read_scaling(raw, np.asanyarray(slope), np.asanyarray(inter))
+    return apply_read_scaling(raw, np.float64(slope), np.float64(inter))
 
 
 @contextmanager

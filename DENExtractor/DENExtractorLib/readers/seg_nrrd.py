@@ -83,7 +83,7 @@ def _merge_layers(voxels: np.ndarray, segments: list[dict], path: Path) -> np.nd
         layered = ", ".join(repr(segment.get("name")) for segment in segments if int(segment.get("layer", 0)) > 0)
         raise DENError(
             path,
-            f"{int(np.count_nonzero(claimed > 1))} voxels belong to two segments or more at once"
+            f"{int(np.count_nonzero(claimed > 1))} voxels belong to two segments at once"
             + (f" (segments in other layers: {layered})" if layered else "")
             + "; DEN needs one label per voxel: remove the overlap or choose the segments to keep",
         )

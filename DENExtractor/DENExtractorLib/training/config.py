@@ -40,7 +40,7 @@ class TrainingConfig:
             ("batch_size", self.batch_size >= 1, f"{self.batch_size} must be at least 1"),
             ("learning_rate", self.learning_rate > 0, f"{self.learning_rate:g} must be positive"),
             ("patience", self.patience >= 1, f"{self.patience} must be at least 1"),
-            ("seed", self.seed >= 0, f"{self.seed} must be a non-negative whole number"),
+            ("seed", 0 <= self.seed < 2**32, f"{self.seed} must be a whole number from 0 to {2**32 - 1}"),
         ]
         for name, passed, fault in checks:
             if not passed:
