@@ -21,6 +21,7 @@ from helpers import DATA, REPO_ROOT
 
 SETUP = "python3 -m venv .venv && .venv/bin/pip install -q -e . && "
 COMMAND = ".venv/bin/den-extract"
+GETTING_STARTED = REPO_ROOT / "docs" / "getting-started.md"  # quotes the demo's first line, both ways
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +62,8 @@ def test_first_command_in_a_clone_without_shared_data_runs_the_synthetic_demo(tm
     arguments = readme_first_command()
     finished = run_in(clone, arguments)
     assert finished.returncode == 0, finished.stderr
-    assert "synthetic glioblastoma" in finished.stderr.splitlines()[0]
+    first_line = finished.stderr.splitlines()[0]
+    assert "synthetic glioblastoma" in first_line and first_line in GETTING_STARTED.read_text(encoding="utf-8")
     out = clone / arguments[arguments.index("-o") + 1]
     case = out / "synthetic_glioblastoma.nii.gz"
     features = np.load(out / "synthetic_glioblastoma_den.npy")
@@ -77,7 +79,8 @@ def test_first_command_in_a_clone_beside_shared_data_runs_the_real_cases(tmp_pat
     arguments = readme_first_command()
     finished = run_in(clone, arguments)
     assert finished.returncode == 0, finished.stderr
-    assert "real BraTS 2015" in finished.stderr.splitlines()[0]
+    first_line = finished.stderr.splitlines()[0]
+    assert "real BraTS 2015" in first_line and first_line in GETTING_STARTED.read_text(encoding="utf-8")
     out = clone / arguments[arguments.index("-o") + 1]
     with (out / "den_cohort.csv").open(newline="") as table:
         rows = list(csv.DictReader(table))
