@@ -23,8 +23,6 @@ SETUP = "python3 -m venv .venv && .venv/bin/pip install -q -e . && "
 COMMAND = ".venv/bin/den-extract"
 GETTING_STARTED = REPO_ROOT / "docs" / "getting-started.md"  # quotes the demo's first line, both ways
 
-pytestmark = pytest.mark.slow
-
 
 def readme_first_command() -> list[str]:
     """The first command line of the README's first ``bash`` block, as den-extract arguments (set-up checked)."""
@@ -56,6 +54,7 @@ def run_in(clone: Path, arguments: list[str]) -> subprocess.CompletedProcess:
                           env=environment, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_first_command_in_a_clone_without_shared_data_runs_the_synthetic_demo(tmp_path, reference_extractor):
     clone = fresh_clone(tmp_path)
     assert not (clone.parent / "shared").exists()
@@ -72,6 +71,7 @@ def test_first_command_in_a_clone_without_shared_data_runs_the_synthetic_demo(tm
     assert np.array_equal(features, reference_extractor.extract_file(case).features)
 
 
+@pytest.mark.slow
 @pytest.mark.needs_data
 def test_first_command_in_a_clone_beside_shared_data_runs_the_real_cases(tmp_path, reference_result):
     clone = fresh_clone(tmp_path)
