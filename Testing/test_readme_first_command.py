@@ -21,8 +21,7 @@ from helpers import DATA, REPO_ROOT
 
 SETUP = "python3 -m venv .venv && .venv/bin/pip install -q -e . && "
 COMMAND = ".venv/bin/den-extract"
-
-pytestmark = pytest.mark.slow
+GETTING_STARTED = REPO_ROOT / "docs" / "getting-started.md"  # quotes the demo's first line, both ways
 
 
 def readme_first_command() -> list[str]:
@@ -32,6 +31,13 @@ def readme_first_command() -> list[str]:
     line = next(line for line in block.splitlines() if line.strip() and not line.startswith("#"))
     assert line.startswith(SETUP + COMMAND + " "), line
     return shlex.split(line[len(SETUP + COMMAND):])
+
+
+def test_ci_runs_the_readmes_test_command():
+    block = (REPO_ROOT / "README.md").read_text(encoding="utf-8").split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    assert len(commands) == 2 and commands[1].endswith("-m pytest Testing")
+    assert commands[1] in (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
 
 
 def fresh_clone(folder: Path) -> Path:
@@ -48,13 +54,15 @@ def run_in(clone: Path, arguments: list[str]) -> subprocess.CompletedProcess:
                           env=environment, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_first_command_in_a_clone_without_shared_data_runs_the_synthetic_demo(tmp_path, reference_extractor):
     clone = fresh_clone(tmp_path)
     assert not (clone.parent / "shared").exists()
     arguments = readme_first_command()
     finished = run_in(clone, arguments)
     assert finished.returncode == 0, finished.stderr
-    assert "synthetic glioblastoma" in finished.stderr.splitlines()[0]
+    first_line = finished.stderr.splitlines()[0]
+    assert "synthetic glioblastoma" in first_line and first_line in GETTING_STARTED.read_text(encoding="utf-8")
     out = clone / arguments[arguments.index("-o") + 1]
     case = out / "synthetic_glioblastoma.nii.gz"
     features = np.load(out / "synthetic_glioblastoma_den.npy")
@@ -63,6 +71,7 @@ def test_first_command_in_a_clone_without_shared_data_runs_the_synthetic_demo(tm
     assert np.array_equal(features, reference_extractor.extract_file(case).features)
 
 
+@pytest.mark.slow
 @pytest.mark.needs_data
 def test_first_command_in_a_clone_beside_shared_data_runs_the_real_cases(tmp_path, reference_result):
     clone = fresh_clone(tmp_path)
@@ -70,7 +79,8 @@ def test_first_command_in_a_clone_beside_shared_data_runs_the_real_cases(tmp_pat
     arguments = readme_first_command()
     finished = run_in(clone, arguments)
     assert finished.returncode == 0, finished.stderr
-    assert "real BraTS 2015" in finished.stderr.splitlines()[0]
+    first_line = finished.stderr.splitlines()[0]
+    assert "real BraTS 2015" in first_line and first_line in GETTING_STARTED.read_text(encoding="utf-8")
     out = clone / arguments[arguments.index("-o") + 1]
     with (out / "den_cohort.csv").open(newline="") as table:
         rows = list(csv.DictReader(table))

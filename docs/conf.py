@@ -35,6 +35,8 @@ smartquotes = False
 highlight_language = "none"
 
 html_theme = "furo"
+html_static_path = ["_static"]
+html_css_files = ["tables.css"]
 html_title = f"DENExtractor {__version__}"
 
 

@@ -221,7 +221,7 @@ def _demo_cases(arguments: argparse.Namespace, output: Path) -> Gathered:
         return Gathered(entries, cohort=True)
     demo_case = output / DEMO_CASE_NAME
     reason = f"no {DEMO_SHARED_COHORT} here, so " if arguments.demo == "auto" else ""
-    _say(arguments, f"demo: {reason}a generated synthetic glioblastoma label map: {demo_case}")
+    _say(arguments, f"demo: {reason}a generated synthetic glioblastoma label map: {arguments.output / DEMO_CASE_NAME}")
     write_synthetic_case(demo_case)
     return Gathered(entries_from_cases(cases_from_files([demo_case], arguments.image)))
 
