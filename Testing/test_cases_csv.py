@@ -122,7 +122,7 @@ def test_a_bad_row_fails_only_its_case(tmp_path):
     ]
     assert all("\n" not in row.problem for row in table.problems)
     with pytest.raises(ValueError, match="row 3 has a problem"):
-        table.problems[0].case
+        _ = table.problems[0].case
 
 
 def test_den_extract_runs_a_cases_csv_carrying_its_columns_and_failing_only_the_bad_row(cases_csv_run, capsys):

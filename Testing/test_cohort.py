@@ -63,7 +63,8 @@ def test_one_corrupt_case_never_stops_the_others_and_resume_skips_finished_ones(
     provenance = json.loads((out / "pat0001_den.json").read_text())
     foreground = provenance["features"]["foreground_rows"]
     assert int(table["pat0001"]["foreground_rows"]) == len(foreground)
-    pooled = np.array([float(table["pat0001"][f"mean_{i}"]) for i in range(4096)] + [float(table["pat0001"][f"max_{i}"]) for i in range(4096)])
+    row = table["pat0001"]
+    pooled = np.array([float(row[f"{kind}_{i}"]) for kind in ("mean", "max") for i in range(4096)])
     assert np.array_equal(pooled.astype(np.float32), np.concatenate([features[foreground].mean(0), features[foreground].max(0)]))
     assert not list(out.glob("broken_den.*")) and not list(out.glob(".*partial*"))
 
@@ -86,11 +87,11 @@ def test_resume_recomputes_incomplete_or_outdated_outputs(cohort, tmp_path, caps
     (out / "pat0001_den.npy").write_bytes(b"half-written")
     (out / "pat0002_den.png").unlink()
     capsys.readouterr()
-    main(arguments + ["--resume"])
+    main([*arguments, "--resume"])
     assert "2 done, 0 resumed" in capsys.readouterr().err
-    assert main(arguments + ["--resume", "--mode", "oriented"]) == 2  # other settings: never replaced silently
+    assert main([*arguments, "--resume", "--mode", "oriented"]) == 2  # other settings: never replaced silently
     assert "--overwrite" in capsys.readouterr().err
-    main(arguments + ["--resume", "--mode", "oriented", "--overwrite"])
+    main([*arguments, "--resume", "--mode", "oriented", "--overwrite"])
     assert "2 done, 0 resumed" in capsys.readouterr().err
     assert json.loads((out / "pat0001_den.json").read_text())["preprocessing"]["mode"] == "oriented"
 

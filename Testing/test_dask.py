@@ -48,9 +48,9 @@ def dask_cluster(tmp_path_factory):
     processes = []
     try:
         for number, command in enumerate(commands):
-            log = open(logs / f"process{number}.log", "wb")
-            processes.append(subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT,
-                                              start_new_session=True))
+            with open(logs / f"process{number}.log", "wb") as log:  # the process keeps its own copy of the file
+                processes.append(subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT,
+                                                  start_new_session=True))
             time.sleep(1.0 if number == 0 else 0)
         with distributed.Client(address, timeout="60s", set_as_default=False) as client:
             client.wait_for_workers(2, timeout=START_SECONDS)

@@ -101,9 +101,9 @@ def test_absurd_spacing_in_oriented_mode_is_refused_before_allocating(tmp_path, 
 def nrrd_header(sizes=(16, 16, 8), encoding="raw", extra: str = "", directions="(1,0,0) (0,1,0) (0,0,1)") -> str:
     """The text of a NRRD header for uint8 voxels."""
     return (
-        "NRRD0004\ntype: uint8\ndimension: %d\nspace: left-posterior-superior\nsizes: %s\n"
-        "space directions: %s\nkinds: %s\nencoding: %s\nspace origin: (0,0,0)\n%s"
-        % (len(sizes), " ".join(map(str, sizes)), directions, " ".join(["domain"] * len(sizes)), encoding, extra)
+        f"NRRD0004\ntype: uint8\ndimension: {len(sizes)}\nspace: left-posterior-superior\n"
+        f"sizes: {' '.join(map(str, sizes))}\nspace directions: {directions}\n"
+        f"kinds: {' '.join(['domain'] * len(sizes))}\nencoding: {encoding}\nspace origin: (0,0,0)\n{extra}"
     )
 
 
@@ -231,10 +231,10 @@ def test_a_weights_file_with_a_huge_compressed_kernel_is_refused_from_its_metada
 
 def test_a_keras_archive_with_a_huge_member_is_refused_from_its_metadata(tmp_path, capsys):
     path = tmp_path / "bomb.keras"
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("model.weights.h5", "w", force_zip64=True) as member:
-            for _ in range(320):
-                member.write(b"\0" * (1 << 20))
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("model.weights.h5", "w", force_zip64=True) as member:
+        for _ in range(320):
+            member.write(b"\0" * (1 << 20))
     assert path.stat().st_size < 2 << 20
     assert_refused(path, "declares 320 MiB", tmp_path / "out", capsys, as_weights_for=SLICER_SEGMENTATION)
 

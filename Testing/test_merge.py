@@ -27,7 +27,8 @@ def test_the_part_id_comes_from_slurm_or_kubernetes_when_not_given():
     assert resolve_part_id(4, None, {"SLURM_ARRAY_TASK_ID": "3"}) == 3
     assert resolve_part_id(4, None, {"JOB_COMPLETION_INDEX": "2"}) == 2
     assert resolve_part_id(4, 1, {"SLURM_ARRAY_TASK_ID": "3"}) == 1
-    with pytest.raises(DENError, match=r"^SLURM_ARRAY_TASK_ID: part 4 is outside 0..3: parts count from 0 \(with SLURM, submit --array=0-3\)$"):
+    outside = r"^SLURM_ARRAY_TASK_ID: part 4 is outside 0..3: parts count from 0 \(with SLURM, submit --array=0-3\)$"
+    with pytest.raises(DENError, match=outside):
         resolve_part_id(4, None, {"SLURM_ARRAY_TASK_ID": "4"})
     with pytest.raises(DENError, match="^--part-id: not given, and neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX is set$"):
         resolve_part_id(4, None, {})
@@ -62,7 +63,7 @@ def test_parts_then_merge_give_the_one_process_table_and_list_what_is_missing(ca
 
 
 def test_merge_rejects_damaged_outputs_and_a_part_with_another_cohort(cases_csv_run, tmp_path, capsys):
-    cases_csv, expected_out = cases_csv_run
+    cases_csv, _ = cases_csv_run
     out = tmp_path / "out"
     assert main(["--cases", str(cases_csv), "-o", str(out), *RUN, "--num-parts", "1", "--part-id", "0"]) == 1
     np.save(out / "small_den.npy", np.zeros((24, 4096), dtype=np.float32))  # damaged after its part wrote it

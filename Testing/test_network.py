@@ -88,7 +88,7 @@ def test_bundled_weights_are_the_pinned_reference(model):
 def test_reference_weights_follow_keras_default_initialisers():
     arrays = reference_weights()
     specs = weight_specs()
-    for spec, array in zip(specs, arrays):
+    for spec, array in zip(specs, arrays, strict=True):
         if spec.role == "kernel":
             limit = np.sqrt(6.0 / (spec.fan_in + spec.fan_out))
             assert np.abs(array).max() <= np.float32(limit) * (1 + 1e-6)

@@ -46,11 +46,10 @@ def test_a_read_only_file_system(small_tmpfs, capsys):
 
 
 def test_a_full_disk_before_the_run(small_tmpfs, capsys):
-    with pytest.raises(OSError, match="No space left on device"):
-        with open(small_tmpfs / "filler", "wb") as handle:
-            while True:
-                handle.write(b"\0" * 4096)
-                handle.flush()
+    with pytest.raises(OSError, match="No space left on device"), open(small_tmpfs / "filler", "wb") as handle:
+        while True:
+            handle.write(b"\0" * 4096)
+            handle.flush()
     assert_unusable(small_tmpfs, "no space left on device", capsys)
 
 

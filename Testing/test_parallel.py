@@ -29,7 +29,7 @@ from helpers import DATA, REPO_ROOT
 
 
 def test_two_workers_give_the_one_process_features_bit_for_bit_and_the_same_table(one_process_run, tmp_path):
-    cases, expected_out, expected_outcomes = one_process_run
+    cases, expected_out, _ = one_process_run
     out = prepare_output_folder(tmp_path / "out")
     reported = []
 

@@ -34,11 +34,6 @@ from .volume import (
 logging.getLogger(__name__).addHandler(logging.NullHandler())  # records reach the application's handlers only
 
 __all__ = [
-    "DENError",
-    "DENExtractor",
-    "ExtractionCancelled",
-    "ExtractionResult",
-    "ExtractionSettings",
     "FEATURE_COUNT",
     "INPUT_SIZE",
     "MODEL_ID",
@@ -46,6 +41,11 @@ __all__ = [
     "PARAMETER_COUNT",
     "PLANES",
     "REFERENCE_WEIGHTS_SHA256",
+    "DENError",
+    "DENExtractor",
+    "ExtractionCancelled",
+    "ExtractionResult",
+    "ExtractionSettings",
     "Volume",
     "__version__",
     "build_model",

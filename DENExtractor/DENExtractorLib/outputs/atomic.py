@@ -61,7 +61,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             temporary.unlink(missing_ok=True)
 
 
-def write_atomically(target: str | Path, write: Callable[[Path], None]) -> Path:
+def write_atomically(target: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(temporary_path)`` and move the result to ``target`` atomically; return ``target``."""
     with atomic_path(target) as temporary:
         write(temporary)

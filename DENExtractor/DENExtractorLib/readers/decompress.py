@@ -7,16 +7,18 @@ the standard library's zlib on a BraTS label map, and byte for byte the same out
 from __future__ import annotations
 
 import bz2
+import types
 import zlib
 from pathlib import Path
 
 from ..errors import DENError, describe_error
 from .stream import HashedInput
 
+fast_zlib: types.ModuleType
 try:
     from zlib_ng import zlib_ng as fast_zlib
 except ImportError:  # no wheel for this platform: the standard library gives the same bytes, more slowly
-    fast_zlib = zlib  # type: ignore[assignment]
+    fast_zlib = zlib
 
 OUTPUT_CHUNK_BYTES = 8 << 20
 """Largest piece of decompressed output produced at once (a bomb cannot come out as one huge piece)."""
