@@ -79,7 +79,7 @@ def test_real_slicer_segmentation_keeps_its_label_values():
 
 
 def test_overlapping_segments_are_refused_clearly():
-    with pytest.raises(DENError, match="SegmentationOverlapping.seg.nrrd: [0-9]+ voxels belong to two segments or more at once"):
+    with pytest.raises(DENError, match="SegmentationOverlapping.seg.nrrd: [0-9]+ voxels belong to two segments at once"):
         load_segmentation(SLICER_SEGMENTATION.with_name("SegmentationOverlapping.seg.nrrd"))
 
 
