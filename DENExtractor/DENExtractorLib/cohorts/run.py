@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import DENError, describe_error
 from ..extractor import DENExtractor
 from ..outputs.files import check_output_names, write_outputs
-from ..readers import load_image, load_segmentation
+from ..readers import load_case
 from ..result import pooled_vector
 from .cases import Case, CaseOutcome
 from .resume import reusable_outputs
@@ -28,9 +28,7 @@ def run_case(case: Case, out_dir: Path, extractor: DENExtractor, *, resume: bool
             reusable = reusable_outputs(paths, case.segmentation, case.image, settings, png)
             if reusable is not None:
                 return finished_outcome(case, "resumed", reusable.features, reusable.foreground_rows, reusable.paths)
-        result = extractor.extract(
-            load_segmentation(case.segmentation), load_image(case.image) if case.image else None, labels=case.labels
-        )
+        result = extractor.extract(*load_case(case.segmentation, case.image), labels=case.labels)
         written = write_outputs(result, out_dir, case.case_id, png=png)
         return finished_outcome(case, "done", result.features, result.foreground_rows, written)
     except DENError as error:
