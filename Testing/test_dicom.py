@@ -140,3 +140,22 @@ def test_pydicoms_own_truncated_and_image_files(tmp_path, capsys):
     image = tmp_path / "MR_small.dcm"
     shutil.copy(get_testdata_file("MR_small.dcm"), image)
     assert_refused(image, "not a DICOM SEG (SOP class 1.2.840.10008.5.1.4.1.1.4)", tmp_path / "out", capsys)
+
+
+def test_pydicoms_own_encodings_of_one_mr_slice_read_alike(tmp_path):
+    from DENExtractorLib import load_image
+
+    volumes = {}
+    for name in ("MR_small.dcm", "MR_small_RLE.dcm", "MR_small_bigendian.dcm", "MR_small_implicit.dcm",
+                 "MR_small_expb.dcm"):
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copy(get_testdata_file(name), folder / name)
+        volumes[name] = load_image(folder)
+    reference = volumes["MR_small.dcm"]
+    header = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    assert reference.shape == (64, 64, 1)
+    np.testing.assert_array_equal(reference.data[:, :, 0], header.pixel_array.T)  # i along a row, j down a column
+    np.testing.assert_allclose(reference.affine[:3, 3], [83.9063, 91.2, 6.6406])  # LPS position as RAS
+    for name, volume in volumes.items():
+        assert np.array_equal(volume.data, reference.data) and np.allclose(volume.affine, reference.affine), name
