@@ -56,25 +56,24 @@ def read_dicom_seg(path: Path, grid: SeriesGrid | None = None) -> tuple[np.ndarr
     if grid is not None:
         _check_reference(header, grid, path)
     shape, affine, plane_of = _placement(header, planes, rows, columns, grid, path)
-    values = np.zeros(shape, dtype=np.min_scalar_type(max(segment["number"] for segment in segments)))
-    problem = exceeds_limit(int(np.prod(shape, dtype=np.int64)) * values.itemsize + frames * rows * columns)
+    dtype = np.min_scalar_type(max(segment["number"] for segment in segments))
+    problem = exceeds_limit(int(np.prod(shape, dtype=np.int64)) * (dtype.itemsize + 1) + frames * rows * columns)
     if problem:
         raise DENError(path, problem)
     hasher = hashlib.sha256()
     pixels = read_pixels(dicom, hasher).reshape(frames, rows, columns)
-    claimed = np.zeros(shape, dtype=bool) if kind == "BINARY" else None
+    planes_kji = np.zeros(shape[::-1], dtype=dtype)  # (k, rows, columns): one frame is one contiguous plane
+    claimed = np.zeros(shape[::-1], dtype=bool)
     for frame, (_, segment) in enumerate(planes):
-        plane = pixels[frame].T  # (rows, columns) -> (i = column, j = row)
-        if claimed is None:
-            values[:, :, plane_of[frame]] = np.where(plane != 0, plane, values[:, :, plane_of[frame]])
-            continue
-        mask = plane != 0
-        overlap = int(np.count_nonzero(mask & claimed[:, :, plane_of[frame]]))
+        mask = pixels[frame] != 0
+        plane = plane_of[frame]
+        overlap = int(np.count_nonzero(mask & claimed[plane]))
         if overlap:
             raise DENError(path, f"{overlap} voxels belong to two segments at once; DEN needs one label per voxel: "
                                  "remove the overlap or keep one segment")
-        claimed[:, :, plane_of[frame]] |= mask
-        values[:, :, plane_of[frame]][mask] = segment
+        claimed[plane] |= mask
+        planes_kji[plane][mask] = segment if kind == "BINARY" else pixels[frame][mask]
+    values = planes_kji.transpose(2, 1, 0)  # (i = column, j = row, k), laid out in memory as nibabel holds a NIfTI
     unknown = sorted(set(np.unique(values).tolist()) - {0} - {segment["number"] for segment in segments})
     if unknown:
         raise DENError(path, f"pixel value(s) {unknown[:5]} name no segment the SEG describes")

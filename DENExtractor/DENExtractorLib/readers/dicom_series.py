@@ -66,16 +66,16 @@ def read_dicom_series(folder: Path) -> tuple[np.ndarray, np.ndarray, str, Series
     problem = exceeds_limit(voxels * (4 if rescaled else stored.itemsize))
     if problem:
         raise DENError(folder, problem)
-    data = np.empty(grid.shape, dtype=np.float32 if rescaled else stored)
+    planes = np.empty(grid.shape[::-1], dtype=np.float32 if rescaled else stored)  # (k, rows, columns)
     hasher = hashlib.sha256()
     for dicom in headers:  # in name order, as folder_sha256 hashes them
         pixels = read_pixels(dicom, hasher)
-        if pixels.shape != (grid.shape[1], grid.shape[0]):
+        if pixels.shape != planes.shape[1:]:
             raise DENError(dicom.path, f"pixel data of shape {pixels.shape}, where the header declares "
                                        f"{grid.shape[1]} x {grid.shape[0]}")
-        plane = pixels.T  # (rows, columns) -> (i = column, j = row)
         slope, intercept = scales[dicom.path]
-        data[:, :, order[dicom.path]] = (plane.astype(np.float64) * slope + intercept) if rescaled else plane
+        planes[order[dicom.path]] = (pixels.astype(np.float64) * slope + intercept) if rescaled else pixels
+    data = planes.transpose(2, 1, 0)  # (i = column, j = row, k), laid out in memory as nibabel holds a NIfTI
     affine = stack_affine(grid.row, grid.column, grid.normal, grid.spacing, grid.first, grid.slice_spacing)
     return data, affine, hasher.hexdigest(), grid
 
