@@ -146,3 +146,13 @@ def test_merging_an_array_job_writes_the_parquet_and_per_slice_tables_too(tmp_pa
                                   merged.filter(like="max_").to_numpy().astype(np.float32))
     slices = pandas.read_parquet(out / "den_slices.parquet")
     assert slices.groupby("case_id").size().to_dict() == {"a": 64, "b": 64}
+
+
+@pytest.mark.parametrize("column", ["mode", "Labels", "weights_sha256", "image_path"])
+def test_a_cases_csv_column_named_like_a_new_table_column_is_refused(tmp_path, small_case, capsys, column):
+    cases = tmp_path / "cases.csv"
+    cases.write_text(f"case_id,segmentation,{column}\nsmall,{small_case},x\n", encoding="utf-8")
+    status, lines = run_cli(["--cases", cases, "-o", tmp_path / "out"], capsys)
+    assert status == 2
+    assert lines == [f"den-extract: error: {cases}: the column {column!r} would clash with den_cohort.csv's own column "
+                     "of that name: rename it"]
