@@ -4,6 +4,7 @@ highdicom) give the features of the NIfTI case, max difference 0; hostile DICOM 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import nibabel
@@ -159,3 +160,12 @@ def test_pydicoms_own_encodings_of_one_mr_slice_read_alike(tmp_path):
     np.testing.assert_allclose(reference.affine[:3, 3], [83.9063, 91.2, 6.6406])  # LPS position as RAS
     for name, volume in volumes.items():
         assert np.array_equal(volume.data, reference.data) and np.allclose(volume.affine, reference.affine), name
+
+
+def test_a_dicom_file_larger_than_the_input_bound_is_refused_unread(brats_dicom, tmp_path, capsys, monkeypatch):
+    padded = tmp_path / "padded.dcm"
+    shutil.copy(brats_dicom["seg"], padded)
+    os.truncate(padded, 80 * 2**20)  # a sparse 80 MiB file: pixel data and header are no larger than before
+    monkeypatch.setenv("DEN_MAX_INPUT_GB", "0.001")
+    assert_refused(padded, "the file holds 0.08 GiB, above the 0.00 GiB input limit (set DEN_MAX_INPUT_GB to raise "
+                           "it)", tmp_path / "out", capsys)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DENError, describe_error
+from .limits import MAX_INPUT_ENVIRONMENT_VARIABLE, max_input_bytes
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
@@ -24,8 +25,8 @@ MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 DICOM_HINT = "pip install -e '.[dicom]' from a DENExtractor checkout (or pip install pydicom)"
 MAX_SERIES_FILES = 16384
 """Most files a series folder may hold (the longest axis DEN accepts)."""
-MAX_DICOM_FILE_BYTES = 2**31
-"""Largest single DICOM file read (2 GiB)."""
+HEADER_ALLOWANCE_BYTES = 64 * 2**20
+"""What one DICOM file may hold beyond the input memory bound: its header (a SEG's per-frame descriptions)."""
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 ORIENTATION_TOLERANCE = 1e-4
 """Largest difference between two direction cosines that still counts as the same orientation."""
@@ -56,8 +57,9 @@ def read_header(path: Path) -> DicomFile:
         raise DENError(path, f"reading DICOM needs pydicom, which is not installed: {DICOM_HINT}") from None
 
     size = path.stat().st_size
-    if size > MAX_DICOM_FILE_BYTES:
-        raise DENError(path, f"{size / 2**30:.1f} GiB is too large for one DICOM file")
+    if size > max_input_bytes() + HEADER_ALLOWANCE_BYTES:
+        raise DENError(path, f"the file holds {size / 2**30:.2f} GiB, above the {max_input_bytes() / 2**30:.2f} GiB "
+                             f"input limit (set {MAX_INPUT_ENVIRONMENT_VARIABLE} to raise it)")
     try:
         header = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
     except Exception as error:  # pydicom raises many kinds on malformed input
