@@ -81,12 +81,12 @@ def _train(arguments: argparse.Namespace) -> int:
 
 def _printer(quiet: bool):
     """Print progress lines on stderr, or only exclusions and failures when quiet."""
-    def say(text: str) -> None:
+    def show(text: str) -> None:
         if not quiet or "excluded" in text:
             say(text)
         else:
             logging.getLogger(LIBRARY_LOGGER).info(text)  # --log-file keeps what --quiet hides
-    return say
+    return show
 
 
 if __name__ == "__main__":
