@@ -32,8 +32,9 @@ def test_nothing_below_the_command_line_layer_writes_to_the_terminal():
     modules = [path for path in LIBRARY.rglob("*.py") if "cli" not in path.relative_to(LIBRARY).parts]
     assert len(modules) > 40  # the whole library is scanned, not an empty folder
     assert [write for path in modules for write in terminal_writes(path)] == []
-    # den-extract's lines go through cli/logs.say (its progress bar alone is drawn on sys.stderr)
-    assert [write for write in terminal_writes(LIBRARY / "cli" / "extract.py") if "print" in write] == []
+    # den-extract's and den-train's lines go through cli/logs.say (a progress bar alone is drawn on sys.stderr)
+    for command in ("extract.py", "train.py"):
+        assert [write for write in terminal_writes(LIBRARY / "cli" / command) if "print" in write] == [], command
 
 
 @pytest.mark.slow
@@ -101,3 +102,17 @@ def test_a_python_user_gets_the_records_through_standard_logging(reference_extra
         reference_extractor.extract(load_segmentation(small_case), labels=[4])
     assert any(record.name == "DENExtractorLib.extractor" and "64 slices" in record.getMessage()
                and "labels [4]" in record.getMessage() for record in caplog.records)
+
+
+def test_den_train_has_the_log_file_too(tmp_path, small_case, capsys):
+    from DENExtractorLib.cli.train import main as train
+
+    cases = tmp_path / "labels.csv"
+    cases.write_text(f"case_id,segmentation,grade\na,{small_case},high\n", encoding="utf-8")
+    log = tmp_path / "train.log"
+    assert train(["--cases", str(cases), "--label-column", "grade", "-o", str(tmp_path / "model"),
+                  "--log-file", str(log)]) == 2
+    shown = capsys.readouterr().err.strip()
+    assert shown.startswith("den-train: error: ") and "needs at least two classes" in shown
+    assert re.fullmatch(rf"{TIMESTAMP} ERROR DENExtractorLib.cli: {re.escape(shown)}",
+                        log.read_text(encoding="utf-8").strip())

@@ -65,3 +65,19 @@ def test_a_refused_label_fails_only_its_row_in_den_extract(tmp_path, small_case,
 @pytest.mark.parametrize(("cell", "expected"), [("4", (4,)), (" 4 , 1 ", (1, 4)), ("2.0", (2,)), ("", None)])
 def test_label_cells_that_are_honoured(cell, expected):
     assert row_labels(cell, "") == (expected, None)
+
+
+@pytest.mark.slow
+@pytest.mark.scale
+def test_worker_processes_honour_each_rows_label(tmp_path, small_case, capsys):
+    cases = tmp_path / "cases.csv"
+    cases.write_text(f"ID,Mask,Label\nfour,{small_case},4\nall,{small_case},\n", encoding="utf-8")
+    for jobs in ("1", "2"):
+        status, lines = run_cli(["--cases", cases, "-o", tmp_path / jobs, "--no-png", "--jobs", jobs], capsys)
+        assert status == 0, lines
+    for case_id in ("four", "all"):
+        one, two = (np.load(tmp_path / jobs / f"{case_id}_den.npy") for jobs in ("1", "2"))
+        assert one.tobytes() == two.tobytes(), case_id
+    assert not np.array_equal(np.load(tmp_path / "2" / "four_den.npy"), np.load(tmp_path / "2" / "all_den.npy"))
+    rows = {row["case_id"]: row["labels"] for row in read_rows(tmp_path / "2" / "den_cohort.csv")}
+    assert rows == {"four": "4", "all": "all"}

@@ -125,3 +125,34 @@ def test_tables_outside_a_cohort_are_refused_before_any_work(tmp_path, small_cas
         run_cli([small_case, "-o", tmp_path / "out", "--parquet"], capsys)
     assert "--parquet and --slice-table write cohort tables" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.scale
+def test_merging_an_array_job_writes_the_parquet_and_per_slice_tables_too(tmp_path, small_case, capsys):
+    cases = tmp_path / "cases.csv"
+    cases.write_text(f"case_id,segmentation,Label\na,{small_case},4\nb,{small_case},\n", encoding="utf-8")
+    out = tmp_path / "out"
+    for part in ("0", "1"):
+        status, lines = run_cli(["--cases", cases, "-o", out, "--no-png", "--num-parts", "2", "--part-id", part],
+                                capsys)
+        assert status == 0, lines
+    status, lines = run_cli(["--merge", out, "--parquet", "--slice-table"], capsys)
+    assert status == 0, lines
+    merged = pandas.read_csv(out / "den_cohort.csv")
+    parquet = pandas.read_parquet(out / "den_cohort.parquet")
+    assert merged["labels"].tolist() == parquet["labels"].tolist() == ["4", "all"]
+    np.testing.assert_array_equal(parquet.filter(like="max_").to_numpy(),
+                                  merged.filter(like="max_").to_numpy().astype(np.float32))
+    slices = pandas.read_parquet(out / "den_slices.parquet")
+    assert slices.groupby("case_id").size().to_dict() == {"a": 64, "b": 64}
+
+
+@pytest.mark.parametrize("column", ["mode", "Labels", "weights_sha256", "image_path"])
+def test_a_cases_csv_column_named_like_a_new_table_column_is_refused(tmp_path, small_case, capsys, column):
+    cases = tmp_path / "cases.csv"
+    cases.write_text(f"case_id,segmentation,{column}\nsmall,{small_case},x\n", encoding="utf-8")
+    status, lines = run_cli(["--cases", cases, "-o", tmp_path / "out"], capsys)
+    assert status == 2
+    assert lines == [f"den-extract: error: {cases}: the column {column!r} would clash with den_cohort.csv's own column "
+                     "of that name: rename it"]

@@ -10,18 +10,23 @@ Example::
     result = extractor.extract_file("pat0001/OTMultiClass.nii.gz")
     result.features      # (slices, 4096) float32, one row per slice
     result.pooled        # (8192,) mean and max over the slices holding tumour
+    result.to_dataframe()  # the slices as a pandas DataFrame (with pandas installed)
+
+Segmentations may be NIfTI, NRRD, Slicer ``.seg.nrrd`` or DICOM SEG files, images also DICOM series folders, and
+both may be nibabel or SimpleITK images already in memory.
 """
 
 import logging
 
 from ._version import __version__
+from .cohorts.table import cohort_dataframe
 from .errors import DENError, ExtractionCancelled
 from .extractor import DENExtractor, extract, extract_file
 from .network.architecture import FEATURE_COUNT, INPUT_SIZE, PARAMETER_COUNT
 from .network.bundled import MODEL_ID, REFERENCE_WEIGHTS_SHA256
 from .network.model import build_model
 from .outputs.files import output_paths, write_outputs
-from .readers import load_image, load_segmentation
+from .readers import load_case, load_image, load_segmentation
 from .result import ExtractionResult
 from .settings import MODES, PLANES, ExtractionSettings
 from .volume import (
@@ -49,10 +54,12 @@ __all__ = [
     "Volume",
     "__version__",
     "build_model",
+    "cohort_dataframe",
     "distinct_label_values",
     "extract",
     "extract_file",
     "image_from_array",
+    "load_case",
     "load_image",
     "load_segmentation",
     "output_paths",

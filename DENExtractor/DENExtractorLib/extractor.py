@@ -18,7 +18,7 @@ from .network.inference import CancelCheck, ProgressCallback, run_network
 from .network.model import LoadedModel, load_model
 from .outputs.provenance import build_provenance
 from .preprocessing import SliceStack, preprocess
-from .readers import load_image, load_segmentation
+from .readers import load_case
 from .result import ExtractionResult, pooled_vector
 from .settings import ExtractionSettings
 from .volume import Volume, select_labels
@@ -66,8 +66,7 @@ class DENExtractor:
         Either may also be a nibabel or SimpleITK image already in memory. Both are read and checked before the
         network is built. Raises :class:`DENError` for any bad input.
         """
-        segmentation = load_segmentation(path)
-        image_volume = load_image(image) if image is not None else None
+        segmentation, image_volume = load_case(path, image)
         return self.extract(segmentation, image_volume, progress=progress, cancel=cancel)
 
     def extract(

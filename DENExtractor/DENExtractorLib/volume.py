@@ -51,13 +51,15 @@ class Volume:
 
     ``data`` has axes (i, j, k) as nibabel stores a NIfTI file; ``affine`` maps voxel indices to RAS millimetres;
     ``source`` names the file or node in messages and provenance; ``sha256`` is the digest of the bytes that were
-    read (header and data), or None for arrays that never were a file.
+    read (header and data), or None for arrays that never were a file; ``segments`` names the label values of a
+    file that names them (a DICOM SEG's segments: ``{"number", "label"}``), for the provenance.
     """
 
     data: np.ndarray
     affine: np.ndarray
     source: str
     sha256: str | None = None
+    segments: tuple[dict, ...] | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -177,7 +179,8 @@ def select_labels(segmentation: Volume, labels: Iterable[int]) -> Volume:
             f"label(s) {absent or wanted} not in the segmentation; it has {sorted(int(v) for v in present - {0})}",
         )
     kept = np.where(np.isin(segmentation.data, wanted), segmentation.data, 0)
-    return Volume(data=kept, affine=segmentation.affine, source=segmentation.source, sha256=segmentation.sha256)
+    return Volume(data=kept, affine=segmentation.affine, source=segmentation.source, sha256=segmentation.sha256,
+                  segments=segmentation.segments)
 
 
 def check_same_grid(segmentation: Volume, image: Volume) -> None:

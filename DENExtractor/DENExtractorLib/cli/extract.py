@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="den-extract",
         description="Extract DEN deep features (4096 per slice) from glioblastoma segmentations "
-        "(.nii, .nii.gz, .seg.nrrd, .nrrd, .nhdr). Writes NAME_den.npy, NAME_den.png and NAME_den.json (provenance).",
+        "(.nii, .nii.gz, .seg.nrrd, .nrrd, .nhdr, DICOM SEG .dcm; an image may also be a DICOM series folder). "
+        "Writes NAME_den.npy, NAME_den.png and NAME_den.json (provenance).",
         epilog="Examples: den-extract seg.nii.gz -o out | "
         "den-extract --cohort DATA --pattern '{id}_nifti/{id}_tumor_segmentation.nii.gz' -o out --resume | "
         f"den-extract --demo -o out. {EXIT_STATUSES}.",
@@ -75,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("segmentations", nargs="*", type=Path, metavar="SEG", help="segmentation files")
     parser.add_argument("-o", "--output", type=Path, metavar="OUT", help="output folder (created if needed)")
     parser.add_argument("--image", type=Path, action="append", metavar="MRI",
-                        help="image mode: the MRI of each SEG, in order (intensities inside the segmentation)")
+                        help="image mode: the MRI of each SEG, in order (intensities inside the segmentation); a "
+                             "NIfTI/NRRD file or a DICOM series folder")
     add_settings_arguments(parser, "Keras .weights.h5 or .keras file (default: bundled den-ref-v1)")
     add_params_argument(parser)
     parser.add_argument("--no-png", action="store_true", help="do not draw the heatmap pictures")
@@ -119,7 +121,7 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if arguments.merge is not None:
         if any(_sources_given(arguments)) or arguments.output is not None:
             parser.error("--merge OUT takes the output folder of the parts, and nothing else to run")
-        return _merge(arguments.merge)
+        return _merge(arguments.merge, arguments)
     params = read_params(arguments.params) if arguments.params is not None else None
     if params is not None:
         _take_output_params(arguments, params)
@@ -182,6 +184,11 @@ def _check_options(arguments: argparse.Namespace, parser: argparse.ArgumentParse
         parser.error("--image-pattern only applies with --cohort")
     if (arguments.parquet or arguments.slice_table) and not _cohort_given(arguments):
         parser.error("--parquet and --slice-table write cohort tables: give --cases CSV or --cohort DIR")
+    _check_table_libraries(arguments)
+
+
+def _check_table_libraries(arguments: argparse.Namespace) -> None:
+    """--parquet needs pandas and pyarrow: refused before any work when they are missing."""
     if arguments.parquet:
         require("pandas", "--parquet")
         require("pyarrow", "--parquet")
@@ -268,7 +275,13 @@ def _write_table(arguments: argparse.Namespace, gathered: Gathered, outcomes: li
     columns = (gathered.carried_columns, carried_values(gathered.entries), settings)
     table = write_cohort_table(ordered, output / gathered.table_name, *columns)
     _say(arguments, f"{what}: {table}")
-    stem = gathered.table_name.removesuffix(".csv")  # den_cohort, or an array job part's den_cohort.part-I-of-K
+    _extra_tables(arguments, ordered, output, gathered.table_name.removesuffix(".csv"), columns, what)
+
+
+def _extra_tables(arguments: argparse.Namespace, ordered: list[CaseOutcome], output: Path, stem: str,
+                  columns: tuple, what: str) -> None:
+    """The Parquet cohort table and the per-slice table, when asked for; ``stem`` is ``den_cohort`` or an array
+    job part's ``den_cohort.part-I-of-K``."""
     if arguments.parquet:
         _say(arguments, f"{what} as Parquet: {write_cohort_parquet(ordered, output / f'{stem}.parquet', *columns)}")
     if arguments.slice_table:
@@ -286,11 +299,19 @@ def _summarise(outcomes: list[CaseOutcome], total: int) -> int:
     return EXIT_CASE_FAILED if counts["failed"] else EXIT_OK
 
 
-def _merge(folder: Path) -> int:
-    """``den-extract --merge OUT``: write the cohort table, list the missing cases; return the exit status."""
+def _merge(folder: Path, arguments: argparse.Namespace) -> int:
+    """``den-extract --merge OUT``: write the cohort table (and the Parquet and per-slice tables asked for), list
+    the missing cases; return the exit status."""
     from ..cohorts.merge import merge_parts
+    from ..cohorts.parts import read_manifest
 
+    _check_table_libraries(arguments)
     result = merge_parts(folder)
+    if arguments.parquet or arguments.slice_table:
+        manifest = read_manifest(folder)
+        carried = {entry.case.case_id: entry.columns for entry in manifest.entries}
+        _extra_tables(arguments, result.outcomes, folder, "den_cohort",
+                      (manifest.carried_columns, carried, manifest.settings), "cohort table")
     for outcome in result.missing:
         say(f"den-extract: missing: {outcome.case.case_id}: {outcome.message}", level=logging.ERROR)
     done = len(result.outcomes) - len(result.missing)

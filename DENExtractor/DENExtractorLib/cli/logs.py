@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tqdm import tqdm
-
 from ..errors import DENError, describe_error
 
 LIBRARY_LOGGER = "DENExtractorLib"
@@ -45,6 +43,8 @@ class _ConsoleHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Write one record with tqdm's writer, which keeps a progress bar intact."""
+        from tqdm import tqdm
+
         try:
             tqdm.write(self.format(record), file=sys.stderr)
         except Exception:  # logging must never stop a run

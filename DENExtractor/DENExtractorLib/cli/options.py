@@ -146,7 +146,7 @@ def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
                             "cases (exit 1 if any)")
     group.add_argument("--scheduler", metavar="ADDRESS",
                        help="run the cases on a Dask cluster: tcp://HOST:PORT, or 'local' for a local cluster of "
-                            "--jobs workers (needs pip install 'DENExtractorLib[dask]')")
+                            "--jobs workers (needs Dask: pip install -e '.[dask]' from a checkout)")
 
 
 def check_scale_arguments(arguments: argparse.Namespace, parser: argparse.ArgumentParser, cohort_given: bool) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from ..training.config import TRAIN_LAYERS, TrainingConfig
+from .logs import LIBRARY_LOGGER, say
 from .options import (
     EXIT_OK,
     add_common_arguments,
+    add_logging_arguments,
     add_settings_arguments,
     run_command,
     settings_from,
@@ -47,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the split, the head and the shuffles (default 0)")
     parser.add_argument("--model-id", help="model id recorded in provenance (default: den-trained-LABEL-<sha256 prefix>)")
     add_common_arguments(parser, "print only errors and the verdict")
+    add_logging_arguments(parser)
     return parser
 
 
@@ -55,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     return run_command("den-train", lambda: _train(arguments), debug=arguments.debug,
-                       interrupted="interrupted; no training record was written (the slice cache is kept)")
+                       interrupted="interrupted; no training record was written (the slice cache is kept)",
+                       verbose=arguments.verbose, log_file=arguments.log_file)
 
 
 def _train(arguments: argparse.Namespace) -> int:
@@ -69,17 +74,19 @@ def _train(arguments: argparse.Namespace) -> int:
     )
     result = train(arguments.cases, arguments.label_column, arguments.output, config, on_message=_printer(arguments.quiet))
     if arguments.quiet:
-        print(result.record["verdict"]["text"], file=sys.stderr)
-    print(f"weights: {result.paths['weights']} (model id {result.record['model_id']})", file=sys.stderr)
+        say(result.record["verdict"]["text"])
+    say(f"weights: {result.paths['weights']} (model id {result.record['model_id']})")
     return EXIT_OK
 
 
 def _printer(quiet: bool):
     """Print progress lines on stderr, or only exclusions and failures when quiet."""
-    def say(text: str) -> None:
+    def show(text: str) -> None:
         if not quiet or "excluded" in text:
-            print(text, file=sys.stderr)
-    return say
+            say(text)
+        else:
+            logging.getLogger(LIBRARY_LOGGER).info(text)  # --log-file keeps what --quiet hides
+    return show
 
 
 if __name__ == "__main__":

@@ -187,7 +187,7 @@ def _row_problem(cells: list[str], names: list[str], case_id: str, segmentation:
         return id_fault
     if not segmentation.is_file():
         return f"case {case_id!r}: segmentation file not found: {segmentation}"
-    if image is not None and not image.is_file():
+    if image is not None and not (image.is_file() or image.is_dir()):  # a folder: a DICOM image series
         return f"case {case_id!r}: image file not found: {image}"
     return None
 

@@ -1,4 +1,4 @@
-"""``--scheduler``: a cohort's cases on a Dask cluster (``pip install DENExtractorLib[dask]``).
+"""``--scheduler``: a cohort's cases on a Dask cluster (``pip install -e '.[dask]'`` from a checkout).
 
 ``--scheduler tcp://HOST:PORT`` uses a cluster the user started (``dask scheduler`` / ``dask worker``,
 dask-jobqueue's ``SLURMCluster``, dask-kubernetes); ``--scheduler local`` starts a ``LocalCluster`` of ``--jobs``

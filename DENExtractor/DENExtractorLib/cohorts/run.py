@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import DENError, describe_error
 from ..extractor import DENExtractor
 from ..outputs.files import check_output_names, write_outputs
-from ..readers import load_image, load_segmentation
+from ..readers import load_case
 from ..result import ExtractionResult, pooled_vector
 from ..volume import Volume
 from .cases import Case, CaseOutcome
@@ -108,7 +108,7 @@ def _read_case(
             reusable = reusable_outputs(paths, case.segmentation, case.image, settings, png)
             if reusable is not None:
                 return finished_outcome(case, "resumed", reusable.features, reusable.foreground_rows, reusable.paths)
-        return _ReadCase(case, load_segmentation(case.segmentation), load_image(case.image) if case.image else None)
+        return _ReadCase(case, *load_case(case.segmentation, case.image))
     except Exception as error:
         return _failed(case, error)
 

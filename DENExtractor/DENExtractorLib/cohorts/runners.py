@@ -77,7 +77,8 @@ def run_entries(entries: list[CohortEntry], output: Path, extractor: DENExtracto
     logger.info("running %d case(s) in %s", len(cases), runner)
     if scheduler is not None:
         if importlib.util.find_spec("distributed") is None:
-            raise DENError("--scheduler", "Dask is not installed: pip install 'DENExtractorLib[dask]'")
+            raise DENError("--scheduler", "Dask is not installed: pip install -e '.[dask]' from a DENExtractor "
+                                           "checkout")
         from .dask_cluster import run_cases_on_dask
 
         run_cases_on_dask(cases, output, extractor.settings, scheduler=scheduler, jobs=jobs, resume=resume, png=png,

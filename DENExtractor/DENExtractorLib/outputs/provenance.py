@@ -8,7 +8,7 @@ import shlex
 import sys
 from datetime import datetime, timezone
 from importlib import metadata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -121,11 +121,14 @@ def _cpu_model() -> str:
 
 
 def _describe_volume(volume: Volume) -> dict:
-    """Source, checksum, shape, type and affine of an input volume."""
-    return {
+    """Source, checksum, shape, type and affine of an input volume (and its named segments, where it has them)."""
+    described: dict[str, Any] = {
         "source": volume.source,
         "sha256": volume.sha256,
         "shape": list(volume.shape),
         "dtype": str(volume.data.dtype),
         "affine": [[float(value) for value in row] for row in volume.affine],
     }
+    if volume.segments is not None:
+        described["segments"] = [dict(segment) for segment in volume.segments]
+    return described

@@ -27,7 +27,7 @@ def require_scikit_learn() -> None:
         import sklearn  # noqa: F401
     except ImportError:
         raise DENError("scikit-learn", "not installed; the logistic-regression baseline needs it: "
-                                       "pip install 'DENExtractorLib[train]'") from None
+                                       "pip install -e '.[train]' from a DENExtractor checkout") from None
 
 
 def pooled_features(cases: list[CachedCase], features_of: Callable[[CachedCase], np.ndarray]) -> np.ndarray:

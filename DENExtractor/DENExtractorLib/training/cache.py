@@ -23,7 +23,7 @@ from ..extractor import prepare_stack
 from ..outputs.atomic import write_atomically
 from ..outputs.output_folder import prepare_output_folder
 from ..preprocessing import SliceStack
-from ..readers import load_image, load_segmentation, source_sha256
+from ..readers import load_case, source_sha256
 from ..settings import ExtractionSettings
 from .labelled import Exclusion, LabelledCase, LabelledCohort
 
@@ -125,8 +125,8 @@ def _cached_case(case: LabelledCase, label_index: int, folder: Path, settings: E
 
 def _preprocessed(case: LabelledCase, settings: ExtractionSettings) -> SliceStack:
     """Read a case and preprocess it exactly as :meth:`DENExtractor.extract` does (labels kept, mode, plane, image)."""
-    image = load_image(case.image) if case.image is not None else None
-    return prepare_stack(settings, load_segmentation(case.segmentation), image)
+    segmentation, image = load_case(case.segmentation, case.image)  # a DICOM SEG on its series' grid
+    return prepare_stack(settings, segmentation, image)
 
 
 def _case_key(case: LabelledCase, settings: ExtractionSettings) -> str:
