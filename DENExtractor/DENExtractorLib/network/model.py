@@ -94,10 +94,11 @@ def _stderr_silenced() -> Iterator[None]:
 
 
 UNNEEDED_AT_IMPORT = ("sklearn", "scipy", "pandas", "matplotlib")
-"""Packages that TensorFlow and Keras import, where installed, only for parts DEN never uses (Keras' scikit-learn
-wrappers, its pandas data adapter and image-gallery plots, TensorFlow's legacy Keras' SciPy sparse check): about
-2 s of import together. They are hidden while TensorFlow loads, and importable again right after (``den-train``
-imports scikit-learn itself); only those Keras helpers then work as if the package were absent."""
+"""Packages that TensorFlow and Keras import, where installed and inside ``try: ... except ImportError``, only for
+parts DEN never uses (Keras' scikit-learn wrappers, its pandas data adapter and image-gallery plots, TensorFlow's
+legacy Keras' SciPy sparse check): about 2 s of import together. They are hidden while TensorFlow loads, and
+importable again right after (``den-train`` imports scikit-learn itself); only those helpers then work as if the
+package were absent. A TensorFlow that needs one of them outright is imported again without hiding anything."""
 
 
 @contextmanager
@@ -118,8 +119,14 @@ def import_keras() -> Any:
     """Import TensorFlow and Keras without their start-up chatter and without packages they do not need for DEN
     (:data:`UNNEEDED_AT_IMPORT`); return the ``keras`` module."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _stderr_silenced(), _unneeded_modules_hidden():
-        import keras
+    with _stderr_silenced():
+        try:
+            with _unneeded_modules_hidden():
+                import keras
+        except ImportError as error:
+            if (error.name or "").split(".")[0] not in UNNEEDED_AT_IMPORT:
+                raise
+            import keras
         import tensorflow  # loaded here so that its notices are silenced
 
         apply_tensorflow_setup(tensorflow)  # finds the devices: without a GPU, CUDA builds log a cuInit failure
