@@ -21,6 +21,14 @@ PLANES = ("axial", "coronal", "sagittal")
 
 DEFAULT_PLANE = PLANES[0]
 
+DEFAULT_LABEL_MAX = 4.0
+"""Oriented mode's label scale: a label value v enters the network as v / 4 in every case. 4 is the largest label
+of every BraTS scheme (1 necrosis, 2 oedema, 3 non-enhancing, 4 enhancing; 2021's 1, 2, 4; 2023's 1, 2, 3), so
+BraTS label maps need no option and a full BraTS case gets the numbers the per-case scale gave it."""
+
+CASE_LABEL_MAX = "case"
+"""``label_max="case"``: divide by each case's own largest label (oriented mode before the fixed scale)."""
+
 
 @dataclass(frozen=True)
 class ExtractionSettings:
@@ -28,13 +36,16 @@ class ExtractionSettings:
 
     ``mode``: "reference" (default) or "oriented"; ``plane``: oriented mode only, default axial (giving a plane in
     reference mode is refused, since reference mode slices along the first stored axis); ``labels``: label values
-    to keep, None for all; ``weights``: a Keras ``.weights.h5`` or ``.keras`` file, None for the bundled weights.
+    to keep, None for all; ``weights``: a Keras ``.weights.h5`` or ``.keras`` file, None for the bundled weights;
+    ``label_max``: oriented mode only, the label value that enters the network as 1 (default
+    :data:`DEFAULT_LABEL_MAX`; ``"case"`` for each case's own largest label, the former behaviour).
     """
 
     mode: str = "reference"
     plane: str | None = None
     labels: tuple[int, ...] | None = None
     weights: Path | None = None
+    label_max: float | str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -44,6 +55,7 @@ class ExtractionSettings:
         if self.plane is not None and self.plane not in PLANES:
             raise DENError("plane", f"unknown plane {self.plane!r}: choose one of {', '.join(PLANES)}")
         object.__setattr__(self, "labels", _label_tuple(self.labels))
+        object.__setattr__(self, "label_max", _label_max(self.label_max, self.mode))
         if self.weights is not None:
             weights = Path(self.weights).expanduser().absolute()
             check_weights_file(weights)
@@ -53,6 +65,11 @@ class ExtractionSettings:
     def effective_plane(self) -> str:
         """The plane oriented mode slices along (axial unless chosen)."""
         return self.plane or DEFAULT_PLANE
+
+    @property
+    def label_scale(self) -> float | str:
+        """Oriented mode's label divisor: the fixed ``label_max`` (default 4), or ``"case"``."""
+        return DEFAULT_LABEL_MAX if self.label_max is None else self.label_max
 
     def weights_identity(self) -> WeightsIdentity:
         """Model id, sha256 and source of the weights these settings use, computed without building a network."""
@@ -70,3 +87,21 @@ def _label_tuple(labels: Iterable[int] | None) -> tuple[int, ...] | None:
     if not values or values[0] <= 0:
         raise DENError("labels", f"labels must be positive whole numbers (0 is background), got {list(labels)}")
     return tuple(values)
+
+
+def _label_max(value: float | str | None, mode: str) -> float | str | None:
+    """A positive label scale, ``"case"`` or None; refused in reference mode (it divides as the published code)."""
+    if value is None:
+        return None
+    if mode == "reference":
+        raise DENError("label_max", "a label scale applies to oriented mode; reference mode divides by the stack "
+                                    "maximum as the published code does")
+    if isinstance(value, str) and value.strip().lower() == CASE_LABEL_MAX:
+        return CASE_LABEL_MAX
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        raise DENError("label_max", f"{value!r} is neither a positive number nor {CASE_LABEL_MAX!r}") from None
+    if not scale > 0 or scale == float("inf"):
+        raise DENError("label_max", f"{value!r} must be a positive number (the label value that enters as 1)")
+    return scale

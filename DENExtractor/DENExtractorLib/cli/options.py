@@ -24,17 +24,21 @@ EXIT_STATUSES = (
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser, weights_help: str) -> None:
-    """Add the options that make an :class:`ExtractionSettings`: ``--mode``, ``--plane``, ``--weights``, ``--labels``."""
+    """Add the options that make an :class:`ExtractionSettings`: ``--mode``, ``--plane``, ``--weights``, ``--labels``,
+    ``--label-max``."""
     parser.add_argument("--mode", choices=MODES, default="reference", help="preprocessing (default: reference)")
     parser.add_argument("--plane", choices=PLANES, help="slicing plane, oriented mode only (default: axial)")
     parser.add_argument("--weights", type=Path, metavar="FILE", help=weights_help)
     parser.add_argument("--labels", type=label_list, metavar="L1,L2",
                         help="keep only these label values, e.g. 1,4 (default: all labels)")
+    parser.add_argument("--label-max", metavar="V",
+                        help="oriented mode: the label value that enters the network as 1, the same in every case "
+                        "(default 4, BraTS); 'case' divides by each case's largest label (outputs before this option)")
 
 
 def settings_from(arguments: argparse.Namespace) -> ExtractionSettings:
     """The checked settings the options of :func:`add_settings_arguments` name."""
-    return ExtractionSettings(arguments.mode, arguments.plane, arguments.labels, arguments.weights)
+    return ExtractionSettings(arguments.mode, arguments.plane, arguments.labels, arguments.weights, arguments.label_max)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, quiet_help: str) -> None:

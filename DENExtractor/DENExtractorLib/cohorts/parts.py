@@ -104,7 +104,8 @@ def read_manifest(out_dir: Path) -> CohortManifest:
         if record["format"] != MANIFEST_FORMAT:
             raise DENError(path, f"unknown manifest format {record['format']!r}")
         chosen = record["settings"]
-        settings = ExtractionSettings(chosen["mode"], chosen["plane"], chosen["labels"], chosen["weights"])
+        settings = ExtractionSettings(chosen["mode"], chosen["plane"], chosen["labels"], chosen["weights"],
+                                      chosen.get("label_max"))
         entries = tuple(
             CohortEntry(
                 Case(entry["case_id"], Path(entry["segmentation"]), Path(entry["image"]) if entry["image"] else None),
@@ -129,6 +130,7 @@ def _manifest_record(manifest: CohortManifest) -> dict:
             "plane": settings.plane,
             "labels": list(settings.labels) if settings.labels is not None else None,
             "weights": str(settings.weights) if settings.weights is not None else None,
+            "label_max": settings.label_max,
         },
         "png": manifest.png,
         "carried_columns": list(manifest.carried_columns),

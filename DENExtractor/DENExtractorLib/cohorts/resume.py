@@ -58,6 +58,7 @@ def _verified(
         and provenance["model"]["weights_sha256"] == settings.weights_identity().sha256
         and preprocessing["mode"] == settings.mode
         and (settings.mode == "reference" or preprocessing["plane"] == settings.effective_plane)
+        and (settings.mode == "reference" or preprocessing.get("label_max", "case") == settings.label_scale)
         and preprocessing["labels"] == ("all" if settings.labels is None else list(settings.labels))
     )
     if not same_inputs:
