@@ -1,4 +1,4 @@
-"""den-train end to end on generated labelled cohorts (30 small cases whose label, a necrotic lesion or none, is
+"""den-train end to end on a generated labelled cohort (48 small cases whose label, a necrotic lesion or none, is
 visible): it learns and says so with an interval, two runs give bit-identical weights, the test patients influence
 nothing before the end, the saved classifier regenerates its test predictions and scores new cases, the weights
 load with den-extract, and every output leads back to the labels CSV."""
@@ -32,10 +32,11 @@ from PIL import Image
 
 pytestmark = pytest.mark.slow
 
-SETTINGS = ["--epochs", "5", "--patience", "2", "--learning-rate", "3e-4", "--seed", "1"]
-CONFIG = TrainingConfig(epochs=5, patience=2, learning_rate=3e-4, seed=1)
-SIDES = {**{f"syn{index:03d}": "test" for index in range(12)}, **{f"syn{index:03d}": "val" for index in range(12, 18)}}
-"""The split column: 12 test cases (6 per class), 6 validation cases, the other 12 train."""
+SETTINGS = ["--epochs", "6", "--patience", "2", "--learning-rate", "1e-3", "--seed", "1"]
+CONFIG = TrainingConfig(epochs=6, patience=2, learning_rate=1e-3, seed=1)
+CASES = 48
+SIDES = {**{f"syn{index:03d}": "test" for index in range(12)}, **{f"syn{index:03d}": "val" for index in range(12, 20)}}
+"""The split column: 12 test cases (6 per class), 8 validation cases, the other 28 train."""
 
 
 def with_split(labels_csv, output, labels=None):
@@ -51,9 +52,9 @@ def with_split(labels_csv, output, labels=None):
 
 @pytest.fixture(scope="session")
 def cohort(tmp_path_factory):
-    """30 learnable synthetic cases with a split column, plus a row without a label and a corrupt case."""
+    """48 learnable synthetic cases with a split column, plus a row without a label and a corrupt case."""
     folder = tmp_path_factory.mktemp("labelled")
-    generated = write_labelled_cohort(folder, cases=30, shape=(32, 32, 16), seed=5, whole_lesion=True)
+    generated = write_labelled_cohort(folder, cases=CASES, shape=(32, 32, 16), seed=5, whole_lesion=True)
     path = with_split(generated, folder / "split.csv")
     (folder / "broken.nii.gz").write_bytes(b"\x1f\x8b this is not gzip data")
     with open(path, "a", newline="", encoding="utf-8") as handle:
@@ -105,7 +106,7 @@ def test_patients_are_split_never_slices_and_failures_are_listed(cli_run):
     _, record, stderr = cli_run
     sides = [set(record["split"][side]) for side in ("train", "val", "test")]
     assert sides[0].isdisjoint(sides[1]) and sides[0].isdisjoint(sides[2]) and sides[1].isdisjoint(sides[2])
-    assert set().union(*sides) == {f"syn{index:03d}" for index in range(30)}
+    assert set().union(*sides) == {f"syn{index:03d}" for index in range(CASES)}
     assert record["split"]["groups"]["test"] == {"groups": 12, "cases": 12, "classes": {"absent": 6, "present": 6}}
     excluded = {item["case_id"]: item["message"] for item in record["excluded"]}
     assert excluded.keys() == {"unlabelled", "broken"}
@@ -139,7 +140,7 @@ def test_the_test_patients_influence_nothing_before_the_final_evaluation(cli_run
     _, record, _ = cli_run
     flipped = {case_id: "absent" if int(case_id[3:]) % 2 else "present" for case_id, side in SIDES.items()
                if side == "test"}
-    labels = with_split(cohort.parent / "labels.csv", tmp_path / "flipped.csv", flipped)
+    labels = with_split(cohort.parent / "labels.csv", cohort.parent / "flipped.csv", flipped)
 
     other = train_reusing_cache(cli_run, labels, tmp_path / "model").record
 
@@ -164,7 +165,7 @@ def test_the_saved_classifier_regenerates_the_test_predictions_and_scores_new_ca
 
     with open(tmp_path / "scores.csv", newline="") as handle:
         table = {row["case_id"]: row for row in csv.DictReader(handle)}
-    assert len(table) == 32
+    assert len(table) == CASES + 2
     assert all([float(table[case_id]["p_absent"]), float(table[case_id]["p_present"])] == probabilities
                for case_id, probabilities in reported.items())
     assert "not a readable NIfTI file" in table["broken"]["problem"] and table["broken"]["p_absent"] == ""
@@ -232,7 +233,7 @@ def test_the_provenance_chain_leads_back_to_the_labels_csv(cli_run, cohort, tmp_
     assert record["weights"]["base"] == {"model_id": MODEL_ID, "sha256": REFERENCE_WEIGHTS_SHA256, "source": "bundled",
                                          "file_sha256": None}
     assert record["hyperparameters"]["seed"] == record["seed"] == 1
-    assert record["hyperparameters"]["learning_rate"] == 3e-4 and record["hyperparameters"]["train_layers"] == "dense"
+    assert record["hyperparameters"]["learning_rate"] == 1e-3 and record["hyperparameters"]["train_layers"] == "dense"
     assert {"denextractor", "keras", "numpy", "scikit-learn"} <= record["software"].keys()
     assert {"tensorflow", "tensorflow-cpu"} & record["software"].keys()
     copy = tmp_path / "den_trained.weights.h5"

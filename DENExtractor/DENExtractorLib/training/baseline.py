@@ -68,7 +68,8 @@ class LinearProbe:
     def describe(self) -> dict:
         """JSON-ready summary: features kept, ``C`` chosen and its inner cross-validation, coefficients' sha256."""
         coefficients = np.concatenate([self.model.coef_.ravel(), self.model.intercept_]).astype(np.float64)
-        return {"features_kept": int(len(self.kept)), **self.choice, "coefficients_sha256": hashlib.sha256(coefficients.tobytes()).hexdigest()}
+        digest = hashlib.sha256(coefficients.tobytes()).hexdigest()
+        return {"features_kept": len(self.kept), **self.choice, "coefficients_sha256": digest}
 
 
 def fit_probe(features: np.ndarray, labels: np.ndarray, groups: list[str], class_count: int, seed: int) -> LinearProbe:
@@ -89,10 +90,10 @@ def _choose_c(scaled: np.ndarray, labels: np.ndarray, groups: list[str], class_c
     """The ``C`` of :data:`C_GRID` with the lowest mean inner-fold log loss (folds by group, stratified)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    group_label = {group: label for group, label in zip(groups, labels)}
+    group_label = dict(zip(groups, labels, strict=True))
     folds = int(min(MAX_FOLDS, np.bincount(list(group_label.values()), minlength=class_count).min()))
     if folds < 2:
-        return {"C": DEFAULT_C, "chosen_by": "default (fewer than 2 training patients in a class for inner folds)"}
+        return {"C": DEFAULT_C, "chosen_by": "default (a class has fewer than 2 training patients: no inner folds)"}
     splits = list(StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(scaled, labels, groups))
     losses = []
     for strength in C_GRID:
@@ -106,7 +107,7 @@ def _choose_c(scaled: np.ndarray, labels: np.ndarray, groups: list[str], class_c
     best = int(np.argmin(losses))
     return {"C": C_GRID[best], "chosen_by": f"grouped stratified {folds}-fold inner cross-validation on the "
                                              "training patients (lowest log loss)",
-            "inner_log_loss": {f"{strength:g}": loss for strength, loss in zip(C_GRID, losses)}}
+            "inner_log_loss": {f"{strength:g}": loss for strength, loss in zip(C_GRID, losses, strict=True)}}
 
 
 def _logistic(strength: float, seed: int):

@@ -51,7 +51,8 @@ def _data(record: dict) -> str:
                 else "No `group` column: every case is its own patient."), "",
              "| side | patients | cases | " + " | ".join(classes) + " |",
              "|---|---|---|" + "---|" * len(classes)]
-    for side, name in (("train", "training"), ("val", "validation (chooses the epoch)"), ("test", "test (scored once)")):
+    names = (("train", "training"), ("val", "validation (chooses the epoch)"), ("test", "test (scored once)"))
+    for side, name in names:
         entry = groups[side]
         lines.append(f"| {name} | {entry['groups']} | {entry['cases']} | "
                      + " | ".join(str(entry["classes"][label]) for label in classes) + " |")
@@ -69,7 +70,8 @@ def _settings(record: dict) -> str:
             f"- Preprocessing: mode {preprocessing['mode']}"
             + (f", plane {preprocessing['plane']}" if preprocessing["plane"] else "")
             + f", labels {preprocessing['labels']}{scale}, image mode {preprocessing['image_mode']}\n"
-            f"- Training: layers {hyper['train_layers']}, up to {hyper['epochs']} epochs (patience {hyper['patience']}), "
+            f"- Training: layers {hyper['train_layers']}, up to {hyper['epochs']} epochs "
+            f"(patience {hyper['patience']}), "
             f"batch {hyper['batch_size']}, Adam learning rate {hyper['learning_rate']:g}, seed {hyper['seed']}; "
             f"kept epoch {record['best_epoch']} of {len(record['epochs'])} (lowest validation loss)\n"
             f"- Baseline: {record['baseline']['note']}; chosen C = {record['baseline']['base_weights']['fit']['C']:g} "
@@ -118,7 +120,8 @@ def _calibration(record: dict) -> str:
         bins = entry["reliability"]
         cases = sum(item["patients"] for item in bins)
         confidence = sum(item["confidence"] * item["patients"] for item in bins) / max(1, cases)
-        lines.append(f"| {name} | {entry['brier']:.3f} | {entry['ece']:.3f} | {confidence:.3f} | {entry['accuracy']:.3f} |")
+        lines.append(f"| {name} | {entry['brier']:.3f} | {entry['ece']:.3f} | {confidence:.3f} | "
+                     f"{entry['accuracy']:.3f} |")
     lines += ["", f"Reliability diagram: `{record['outputs']['reliability']['file']}`."]
     return "\n".join(lines)
 
@@ -127,7 +130,8 @@ def _validation(record: dict) -> str:
     """The validation scores, labelled as optimistic."""
     validation = record["validation"]
     return ("## Validation patients (optimistic: they chose the epoch)\n\n"
-            f"ROC AUC {_number(validation['roc_auc'], '.3f')}, balanced accuracy {validation['balanced_accuracy']:.3f}, "
+            f"ROC AUC {_number(validation['roc_auc'], '.3f')}, "
+            f"balanced accuracy {validation['balanced_accuracy']:.3f}, "
             f"Brier {validation['brier']:.3f} on {validation['patients']} cases.")
 
 

@@ -74,7 +74,8 @@ def load_classifier(model_dir: str | Path) -> TrainedClassifier:
         outputs, preprocessing = record["outputs"], record["preprocessing"]
         head_entry, weights_entry = outputs["head"], outputs["weights"]
     except (OSError, ValueError, KeyError, TypeError):
-        raise DENError(record_path, "not a den-train record with a saved head (train again with this version)") from None
+        raise DENError(record_path, "not a den-train record with a saved head (train again with this "
+                                    "version)") from None
     if record.get("format") != TRAINING_RECORD_FORMAT:
         raise DENError(record_path, f"unknown training record format {record.get('format')!r}")
     head_path, weights_path = model_dir / Path(head_entry["file"]).name, model_dir / Path(weights_entry["file"]).name

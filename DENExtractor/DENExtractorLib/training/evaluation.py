@@ -37,7 +37,7 @@ def classification_metrics(probabilities: np.ndarray, truth: np.ndarray, class_c
     confusion = np.zeros((class_count, class_count), dtype=np.int64)
     np.add.at(confusion, (truth, predicted), 1)
     return {
-        "patients": int(len(truth)),
+        "patients": len(truth),
         "accuracy": float(np.mean(predicted == truth)),
         "balanced_accuracy": balanced_accuracy(probabilities, truth),
         "roc_auc": multiclass_auc(probabilities, truth),
@@ -89,7 +89,8 @@ def expected_calibration_error(probabilities: np.ndarray, truth: np.ndarray) -> 
 
 
 def roc_auc(scores: np.ndarray, truth: np.ndarray) -> float | None:
-    """Area under the ROC curve of ``scores`` for class 1 against class 0 (ties count half); None if a class is absent."""
+    """Area under the ROC curve of ``scores`` for class 1 against class 0 (ties count half); None if a class is
+    absent."""
     positive, negative = scores[truth == 1], scores[truth == 0]
     if not len(positive) or not len(negative):
         return None

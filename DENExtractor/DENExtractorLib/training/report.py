@@ -70,7 +70,7 @@ def write_predictions(path: Path, patients: list[str], labels: list[str], probab
         with open(temporary, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["case_id", "label", "predicted", "correct", "slices", *(f"p_{name}" for name in classes)])
-            for patient, label, row, count in zip(patients, labels, probabilities, slices):
+            for patient, label, row, count in zip(patients, labels, probabilities, slices, strict=True):
                 predicted = classes[int(np.argmax(row))]
                 writer.writerow([patient, label, predicted, int(predicted == label), count,
                                  *(repr(float(value)) if exact else format(float(value), ".6f") for value in row)])
@@ -101,7 +101,8 @@ def save_training_png(path: Path, epochs: list[dict], best_epoch: int, confusion
     score_axes.plot(numbers, [record["val_balanced_accuracy"] for record in epochs], "s-", color="tab:green",
                     label="balanced accuracy")
     if epochs and epochs[0].get("val_roc_auc") is not None:
-        score_axes.plot(numbers, [record["val_roc_auc"] for record in epochs], "^-", color="tab:purple", label="ROC AUC")
+        score_axes.plot(numbers, [record["val_roc_auc"] for record in epochs], "^-", color="tab:purple",
+                        label="ROC AUC")
     score_axes.axhline(1 / len(classes), color="grey", linestyle=":", label="chance")
     for axes, name in ((loss_axes, "class-weighted cross-entropy"), (score_axes, "validation patients")):
         axes.axvline(best_epoch, color="black", linestyle="--", linewidth=0.8, label=f"kept: epoch {best_epoch}")
@@ -150,7 +151,7 @@ def save_reliability_png(path: Path, curves: dict[str, list[dict]], title: str) 
     figure = Figure(figsize=(6, 5.5), dpi=100)
     axes = figure.subplots()
     axes.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
-    for (name, bins), marker in zip(curves.items(), "os^"):
+    for (name, bins), marker in zip(curves.items(), "os^", strict=False):
         confidence = [entry["confidence"] for entry in bins]
         accuracy = [entry["accuracy"] for entry in bins]
         axes.plot(confidence, accuracy, "-", alpha=0.6)

@@ -65,10 +65,11 @@ def _stratified(cohort: LabelledCohort, val_fraction: float, test_fraction: floa
         order = [groups[index] for index in generator.permutation(len(groups))]
         test = _count(test_fraction, len(groups), 0) if test_fraction > 0 else 0
         val = _count(val_fraction, len(groups), test)
-        side_of.update({group: "test" for group in order[:test]})
-        side_of.update({group: "val" for group in order[test : test + val]})
-        side_of.update({group: "train" for group in order[test + val :]})
-    sides = {side: tuple(sorted(case.case_id for case in cohort.cases if side_of[case.patient] == side)) for side in SIDES}
+        side_of.update(dict.fromkeys(order[:test], "test"))
+        side_of.update(dict.fromkeys(order[test:test + val], "val"))
+        side_of.update(dict.fromkeys(order[test + val:], "train"))
+    sides = {side: tuple(sorted(case.case_id for case in cohort.cases if side_of[case.patient] == side))
+             for side in SIDES}
     grouped = ", grouped by the 'group' column" if any(case.group for case in cohort.cases) else ""
     return PatientSplit(sides["train"], sides["val"], sides["test"],
                         f"stratified by class{grouped}, seed {seed}, validation fraction {val_fraction:g}, "

@@ -19,9 +19,9 @@ from ..hashing import file_sha256
 from ..network.architecture import PARAMETER_COUNT
 from ..network.bundled import weights_sha256
 from ..network.trained_record import TRAINING_RECORD_FORMAT
+from ..outputs.atomic import write_atomically
 from ..outputs.output_folder import prepare_output_folder
 from ..outputs.provenance import software_versions
-from ..outputs.atomic import write_atomically
 from .baseline import fit_probe, pooled_features, require_scikit_learn
 from .cache import CachedCase, cache_cases, cache_trunk_outputs, read_rows
 from .card import model_card
@@ -190,7 +190,7 @@ def _evaluate(run: _Run, loop: LoopResult, base_features: np.ndarray, trained_fe
         probe = fit_probe(features[picks["train"]], labels[picks["train"]], run.groups("train"), class_count, seed)
         probes[name] = {"fit": probe.describe(), "validation": classification_metrics(
             probe.probabilities(features[picks["val"]]), labels[picks["val"]], class_count)}
-        probe_test[name] = probe.probabilities(features[picks["test"]])
+        probe_test[name] = probe.probabilities(features[picks["test"]]) if len(picks["test"]) else None
     evaluation = {"val_probabilities": val_probabilities,
                   "validation": classification_metrics(val_probabilities, run.val_set.patient_labels, class_count),
                   "baseline": dict(probes, note=BASELINE_NOTE)}
@@ -304,7 +304,8 @@ def _groups_record(run: _Run) -> dict:
     for side in ("train", "val", "test"):
         ids = getattr(run.split, side)
         out[side] = {"groups": len(set(run.groups(side))), "cases": len(ids),
-                     "classes": {name: sum(label_of[case_id] == name for case_id in ids) for name in run.cohort.classes}}
+                     "classes": {name: sum(label_of[case_id] == name for case_id in ids)
+                                 for name in run.cohort.classes}}
     out["from_column"] = any(case.group for case in run.cohort.cases)
     return out
 

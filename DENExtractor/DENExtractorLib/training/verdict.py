@@ -117,7 +117,7 @@ def judge(truth: np.ndarray, network: np.ndarray, baseline: np.ndarray, groups: 
     text = _text(chance_claim, baseline_claim, ours, chance, paired, resampler, baseline_name)
     return {
         "test_patients": resampler.groups,
-        "test_cases": int(len(truth)),
+        "test_cases": len(truth),
         "score": "ROC AUC (one-vs-rest macro average for more than two classes)",
         "alpha": ALPHA,
         "resamples": RESAMPLES,
