@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class LinearProbe:
     kept: np.ndarray
     median: np.ndarray
     spread: np.ndarray
-    model: object
+    model: Any
     class_count: int
     choice: dict
 

@@ -29,15 +29,13 @@ HEAD_FORMAT = "den-head/1"
 
 def write_head(path: Path, kernel: np.ndarray, bias: np.ndarray, classes: tuple[str, ...]) -> Path:
     """Save the head's kernel (4096, classes), bias and class names as a ``.npz`` of plain arrays."""
-    arrays = {"format": np.asarray(HEAD_FORMAT), "kernel": np.asarray(kernel, dtype=np.float32),
-              "bias": np.asarray(bias, dtype=np.float32), "classes": np.asarray(classes, dtype=str)}
-    return write_atomically(path, lambda temporary: _save_npz(temporary, arrays))
 
+    def save(temporary: Path) -> None:
+        with open(temporary, "wb") as handle:  # a handle: np.savez would append ".npz" to the temporary name
+            np.savez(handle, format=np.asarray(HEAD_FORMAT), kernel=np.asarray(kernel, dtype=np.float32),
+                     bias=np.asarray(bias, dtype=np.float32), classes=np.asarray(classes, dtype=str))
 
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez`` into exactly ``path`` (it would append ``.npz`` to a temporary name)."""
-    with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
+    return write_atomically(path, save)
 
 
 @dataclass

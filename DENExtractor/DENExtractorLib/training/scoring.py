@@ -48,8 +48,13 @@ def score_cohort(model_dir: str | Path, cases_csv: str | Path, output: str | Pat
               "table": {"file": output.name, "sha256": file_sha256(output)}, "cases": cases,
               "software": software_versions()}
     text = json.dumps(record, indent=1)
-    write_atomically(output.with_name(output.name + ".json"), lambda path: path.write_text(text, encoding="utf-8"))
+    write_atomically(output.with_name(output.name + ".json"), lambda path: _write_text(path, text))
     return output
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a UTF-8 text file (for :func:`write_atomically`)."""
+    path.write_text(text, encoding="utf-8")
 
 
 def _score_row(classifier: TrainedClassifier, row) -> dict:

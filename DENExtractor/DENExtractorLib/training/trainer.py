@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -179,18 +180,21 @@ def _evaluate(run: _Run, loop: LoopResult, base_features: np.ndarray, trained_fe
               paths: dict[str, Path], model_id: str) -> dict:
     """Validation metrics of the kept epoch, the probes, then (once) the test patients and the verdict."""
     class_count, seed = len(run.cohort.classes), run.config.seed
+    assert loop.val_slice_probabilities is not None  # the loop ran at least one epoch
     val_probabilities = patient_probabilities(loop.val_slice_probabilities, run.val_set.patient,
                                               len(run.val_set.cases))
     rows = {case.case_id: index for index, case in enumerate(run.cases)}
     picks = {side: np.asarray([rows[case_id] for case_id in getattr(run.split, side)], dtype=np.int64)
              for side in ("train", "val", "test")}
     labels = np.asarray([case.label_index for case in run.cases])
-    probes, probe_test = {}, {}
+    probes: dict[str, dict] = {}
+    probe_test: dict[str, np.ndarray] = {}
     for name, features in (("base_weights", base_features), ("trained_weights", trained_features)):
         probe = fit_probe(features[picks["train"]], labels[picks["train"]], run.groups("train"), class_count, seed)
         probes[name] = {"fit": probe.describe(), "validation": classification_metrics(
             probe.probabilities(features[picks["val"]]), labels[picks["val"]], class_count)}
-        probe_test[name] = probe.probabilities(features[picks["test"]]) if len(picks["test"]) else None
+        if run.split.test:
+            probe_test[name] = probe.probabilities(features[picks["test"]])
     evaluation = {"val_probabilities": val_probabilities,
                   "validation": classification_metrics(val_probabilities, run.val_set.patient_labels, class_count),
                   "baseline": dict(probes, note=BASELINE_NOTE)}
@@ -245,7 +249,7 @@ def _write_outputs(run: _Run, loop: LoopResult, evaluation: dict, paths: dict[st
     written = {kind: {"file": paths[kind].name, "sha256": file_sha256(paths[kind])} for kind in kinds}
     record = _record(run, loop, evaluation, model_id, written)
     card = model_card(record)
-    write_atomically(paths["card"], lambda path: path.write_text(card, encoding="utf-8"))
+    write_atomically(paths["card"], lambda path: _write_text(path, card))
     record["outputs"]["card"] = {"file": paths["card"].name, "sha256": file_sha256(paths["card"])}
     record["elapsed_seconds"] = round(time.perf_counter() - started, 3)
     write_record(paths["record"], record)
@@ -300,7 +304,7 @@ def _record(run: _Run, loop: LoopResult, evaluation: dict, model_id: str, writte
 def _groups_record(run: _Run) -> dict:
     """Per side: groups (patients), cases and cases per class."""
     label_of = {case.case_id: case.label for case in run.cohort.cases}
-    out = {}
+    out: dict[str, Any] = {}
     for side in ("train", "val", "test"):
         ids = getattr(run.split, side)
         out[side] = {"groups": len(set(run.groups(side))), "cases": len(ids),
@@ -308,6 +312,11 @@ def _groups_record(run: _Run) -> dict:
                                  for name in run.cohort.classes}}
     out["from_column"] = any(case.group for case in run.cohort.cases)
     return out
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a UTF-8 text file (for :func:`write_atomically`)."""
+    path.write_text(text, encoding="utf-8")
 
 
 def _case_reporter(say: Messages) -> Callable[[str, str], None]:
