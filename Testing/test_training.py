@@ -196,6 +196,7 @@ def test_the_model_card_reports_data_metrics_verdict_and_limitations(cli_run):
     card = (model_dir / "den_trained_card.md").read_text()
     assert record["outputs"]["card"]["sha256"] == file_sha256(model_dir / "den_trained_card.md")
     assert record["verdict"]["text"] in card
+    assert "| side | patients | cases | cases absent | cases present |" in card
     assert "| test (scored once) | 12 | 12 | 6 | 6 |" in card
     auc = record["verdict"]["network"]["roc_auc"]
     assert f"| trained network | {auc['value']:.3f} [{auc['interval'][0]:.3f}, {auc['interval'][1]:.3f}]" in card

@@ -119,6 +119,6 @@ def test_a_label_that_only_identifies_the_patient_is_at_chance_on_held_out_patie
     verdict = record["verdict"]
     test_patients = {case_id[:4] for case_id in record["split"]["test"]}
     assert test_patients.isdisjoint(case_id[:4] for case_id in record["split"]["train"] + record["split"]["val"])
-    assert record["split"]["groups"]["test"] == {"groups": 8, "cases": 16, "classes": {"absent": 4, "present": 4}}
+    assert record["split"]["groups"]["test"] == {"groups": 8, "cases": 16, "classes": {"absent": 8, "present": 8}}
     assert verdict["test_patients"] == 8 and verdict["chance"] == "no evidence", verdict["text"]
     assert not verdict["baseline_better_than_chance"], verdict["baseline_against_chance"]

@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/label_scale_caveats.py`` (reads ``../shared/data``; prints a Markdown table and lines)
 
 1. Per real label map: its largest label, reference mode's divisor (the maximum of the bicubic-resized stack, as
-   the published script divides), the network input of oedema (label 2) there, and oriented mode's divisor with
+   the published script divides), the network input of label 1 there, and oriented mode's divisor with
    the fixed scale (default 4) and with the former per-case scale.
 2. On pat0001, with the bundled weights: the relative L2 change of the pooled vector when only the reference
    divisor changes (published divisor vs the largest label), when the field of view is cropped to the tumour's
@@ -35,8 +35,8 @@ def main() -> None:
     from DENExtractorLib.errors import DENError
     from DENExtractorLib.preprocessing import preprocess
 
-    print("| label map | largest label | reference divisor | oedema (2) enters as | oriented, fixed scale 4 | "
-          "oriented, per case |")
+    print("| label map | largest label | reference divisor | label 1 enters as (reference) | oriented divisor, "
+          "fixed scale 4 | oriented divisor, per case (before) |")
     print("|---|---|---|---|---|---|")
     for name, path in MAPS.items():
         volume = load_segmentation(path)
@@ -47,7 +47,7 @@ def main() -> None:
         except DENError as error:
             fixed = f"refused ({str(error).split(': ', 1)[1].split(':')[0]})"
         per_case = preprocess(volume, mode="oriented", label_scale="case").divisor
-        print(f"| {name} | {largest:g} | {reference:g} | {2 / reference:.3f} | {fixed} | {per_case:g} |")
+        print(f"| {name} | {largest:g} | {reference:g} | {1 / reference:.3f} | {fixed} | {per_case:g} |")
     _pooled_distances()
 
 

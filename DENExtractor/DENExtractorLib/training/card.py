@@ -49,7 +49,7 @@ def _data(record: dict) -> str:
     lines = ["## Data", "", f"Split: {record['split']['method']}. "
              + ("Groups (patients) from the CSV's `group` column." if groups["from_column"]
                 else "No `group` column: every case is its own patient."), "",
-             "| side | patients | cases | " + " | ".join(classes) + " |",
+             "| side | patients | cases | " + " | ".join(f"cases {label}" for label in classes) + " |",
              "|---|---|---|" + "---|" * len(classes)]
     names = (("train", "training"), ("val", "validation (chooses the epoch)"), ("test", "test (scored once)"))
     for side, name in names:
