@@ -70,3 +70,21 @@ def test_bad_label_scales_get_one_line(value, fault):
 def test_a_label_scale_in_reference_mode_is_refused():
     with pytest.raises(DENError, match="label_max: a label scale applies to oriented mode"):
         ExtractionSettings(label_max=4)
+
+
+@pytest.mark.slow
+def test_resume_never_reuses_outputs_computed_with_another_label_scale(tmp_path, capsys):
+    from DENExtractorLib.cohorts.resume import reusable_outputs
+    from DENExtractorLib.outputs.files import output_paths
+
+    data = np.zeros((16, 16, 8), dtype=np.uint8)
+    data[4:12, 4:12, 2:6] = 1
+    data[6:10, 6:10, 3:5] = 2
+    path = save_nifti(tmp_path / "case.nii.gz", data)
+    status, _ = run_cli([path, "--mode", "oriented", "--label-max", "case", "-o", tmp_path / "out", "--no-png"], capsys)
+    assert status == 0
+    paths = output_paths(tmp_path / "out", "case")
+
+    assert reusable_outputs(paths, path, None, ExtractionSettings(mode="oriented", label_max="case"), False) is not None
+    assert reusable_outputs(paths, path, None, ExtractionSettings(mode="oriented"), False) is None
+    assert reusable_outputs(paths, path, None, ExtractionSettings(mode="oriented", label_max=2), False) is None
