@@ -71,7 +71,7 @@ def cli_run(cohort, tmp_path_factory):
     finished = subprocess.run(
         [sys.executable, "-m", "DENExtractorLib.cli.train", "--cases", str(cohort), "--label-column", "necrosis",
          "-o", str(model_dir), *SETTINGS],
-        capture_output=True, text=True, env=environment, timeout=600,
+        capture_output=True, text=True, env=environment, timeout=600, check=False,
     )
     assert finished.returncode == 0, finished.stderr
     return model_dir, json.loads((model_dir / "den_trained.json").read_text()), finished.stderr
@@ -118,7 +118,8 @@ def test_early_stopping_keeps_the_epoch_with_the_lowest_validation_loss(cli_run)
     _, record, _ = cli_run
     losses = [epoch["val_loss"] for epoch in record["epochs"]]
     assert record["best_epoch"] == 1 + int(np.argmin(losses))
-    assert record["validation"]["balanced_accuracy"] == record["epochs"][record["best_epoch"] - 1]["val_balanced_accuracy"]
+    kept = record["epochs"][record["best_epoch"] - 1]
+    assert record["validation"]["balanced_accuracy"] == kept["val_balanced_accuracy"]
     if record["stopped_early"]:
         assert len(losses) == record["best_epoch"] + CONFIG.patience < CONFIG.epochs
     else:
@@ -129,7 +130,7 @@ def test_two_runs_give_bit_identical_weights_head_and_verdict(cli_run, api_run):
     model_dir, record, _ = cli_run
     assert api_run.record["weights"]["final"]["sha256"] == record["weights"]["final"]["sha256"]
     for kind in ("weights", "head", "test_predictions"):
-        assert file_sha256(api_run.paths[kind]) == record["outputs"][kind]["sha256"]
+        assert file_sha256(api_run.paths[kind]) == file_sha256(model_dir / api_run.paths[kind].name)
     assert api_run.record["epochs"] == record["epochs"]
     assert api_run.record["split"] == record["split"]
     assert api_run.record["verdict"] == record["verdict"]
@@ -187,7 +188,7 @@ def test_a_head_that_is_not_the_recorded_one_is_refused(cli_run, tmp_path):
     (copy / "den_head.npz").write_bytes(bytes(content))
     from DENExtractorLib.errors import DENError
 
-    with pytest.raises(DENError, match="den_head.npz: missing, or not the file the training record names"):
+    with pytest.raises(DENError, match=r"den_head\.npz: missing, or not the file the training record names"):
         load_classifier(copy)
 
 
@@ -200,7 +201,8 @@ def test_the_model_card_reports_data_metrics_verdict_and_limitations(cli_run):
     assert "| test (scored once) | 12 | 12 | 6 | 6 |" in card
     auc = record["verdict"]["network"]["roc_auc"]
     assert f"| trained network | {auc['value']:.3f} [{auc['interval'][0]:.3f}, {auc['interval'][1]:.3f}]" in card
-    assert "## Calibration (test patients)" in card and "## Limitations" in card and "Not for clinical decisions" in card
+    assert "## Calibration (test patients)" in card and "## Limitations" in card
+    assert "Not for clinical decisions" in card
 
 
 def test_trained_weights_load_with_den_extract_and_change_the_features(cli_run, cohort, tmp_path, capsys):
@@ -263,8 +265,8 @@ def test_all_layers_fine_tune_from_trained_weights(cli_run, tmp_path):
     """``--train-layers all`` from the trained weights: the convolutions change too and the start is linked."""
     model_dir, record, _ = cli_run
     cohort = write_labelled_cohort(tmp_path / "small", cases=6, shape=(20, 20, 12), seed=40)
-    config = TrainingConfig(ExtractionSettings(weights=model_dir / "den_trained.weights.h5"), train_layers="all", epochs=1,
-                            batch_size=8, val_fraction=0.34, test_fraction=0.0)
+    config = TrainingConfig(ExtractionSettings(weights=model_dir / "den_trained.weights.h5"), train_layers="all",
+                            epochs=1, batch_size=8, val_fraction=0.34, test_fraction=0.0)
 
     result = train(cohort, "necrosis", tmp_path / "model", config)
 
@@ -278,4 +280,5 @@ def test_all_layers_fine_tune_from_trained_weights(cli_run, tmp_path):
     assert result.record["weights"]["base"]["sha256"] == weights_sha256(start) == record["weights"]["final"]["sha256"]
     assert not np.array_equal(start[0], tuned[0])  # the first convolution's kernel learned
     assert weights_sha256(tuned) == result.record["weights"]["final"]["sha256"]
-    assert result.record["test"] is None and result.record["verdict"]["text"].startswith("No verdict: there are no test")
+    assert result.record["test"] is None
+    assert result.record["verdict"]["text"].startswith("No verdict: there are no test")
