@@ -62,7 +62,7 @@ def test_settings_records_round_trip_and_workers_hash_for_themselves(tmp_path):
     weights = _weights_file(tmp_path)
     settings = ExtractionSettings("oriented", None, (4, 1), weights)
     record = settings.record()
-    assert record == {"mode": "oriented", "plane": "axial", "labels": [1, 4], "weights": weights}
+    assert record == {"mode": "oriented", "plane": "axial", "labels": [1, 4], "weights": weights, "label_max": 4.0}
     assert ExtractionSettings.from_record(record).record() == record
     assert ExtractionSettings.from_record(ExtractionSettings().record()) == ExtractionSettings()
     identity = settings.identity

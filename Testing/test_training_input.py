@@ -114,36 +114,65 @@ def test_mixed_image_mode_is_refused(tmp_path, capsys):
     refused_by_den_train(path, "image mode needs an image for every case; none for p1, p2, p3", tmp_path, capsys)
 
 
-def test_stratified_split_is_by_patient_seeded_and_keeps_every_class_on_both_sides(tmp_path):
-    cohort = read_labelled_cohort(cohort_csv(tmp_path / "c", graded(20, labels=("a", "b", "c", "c"))), "grade")
+def test_stratified_split_is_by_patient_seeded_and_keeps_every_class_on_every_side(tmp_path):
+    cohort = read_labelled_cohort(cohort_csv(tmp_path / "c", graded(40, labels=("a", "b", "c", "c"))), "grade")
 
-    split = split_patients(cohort, 0.25, seed=3)
+    split = split_patients(cohort, 0.2, 0.3, seed=3)
 
-    assert set(split.train).isdisjoint(split.val)
-    assert set(split.train) | set(split.val) == {case.case_id for case in cohort.cases}
+    sides = [set(split.train), set(split.val), set(split.test)]
+    assert all(first.isdisjoint(second) for index, first in enumerate(sides) for second in sides[index + 1 :])
+    assert set().union(*sides) == {case.case_id for case in cohort.cases}
     label = {case.case_id: case.label for case in cohort.cases}
-    assert sorted(label[p] for p in split.val) == ["a", "b", "c", "c"]  # round(0.25 * 5) = 1 a, 1 b; 10 c -> 2
-    assert split_patients(cohort, 0.25, seed=3) == split
-    assert split_patients(cohort, 0.25, seed=4).val != split.val
+    assert sorted(label[p] for p in split.test) == ["a"] * 3 + ["b"] * 3 + ["c"] * 6  # round(0.3 * 10), 0.3 * 20
+    assert sorted(label[p] for p in split.val) == ["a"] * 2 + ["b"] * 2 + ["c"] * 4
+    assert split_patients(cohort, 0.2, 0.3, seed=3) == split
+    assert split_patients(cohort, 0.2, 0.3, seed=4).test != split.test
+    assert split_patients(cohort, 0.2, 0.0, seed=3).test == ()
+
+
+def grouped_rows(patients: int, cases_each: int) -> list[tuple]:
+    """Rows of ``patients`` groups of ``cases_each`` cases; labels alternate by patient."""
+    return [(f"p{patient}c{case}", f"p{patient}c{case}.nii.gz", ("low", "high")[patient % 2], f"patient{patient}")
+            for patient in range(patients) for case in range(cases_each)]
+
+
+def test_a_group_column_keeps_every_patients_cases_on_one_side(tmp_path):
+    rows = grouped_rows(10, 3)
+    path = cohort_csv(tmp_path / "c", rows, ("case_id", "segmentation", "grade", "group"))
+    cohort = read_labelled_cohort(path, "grade")
+
+    for seed in range(5):
+        split = split_patients(cohort, 0.2, 0.2, seed=seed)
+        group_of = {case.case_id: case.patient for case in cohort.cases}
+        sides = [{group_of[case] for case in side} for side in (split.train, split.val, split.test)]
+        assert sides[0].isdisjoint(sides[1]) and sides[0].isdisjoint(sides[2]) and sides[1].isdisjoint(sides[2])
+        assert [len(side) for side in sides] == [6, 2, 2] and "grouped by the 'group' column" in split.method
+        assert len(split.train) == 18 and len(split.test) == 6
 
 
 def test_a_split_column_fixes_each_patient_side(tmp_path):
-    rows = [(case_id, seg, label, "val" if case_id in ("p0", "p1") else "Train") for case_id, seg, label in graded(6)]
-    cohort = read_labelled_cohort(cohort_csv(tmp_path / "c", rows, ("case_id", "segmentation", "grade", "split")), "grade")
+    sides = {"p0": "val", "p1": "val", "p2": "Test", "p3": "test"}
+    rows = [(case_id, seg, label, sides.get(case_id, "Train")) for case_id, seg, label in graded(8)]
+    path = cohort_csv(tmp_path / "c", rows, ("case_id", "segmentation", "grade", "split"))
+    cohort = read_labelled_cohort(path, "grade")
 
-    split = split_patients(cohort, 0.5, seed=0)
+    split = split_patients(cohort, 0.5, 0.2, seed=0)
 
-    assert split.val == ("p0", "p1") and split.train == ("p2", "p3", "p4", "p5")
+    assert split.val == ("p0", "p1") and split.test == ("p2", "p3") and split.train == ("p4", "p5", "p6", "p7")
     assert split.method == "the CSV's split column"
 
 
-def test_a_split_column_that_starves_a_side_or_has_an_unknown_value_is_refused(tmp_path):
+def test_a_split_column_that_starves_a_side_splits_a_group_or_has_an_unknown_value_is_refused(tmp_path):
     rows = [(case_id, seg, label, "val" if case_id == "p0" else "train") for case_id, seg, label in graded(4)]
     path = cohort_csv(tmp_path / "c", rows, ("case_id", "segmentation", "grade", "split"))
-    with pytest.raises(DENError, match="the validation patients .* have no case of class\\(es\\) 'high'"):
-        split_patients(read_labelled_cohort(path, "grade"), 0.5, seed=0)
-    path.write_text(path.read_text().replace(",val", ",test"))
-    with pytest.raises(DENError, match="row 2: split 'test' is not one of train, val"):
+    with pytest.raises(DENError, match=r"the validation patients .* have no case of class\(es\) 'high'"):
+        split_patients(read_labelled_cohort(path, "grade"), 0.5, 0.2, seed=0)
+    path.write_text(path.read_text().replace(",val", ",holdout"))
+    with pytest.raises(DENError, match="row 2: split 'holdout' is not one of train, val, test"):
+        read_labelled_cohort(path, "grade")
+    rows = [(*row, "val" if row[0] == "p0c1" else "train") for row in grouped_rows(4, 2)]
+    path = cohort_csv(tmp_path / "g", rows, ("case_id", "segmentation", "grade", "group", "split"))
+    with pytest.raises(DENError, match="group 'patient0' has cases in split 'train' and 'val'"):
         read_labelled_cohort(path, "grade")
 
 

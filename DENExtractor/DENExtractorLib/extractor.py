@@ -104,7 +104,8 @@ def prepare_stack(settings: ExtractionSettings, segmentation: Volume, image: Vol
     """
     if settings.labels is not None:
         segmentation = select_labels(segmentation, settings.labels)
-    stack = preprocess(segmentation, image=image, mode=settings.mode, plane=settings.effective_plane)
+    stack = preprocess(segmentation, image=image, mode=settings.mode, plane=settings.effective_plane,
+                       label_scale=settings.label_scale)
     stack.parameters["labels"] = settings.labels_record
     return stack
 

@@ -60,6 +60,15 @@ def _weights(value: Any, folder: Path) -> Path | None:
     return path if path.is_absolute() else folder / path
 
 
+def _label_max(value: Any, folder: Path) -> float | str:
+    """Oriented mode's label scale: a positive number, or ``case``."""
+    if value == "case":
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ValueError(f"{value!r} is not a positive number or 'case'")
+    return float(value)
+
+
 def _flag(value: Any, folder: Path) -> bool:
     """true or false."""
     if not isinstance(value, bool):
@@ -72,6 +81,7 @@ SCHEMA: dict[str, Callable[[Any, Path], Any]] = {
     "plane": _choice(PLANES),
     "labels": _labels,
     "weights": _weights,
+    "label_max": _label_max,
     "png": _flag,
     "parquet": _flag,
     "slice_table": _flag,

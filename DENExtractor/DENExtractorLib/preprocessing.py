@@ -3,7 +3,8 @@
 Reference mode reproduces the published pipeline exactly: slices along the first stored voxel axis, each cast to
 8-bit (``astype(uint8)``, PIL mode "L"), resized with PIL's bicubic filter to 224x224, then the whole stack divided
 by its maximum. Oriented mode reorients to RAS, slices along the chosen anatomical plane, pads each slice to a
-physical square and resizes labels by nearest neighbour (no new label values). Image mode feeds the MRI inside the
+physical square, resizes labels by nearest neighbour (no new label values) and divides by a fixed label scale
+(``label_max``, default 4), so a label value is the same network input in every case. Image mode feeds the MRI inside the
 segmentation instead of the label values, normalised to [0, 1] without 8-bit wrap-around.
 
 Slices without foreground give an all-zero input; only foreground slices are stored and computed.
@@ -18,6 +19,7 @@ from PIL import Image
 
 from .errors import DENError
 from .network.architecture import INPUT_SIZE
+from .settings import CASE_LABEL_MAX, DEFAULT_LABEL_MAX
 from .volume import Volume, check_same_grid
 
 MAX_PADDED_PIXELS = 4096 * 4096
@@ -52,17 +54,19 @@ class SliceStack:
         return images.astype(np.float32)[..., np.newaxis]
 
 
-def preprocess(segmentation: Volume, image: Volume | None = None, mode: str = "reference", plane: str = "axial") -> SliceStack:
+def preprocess(segmentation: Volume, image: Volume | None = None, mode: str = "reference", plane: str = "axial",
+               label_scale: float | str = DEFAULT_LABEL_MAX) -> SliceStack:
     """Build the :class:`SliceStack` of a segmentation in the given mode and plane (plane: oriented mode only).
 
-    ``mode`` and ``plane`` are values an :class:`~DENExtractorLib.settings.ExtractionSettings` has validated.
+    ``mode``, ``plane`` and ``label_scale`` (oriented mode's label divisor, or ``"case"`` for the case's largest
+    label) are values an :class:`~DENExtractorLib.settings.ExtractionSettings` has validated.
     """
     if image is not None:
         check_same_grid(segmentation, image)
     if mode == "reference":
         return _reference_stack(segmentation, image)
     if mode == "oriented":
-        return _oriented_stack(segmentation, image, plane)
+        return _oriented_stack(segmentation, image, plane, label_scale)
     raise ValueError(f"unknown mode {mode!r}")
 
 
@@ -96,7 +100,7 @@ def _reference_stack(segmentation: Volume, image: Volume | None) -> SliceStack:
     return SliceStack(int(labels.shape[0]), rows, resized, divisor, parameters)
 
 
-def _oriented_stack(segmentation: Volume, image: Volume | None, plane: str) -> SliceStack:
+def _oriented_stack(segmentation: Volume, image: Volume | None, plane: str, label_scale: float | str) -> SliceStack:
     """Reorient to RAS, slice along ``plane``, pad to a physical square, resize without inventing labels."""
     import nibabel.orientations as orientations
 
@@ -119,12 +123,14 @@ def _oriented_stack(segmentation: Volume, image: Volume | None, plane: str) -> S
         "square_padding": "zero padding, centred, to equal physical width and height",
     }
     if image is None:
-        scale = float(labels.max())
+        scale = _label_divisor(labels, label_scale, segmentation.source)
         resized = np.stack([
             _square_resize(_take(labels, axis, row), column_spacing, row_spacing, Image.Resampling.NEAREST) for row in rows
         ])
         parameters.update(input="label values", resize={"library": "Pillow", "filter": "nearest", "size": [INPUT_SIZE] * 2},
-                          normalisation="divide by the largest label value", divisor=scale)
+                          normalisation=("divide by the case's largest label value" if label_scale == CASE_LABEL_MAX
+                                         else "divide by the fixed label scale (label_max), the same in every case"),
+                          label_max=label_scale, divisor=scale)
         return SliceStack(int(labels.shape[axis]), rows, resized, scale, parameters)
     normalised, window = _normalised_image(segmentation, image)
     normalised = orientations.apply_orientation(normalised, ornt)
@@ -135,6 +141,18 @@ def _oriented_stack(segmentation: Volume, image: Volume | None, plane: str) -> S
     parameters.update(input="image intensities inside the segmentation, zero outside",
                       resize={"library": "Pillow", "filter": "bilinear", "size": [INPUT_SIZE] * 2}, normalisation=window)
     return SliceStack(int(labels.shape[axis]), rows, resized, 1.0, parameters)
+
+
+def _label_divisor(labels: np.ndarray, label_scale: float | str, source: str) -> float:
+    """Oriented mode's divisor: the fixed scale (refusing a label above it) or the case's largest label."""
+    largest = float(labels.max())
+    if label_scale == CASE_LABEL_MAX:
+        return largest
+    scale = float(label_scale)
+    if largest > scale:
+        raise DENError(source, f"label value {largest:g} exceeds the label scale {scale:g}: give --label-max "
+                               f"{largest:g} (or more) for this label scheme")
+    return scale
 
 
 def _rows_with_foreground(labels: np.ndarray, axis: int) -> np.ndarray:

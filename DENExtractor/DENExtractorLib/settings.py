@@ -22,6 +22,14 @@ PLANES = ("axial", "coronal", "sagittal")
 
 DEFAULT_PLANE = PLANES[0]
 
+DEFAULT_LABEL_MAX = 4.0
+"""Oriented mode's label scale: a label value v enters the network as v / 4 in every case. 4 is the largest label
+of every BraTS scheme (1 necrosis, 2 oedema, 3 non-enhancing, 4 enhancing; 2021's 1, 2, 4; 2023's 1, 2, 3), so
+BraTS label maps need no option and a full BraTS case gets the numbers the per-case scale gave it."""
+
+CASE_LABEL_MAX = "case"
+"""``label_max="case"``: divide by each case's own largest label (oriented mode before the fixed scale)."""
+
 
 @dataclass(frozen=True)
 class ExtractionSettings:
@@ -29,7 +37,9 @@ class ExtractionSettings:
 
     ``mode``: "reference" (default) or "oriented"; ``plane``: oriented mode only, default axial (giving a plane in
     reference mode is refused, since reference mode slices along the first stored axis); ``labels``: label values
-    to keep, None for all; ``weights``: a Keras ``.weights.h5`` or ``.keras`` file, None for the bundled weights.
+    to keep, None for all; ``weights``: a Keras ``.weights.h5`` or ``.keras`` file, None for the bundled weights;
+    ``label_max``: oriented mode only, the label value that enters the network as 1 (default
+    :data:`DEFAULT_LABEL_MAX`; ``"case"`` for each case's own largest label, the former behaviour);
     ``origin``: where each setting came from (``("mode", "den.yaml")``...), for the provenance only: two settings
     that differ only in origin are equal.
     """
@@ -38,6 +48,7 @@ class ExtractionSettings:
     plane: str | None = None
     labels: tuple[int, ...] | None = None
     weights: Path | None = None
+    label_max: float | str | None = None
     origin: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -48,6 +59,7 @@ class ExtractionSettings:
         if self.plane is not None and self.plane not in PLANES:
             raise DENError("plane", f"unknown plane {self.plane!r}: choose one of {', '.join(PLANES)}")
         object.__setattr__(self, "labels", _label_tuple(self.labels))
+        object.__setattr__(self, "label_max", _label_max(self.label_max, self.mode))
         if self.weights is not None:
             weights = Path(self.weights).expanduser().absolute()
             check_weights_file(weights)
@@ -57,6 +69,11 @@ class ExtractionSettings:
     def effective_plane(self) -> str:
         """The plane oriented mode slices along (axial unless chosen)."""
         return self.plane or DEFAULT_PLANE
+
+    @property
+    def label_scale(self) -> float | str:
+        """Oriented mode's label divisor: the fixed ``label_max`` (default 4), or ``"case"``."""
+        return DEFAULT_LABEL_MAX if self.label_max is None else self.label_max
 
     def with_labels(self, labels: Iterable[int] | None) -> ExtractionSettings:
         """These settings keeping ``labels`` instead (a cases CSV row's ``Label``; None: these settings unchanged),
@@ -76,19 +93,21 @@ class ExtractionSettings:
 
     def record(self) -> dict:
         """The settings as JSON data, the one record that provenance, resume, array-job manifests and training
-        write and compare: mode, plane (oriented mode's effective plane, else None), labels and weights path."""
+        write and compare: mode, plane and label scale (oriented mode's, else None), labels and weights path."""
         return {
             "mode": self.mode,
             "plane": self.effective_plane if self.mode == "oriented" else None,
             "labels": self.labels_record,
             "weights": str(self.weights) if self.weights is not None else None,
+            "label_max": self.label_scale if self.mode == "oriented" else None,
         }
 
     @classmethod
     def from_record(cls, record: Mapping) -> ExtractionSettings:
         """The settings a :meth:`record` describes, checked again like any other input."""
         labels = record["labels"]
-        return cls(record["mode"], record["plane"], None if labels in ("all", None) else labels, record["weights"])
+        return cls(record["mode"], record["plane"], None if labels in ("all", None) else labels, record["weights"],
+                   record.get("label_max"))
 
     @cached_property
     def identity(self) -> WeightsIdentity:
@@ -132,3 +151,21 @@ def _label_tuple(labels: Iterable[int] | None) -> tuple[int, ...] | None:
     if not values or values[0] <= 0:
         raise DENError("labels", f"labels must be positive whole numbers (0 is background), got {list(labels)}")
     return tuple(values)
+
+
+def _label_max(value: float | str | None, mode: str) -> float | str | None:
+    """A positive label scale, ``"case"`` or None; refused in reference mode (it divides as the published code)."""
+    if value is None:
+        return None
+    if mode == "reference":
+        raise DENError("label_max", "a label scale applies to oriented mode; reference mode divides by the stack "
+                                    "maximum as the published code does")
+    if isinstance(value, str) and value.strip().lower() == CASE_LABEL_MAX:
+        return CASE_LABEL_MAX
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        raise DENError("label_max", f"{value!r} is neither a positive number nor {CASE_LABEL_MAX!r}") from None
+    if not scale > 0 or scale == float("inf"):
+        raise DENError("label_max", f"{value!r} must be a positive number (the label value that enters as 1)")
+    return scale

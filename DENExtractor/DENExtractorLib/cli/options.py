@@ -25,18 +25,21 @@ EXIT_STATUSES = (
 )
 
 
-SETTING_NAMES = ("mode", "plane", "labels", "weights")
+SETTING_NAMES = ("mode", "plane", "labels", "weights", "label_max")
 """The options (and settings-file keys) that make an :class:`ExtractionSettings`."""
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser, weights_help: str) -> None:
     """Add the options that make an :class:`ExtractionSettings`: ``--mode``, ``--plane``, ``--weights``,
-    ``--labels`` (each None unless given, so a settings file can fill it)."""
+    ``--labels``, ``--label-max`` (each None unless given, so a settings file can fill it)."""
     parser.add_argument("--mode", choices=MODES, help="preprocessing (default: reference)")
     parser.add_argument("--plane", choices=PLANES, help="slicing plane, oriented mode only (default: axial)")
     parser.add_argument("--weights", type=Path, metavar="FILE", help=weights_help)
     parser.add_argument("--labels", type=label_list, metavar="L1,L2",
                         help="keep only these label values, e.g. 1,4 (default: all labels)")
+    parser.add_argument("--label-max", metavar="V",
+                        help="oriented mode: the label value that enters the network as 1, the same in every case "
+                        "(default 4, BraTS); 'case' divides by each case's largest label (outputs before this option)")
 
 
 def add_params_argument(parser: argparse.ArgumentParser) -> None:

@@ -25,14 +25,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="den-train",
         description="Train DEN's weights on your labelled cohort: DEN as extracted plus a softmax head (Adam, "
-        "categorical cross-entropy), split by patient, early stopping, checked against a logistic-regression "
-        "baseline. Writes den_trained.weights.h5 (for den-extract --weights), den_trained.json, den_trained.png "
-        "and val_predictions.csv into MODEL_DIR.",
+        "categorical cross-entropy), split by patient (group column) into training, validation (early stopping) and "
+        "test patients (scored once), judged on the test patients against chance and a linear-probe baseline. "
+        "Writes den_trained.weights.h5 (for den-extract --weights), den_head.npz (for den-score), den_trained.json, "
+        "den_trained_card.md, den_trained.png, den_trained_reliability.png, val_predictions.csv and "
+        "test_predictions.csv into MODEL_DIR.",
         epilog="Example: den-train --cases labels.csv --label-column grade -o model && "
         "den-extract seg.nii.gz --weights model/den_trained.weights.h5 -o out",
     )
     parser.add_argument("--cases", type=Path, required=True, metavar="CSV",
-                        help="cases CSV (case_id, segmentation[, image], a label column, optional split column)")
+                        help="cases CSV (case_id, segmentation[, image], a label column, optional group and split "
+                        "columns)")
     parser.add_argument("--label-column", required=True, metavar="NAME", help="the CSV column holding each case's class")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL_DIR", help="output folder (created if needed)")
     add_settings_arguments(parser, "start from these weights (default: bundled den-ref-v1)")
@@ -41,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
                         help=f"share of each class's patients kept for validation (default {defaults.val_fraction}); "
                         "ignored when the CSV has a 'split' column")
+    parser.add_argument("--test-fraction", type=float, default=defaults.test_fraction,
+                        help=f"share of each class's patients kept untouched for the final test (default "
+                        f"{defaults.test_fraction}; 0: no test set, no verdict); ignored with a 'split' column")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help=f"at most this many epochs (default {defaults.epochs})")
     parser.add_argument("--patience", type=int, default=defaults.patience,
                         help=f"stop after this many epochs without a lower validation loss (default {defaults.patience})")
@@ -69,13 +75,14 @@ def _train(arguments: argparse.Namespace) -> int:
 
     config = TrainingConfig(
         settings=settings_from(arguments), train_layers=arguments.train_layers, val_fraction=arguments.val_fraction,
+        test_fraction=arguments.test_fraction,
         epochs=arguments.epochs, batch_size=arguments.batch_size, learning_rate=arguments.learning_rate,
         patience=arguments.patience, seed=arguments.seed, model_id=arguments.model_id,
     )
     result = train(arguments.cases, arguments.label_column, arguments.output, config, on_message=_printer(arguments.quiet))
     if arguments.quiet:
         say(result.record["verdict"]["text"])
-    say(f"weights: {result.paths['weights']} (model id {result.record['model_id']})")
+    say(f"weights: {result.paths['weights']} (model id {result.record['model_id']}); model card: {result.paths['card']}")
     return EXIT_OK
 
 

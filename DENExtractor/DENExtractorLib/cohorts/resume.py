@@ -62,6 +62,7 @@ def _verified(
         and provenance["model"]["weights_sha256"] == settings.identity.sha256
         and preprocessing["mode"] == settings.mode
         and (settings.mode == "reference" or preprocessing["plane"] == settings.effective_plane)
+        and (settings.mode == "reference" or preprocessing.get("label_max", "case") == settings.label_scale)
         and preprocessing["labels"] == settings.labels_record
     )
     if not same_inputs:

@@ -138,6 +138,7 @@ def _case_key(case: LabelledCase, settings: ExtractionSettings) -> str:
         "image": source_sha256(case.image) if case.image is not None else None,
         "mode": settings.mode,
         "plane": settings.effective_plane if settings.mode == "oriented" else None,
+        "label_max": settings.label_scale if settings.mode == "oriented" else None,
         "labels": None if settings.labels is None else list(settings.labels),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

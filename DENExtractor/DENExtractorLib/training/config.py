@@ -23,7 +23,8 @@ class TrainingConfig:
 
     settings: ExtractionSettings = field(default_factory=ExtractionSettings)
     train_layers: str = "dense"
-    val_fraction: float = 0.25
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
     epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 1e-4
@@ -36,6 +37,8 @@ class TrainingConfig:
         checks = [
             ("train_layers", self.train_layers in TRAIN_LAYERS, f"{self.train_layers!r} is not one of {', '.join(TRAIN_LAYERS)}"),
             ("val_fraction", 0 < self.val_fraction < 1, f"{self.val_fraction:g} must lie between 0 and 1"),
+            ("test_fraction", 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1,
+             f"{self.test_fraction:g} must lie in [0, 1) and leave training patients beside the validation fraction"),
             ("epochs", self.epochs >= 1, f"{self.epochs} must be at least 1"),
             ("batch_size", self.batch_size >= 1, f"{self.batch_size} must be at least 1"),
             ("learning_rate", self.learning_rate > 0, f"{self.learning_rate:g} must be positive"),
@@ -52,7 +55,9 @@ class TrainingConfig:
         return {
             **settings.record(),
             "train_layers": self.train_layers,
+            "label_max": settings.label_scale if settings.mode == "oriented" else None,
             "val_fraction": self.val_fraction,
+            "test_fraction": self.test_fraction,
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,

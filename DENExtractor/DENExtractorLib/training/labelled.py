@@ -16,9 +16,12 @@ from ..errors import DENError
 from ..hashing import file_sha256
 
 SPLIT_COLUMN = "split"
-"""Optional CSV column that fixes each patient's side: ``train`` or ``val`` (``validation`` also accepted)."""
+"""Optional CSV column that fixes each case's side: ``train``, ``val`` (``validation``) or ``test``."""
 
-SPLIT_VALUES = {"train": "train", "val": "val", "validation": "val"}
+SPLIT_VALUES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+GROUP_COLUMN = "group"
+"""Optional CSV column naming each case's patient (or other group): a group's cases always stay on one side of
+every split and every cross-validation. Without it every case is its own group."""
 MIN_PATIENTS_PER_CLASS = 2
 MISSING_LABELS = frozenset({"nan", "na", "n/a", "#n/a", "null"})
 """Label cells that mean "no label" (as pandas, R and spreadsheets write a missing value, any case): such a row is
@@ -27,13 +30,20 @@ excluded, never a class of its own."""
 
 @dataclass(frozen=True)
 class LabelledCase:
-    """One patient: id, segmentation, optional MRI (image mode), class label and, if the CSV fixes it, split side."""
+    """One case: id, segmentation, optional MRI (image mode), class label, if the CSV fixes it its split side, and
+    its group (patient; the case id when the CSV has no ``group`` column)."""
 
     case_id: str
     segmentation: Path
     image: Path | None
     label: str
     split: str | None = None
+    group: str = ""
+
+    @property
+    def patient(self) -> str:
+        """The group the case belongs to: the ``group`` cell, or the case id."""
+        return self.group or self.case_id
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,8 @@ def read_labelled_cohort(path: str | Path, label_column: str) -> LabelledCohort:
     """Read a cases CSV with a label column into a :class:`LabelledCohort`.
 
     Raises :class:`DENError` (one line naming the file) when the label column is missing, fewer than two classes
-    remain, a class has fewer than two patients, image mode is mixed, or a ``split`` cell is not train/val. Rows
+    remain, a class has fewer than two patients, image mode is mixed, a ``split`` cell is not train/val/test, or a
+    ``split`` column puts one group's cases on two sides. Rows
     with a problem (missing file...) or without a label are excluded and listed in ``excluded``.
     """
     path = Path(path)
@@ -87,6 +98,7 @@ def read_labelled_cohort(path: str | Path, label_column: str) -> LabelledCohort:
         found = ", ".join(repr(name) for name in table.carried_columns) or "none"
         raise DENError(path, f"no label column {label_column!r}; the other columns are {found}")
     split_column = _find_column(table.carried_columns, SPLIT_COLUMN)
+    group_column = _find_column(table.carried_columns, GROUP_COLUMN)
     cases, excluded = [], []
     for row in table.rows:
         cell = row.columns.get(column, "").strip()
@@ -99,8 +111,10 @@ def read_labelled_cohort(path: str | Path, label_column: str) -> LabelledCohort:
                                                     f"column {column!r}: excluded"))
         else:
             split = _split_side(row.columns.get(split_column, ""), path, row.row) if split_column else None
-            cases.append(LabelledCase(row.case_id, row.segmentation, row.image, label, split))
+            group = row.columns.get(group_column, "").strip() if group_column else ""
+            cases.append(LabelledCase(row.case_id, row.segmentation, row.image, label, split, group))
     _refuse_mixed_image_mode(cases, path)
+    _refuse_groups_across_sides(cases, path)
     return _checked_cohort(path, file_sha256(path), column, tuple(cases), tuple(excluded), split_column is not None)
 
 
@@ -141,8 +155,18 @@ def _split_side(cell: str, path: Path, row: int) -> str:
     """The side a ``split`` cell names."""
     side = SPLIT_VALUES.get(cell.strip().lower())
     if side is None:
-        raise DENError(f"{path} row {row}", f"split {cell!r} is not one of train, val")
+        raise DENError(f"{path} row {row}", f"split {cell!r} is not one of train, val, test")
     return side
+
+
+def _refuse_groups_across_sides(cases: list[LabelledCase], path: Path) -> None:
+    """A ``split`` column must keep every group's cases on one side (else the patient is seen on both)."""
+    sides: dict[str, str | None] = {}
+    for case in cases:
+        side = sides.setdefault(case.patient, case.split)
+        if side != case.split:
+            raise DENError(path, f"group {case.patient!r} has cases in split {side!r} and {case.split!r}: "
+                                 "a patient's cases must all be on one side")
 
 
 def _refuse_mixed_image_mode(cases: list[LabelledCase], path: Path) -> None:

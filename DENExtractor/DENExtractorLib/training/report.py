@@ -1,8 +1,9 @@
 """The outputs of ``den-train`` in ``MODEL_DIR``, each written atomically, the training record last.
 
-``den_trained.weights.h5`` (the DEN trunk only, for ``--weights``), ``den_trained.png`` (learning curves and the
-validation confusion matrix), ``val_predictions.csv`` (one row per validation patient) and ``den_trained.json``
-(the training record, which names the others).
+``den_trained.weights.h5`` (the DEN trunk, for ``--weights``), ``den_head.npz`` (the softmax head),
+``den_trained.png`` (learning curves and the validation confusion matrix), ``val_predictions.csv`` and
+``test_predictions.csv`` (one row per case), ``den_trained_reliability.png`` (calibration on the test cases),
+``den_trained_card.md`` (the model card) and ``den_trained.json`` (the training record, which names the others).
 """
 
 from __future__ import annotations
@@ -17,15 +18,19 @@ import numpy as np
 
 from ..network.trained_record import TRAINING_RECORD_NAME
 from ..outputs.atomic import write_atomically
+from .classifier import HEAD_FILE
 
 WEIGHTS_NAME = "den_trained.weights.h5"
 PICTURE_NAME = "den_trained.png"
 PREDICTIONS_NAME = "val_predictions.csv"
+NAMES = {"weights": WEIGHTS_NAME, "head": HEAD_FILE, "png": PICTURE_NAME, "predictions": PREDICTIONS_NAME,
+         "test_predictions": "test_predictions.csv", "reliability": "den_trained_reliability.png",
+         "card": "den_trained_card.md", "record": TRAINING_RECORD_NAME}
 
 
 def output_paths(model_dir: Path) -> dict[str, Path]:
-    """The paths of the weights, picture, predictions and record in ``model_dir``."""
-    names = {"weights": WEIGHTS_NAME, "png": PICTURE_NAME, "predictions": PREDICTIONS_NAME, "record": TRAINING_RECORD_NAME}
+    """The paths of every output in ``model_dir``, by kind."""
+    names = NAMES
     return {kind: model_dir / name for kind, name in names.items()}
 
 
@@ -57,17 +62,18 @@ def _snake_case(name: str) -> str:
 
 
 def write_predictions(path: Path, patients: list[str], labels: list[str], probabilities: np.ndarray,
-                      slices: list[int], classes: tuple[str, ...]) -> Path:
-    """One row per validation patient: id, true and predicted class, slices, mean probability of each class."""
+                      slices: list[int], classes: tuple[str, ...], exact: bool = False) -> Path:
+    """One row per case: id, true and predicted class, slices, mean probability of each class (6 decimals, or
+    with ``exact`` every digit of the float64, so a reloaded classifier can be compared bit for bit)."""
 
     def write(temporary: Path) -> None:
         with open(temporary, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["case_id", "label", "predicted", "correct", "slices", *(f"p_{name}" for name in classes)])
-            for patient, label, row, count in zip(patients, labels, probabilities, slices):
+            for patient, label, row, count in zip(patients, labels, probabilities, slices, strict=True):
                 predicted = classes[int(np.argmax(row))]
                 writer.writerow([patient, label, predicted, int(predicted == label), count,
-                                 *(format(float(value), ".6f") for value in row)])
+                                 *(repr(float(value)) if exact else format(float(value), ".6f") for value in row)])
 
     return write_atomically(path, write)
 
@@ -95,7 +101,8 @@ def save_training_png(path: Path, epochs: list[dict], best_epoch: int, confusion
     score_axes.plot(numbers, [record["val_balanced_accuracy"] for record in epochs], "s-", color="tab:green",
                     label="balanced accuracy")
     if epochs and epochs[0].get("val_roc_auc") is not None:
-        score_axes.plot(numbers, [record["val_roc_auc"] for record in epochs], "^-", color="tab:purple", label="ROC AUC")
+        score_axes.plot(numbers, [record["val_roc_auc"] for record in epochs], "^-", color="tab:purple",
+                        label="ROC AUC")
     score_axes.axhline(1 / len(classes), color="grey", linestyle=":", label="chance")
     for axes, name in ((loss_axes, "class-weighted cross-entropy"), (score_axes, "validation patients")):
         axes.axvline(best_epoch, color="black", linestyle="--", linewidth=0.8, label=f"kept: epoch {best_epoch}")
@@ -126,16 +133,35 @@ def _draw_confusion(axes: Any, confusion: np.ndarray, classes: tuple[str, ...], 
         axes.text(column, row, str(count), ha="center", va="center", color=colour, fontsize=12)
 
 
-def verdict(network: dict, baseline: dict, base_model_id: str) -> dict:
-    """Whether training beat the linear probe on the base weights' pooled features, on the same validation patients."""
-    ours = network["balanced_accuracy"]
-    theirs = baseline["validation_split"]["balanced_accuracy"]
-    beat = bool(ours > theirs)
-    comparison = (f"balanced accuracy on the {network['patients']} validation patients: trained network {ours:.3f}, "
-                  f"logistic regression on {base_model_id} pooled features {theirs:.3f}")
-    if beat:
-        text = f"Training beat the baseline ({comparison})."
-    else:
-        text = (f"Training did NOT beat the baseline ({comparison}). Prefer the linear probe on {base_model_id} "
-                "features for this cohort, or more patients.")
-    return {"beat_baseline": beat, "criterion": "validation balanced accuracy, same patients", "text": text}
+def no_test_verdict() -> dict:
+    """The verdict of a run without test patients: none (validation chose the epoch, so its scores are optimistic)."""
+    return {"chance": "no test patients", "baseline_comparison": "no test patients", "better_than_chance": False,
+            "better_than_baseline": False,
+            "text": "No verdict: there are no test patients (--test-fraction 0 or no 'test' rows in the split column); "
+                    "the validation patients chose the epoch, so their scores are optimistic."}
+
+
+def save_reliability_png(path: Path, curves: dict[str, list[dict]], title: str) -> Path:
+    """Reliability diagram: accuracy against mean top-class confidence per bin (marker area ~ cases), diagonal."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 5.5), dpi=100)
+    axes = figure.subplots()
+    axes.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
+    for (name, bins), marker in zip(curves.items(), "os^", strict=False):
+        confidence = [entry["confidence"] for entry in bins]
+        accuracy = [entry["accuracy"] for entry in bins]
+        axes.plot(confidence, accuracy, "-", alpha=0.6)
+        axes.scatter(confidence, accuracy, s=[40 * entry["patients"] for entry in bins], marker=marker, alpha=0.7,
+                     label=f"{name} ({sum(entry['patients'] for entry in bins)} cases)")
+    axes.set_xlim(0, 1.02)
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_xlabel("mean confidence (top-class probability) in the bin")
+    axes.set_ylabel("accuracy in the bin")
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=8, loc="lower right", markerscale=0.5)
+    figure.tight_layout()
+    return write_atomically(path, lambda temporary: figure.savefig(temporary, format="png"))

@@ -1,5 +1,7 @@
 """``den-train``'s pipeline, stage by stage: read the labelled cohort, cache the preprocessed slices, split by
-patient, build DEN plus a head, train, evaluate against the linear-probe baseline, write the outputs."""
+patient into training, validation and test, build DEN plus a head, train (validation chooses the epoch), save the
+whole classifier, fit the linear-probe baselines on the training patients, score the test patients once, judge,
+write the outputs and the model card."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,35 +20,40 @@ from ..hashing import file_sha256
 from ..network.architecture import PARAMETER_COUNT
 from ..network.bundled import weights_sha256
 from ..network.trained_record import TRAINING_RECORD_FORMAT
+from ..outputs.atomic import write_atomically
 from ..outputs.output_folder import prepare_output_folder
 from ..outputs.provenance import software_versions
-from .baseline import linear_probe, pooled_features, require_scikit_learn
+from .baseline import fit_probe, pooled_features, require_scikit_learn
 from .cache import CachedCase, cache_cases, cache_trunk_outputs, read_rows
+from .card import model_card
+from .classifier import classifier_from_files, write_head
 from .config import TrainingConfig
 from .data import ReadCase, SliceSet, class_weights, slice_set
-from .evaluation import classification_metrics, patient_probabilities
+from .evaluation import classification_metrics, patient_probabilities, reliability_bins
 from .labelled import LabelledCohort, read_labelled_cohort
 from .loop import LoopResult, train_loop
-from .model import TrainableDEN, build_trainable, make_deterministic
+from .model import HEAD_NAME, TrainableDEN, build_trainable, make_deterministic
 from .report import (
+    no_test_verdict,
     output_paths,
+    save_reliability_png,
     save_training_png,
-    verdict,
     write_predictions,
     write_record,
     write_weights,
 )
 from .split import PatientSplit, split_patients
+from .verdict import judge
 
 Messages = Callable[[str], None]
 FEATURE_BATCH = 16
 """Slices per forward pass when computing pooled features (extraction's batch size)."""
 
 BASELINE_NOTE = (
-    "logistic regression (standardised, class-balanced) on pooled features (mean and max over tumour slices); "
-    "'validation_split' is fitted on the training patients and scored on the validation patients; "
-    "'cross_validation' uses every patient and, for the trained weights, is optimistic because those weights were "
-    "trained on the training patients' labels"
+    "class-balanced L2 logistic regression on pooled features (mean and max over tumour slices), fitted on the "
+    "training patients only: features constant over them removed, robust scaling (median, interquartile range) "
+    "clipped to +-5, C chosen by grouped stratified inner cross-validation on them; validation and test patients "
+    "are only scored. 'trained_weights' is the same probe on the trained trunk's features"
 )
 
 
@@ -72,13 +80,25 @@ class _Run:
     val_set: SliceSet
     class_weights: dict[int, float]
 
+    def side(self, name: str) -> list[CachedCase]:
+        """The cases of one side of the split ("train", "val", "test"), in split order."""
+        by_id = {case.case_id: case for case in self.cases}
+        return [by_id[case_id] for case_id in getattr(self.split, name)]
+
+    def groups(self, name: str) -> list[str]:
+        """The group (patient) of every case of one side, in split order."""
+        patient = {case.case_id: case.patient for case in self.cohort.cases}
+        return [patient[case_id] for case_id in getattr(self.split, name)]
+
 
 def train(cases_csv: str | Path, label_column: str, model_dir: str | Path, config: TrainingConfig | None = None,
           *, on_message: Messages | None = None) -> TrainingResult:
     """Train DEN's weights on a labelled cases CSV and write them, with their record, into ``model_dir``.
 
-    Example: ``train("labels.csv", "grade", "model", TrainingConfig(epochs=20)).paths["weights"]`` is a
-    ``.weights.h5`` that ``den-extract --weights`` loads. Raises :class:`DENError` (one line) for bad input.
+    Training patients fit the weights, validation patients choose the epoch, and the test patients are scored once,
+    at the end, with the saved classifier; the verdict is about them. Example: ``train("labels.csv", "grade",
+    "model", TrainingConfig(epochs=20)).paths["weights"]`` is a ``.weights.h5`` that ``den-extract --weights``
+    loads. Raises :class:`DENError` (one line) for bad input.
     """
     started = time.perf_counter()
     config = config or TrainingConfig()
@@ -88,9 +108,11 @@ def train(cases_csv: str | Path, label_column: str, model_dir: str | Path, confi
     loop = train_loop(run.model, run.train_set, run.val_set, run.read_case, class_count=len(run.cohort.classes),
                       weights=run.class_weights, epochs=config.epochs, batch_size=config.batch_size,
                       patience=config.patience, seed=config.seed, on_epoch=lambda record: say(_epoch_line(record)))
-    evaluation = _evaluate(run, loop, base_features, _pooled(run))
+    paths = output_paths(run.model_dir)
+    model_id = _save_classifier(run, paths)
+    evaluation = _evaluate(run, loop, base_features, _pooled(run), paths, model_id)
     say(evaluation["verdict"]["text"])
-    return _write_outputs(run, loop, evaluation, output_paths(run.model_dir), started)
+    return _write_outputs(run, loop, evaluation, paths, model_id, started)
 
 
 def _prepare(cases_csv: str | Path, label_column: str, model_dir: str | Path, config: TrainingConfig,
@@ -104,16 +126,16 @@ def _prepare(cases_csv: str | Path, label_column: str, model_dir: str | Path, co
     cached, failures = cache_cases(cohort, model_dir, config.settings, on_case=_case_reporter(say))
     cohort = cohort.without(failures)
     cached = _with_final_classes(cached, cohort)
-    split = split_patients(cohort, config.val_fraction, config.seed)
+    split = split_patients(cohort, config.val_fraction, config.test_fraction, config.seed)
     make_deterministic(config.seed)
     model = build_trainable(config.settings.weights, len(cohort.classes), config.train_layers, config.learning_rate,
                             config.seed)
     cases, read_case = _classifier_data(model, cached)
     by_id = {case.case_id: case for case in cases}
-    train_set = slice_set([by_id[patient] for patient in split.train])
-    val_set = slice_set([by_id[patient] for patient in split.val])
-    say(f"{len(split.train)} training patients ({len(train_set)} slices), {len(split.val)} validation patients "
-        f"({len(val_set)} slices); classes {', '.join(cohort.classes)}")
+    train_set = slice_set([by_id[case_id] for case_id in split.train])
+    val_set = slice_set([by_id[case_id] for case_id in split.val])
+    say(f"{len(split.train)} training cases ({len(train_set)} slices), {len(split.val)} validation cases "
+        f"({len(val_set)} slices), {len(split.test)} test cases; classes {', '.join(cohort.classes)}")
     weights = class_weights(train_set.labels, len(cohort.classes))
     return _Run(config, model_dir, cohort, split, model, cases, read_case, train_set, val_set, weights)
 
@@ -133,7 +155,7 @@ def _classifier_data(model: TrainableDEN, cached: list[CachedCase]) -> tuple[lis
 
 
 def _pooled(run: _Run) -> np.ndarray:
-    """Every patient's pooled vector with the model's current trunk weights."""
+    """Every case's pooled vector with the model's current trunk weights, in ``run.cases`` order."""
 
     def features_of(case: CachedCase) -> np.ndarray:
         return np.concatenate([
@@ -144,41 +166,97 @@ def _pooled(run: _Run) -> np.ndarray:
     return pooled_features(run.cases, features_of)
 
 
-def _evaluate(run: _Run, loop: LoopResult, base_features: np.ndarray, trained_features: np.ndarray) -> dict:
-    """Patient-level validation metrics of the kept epoch, the baseline on the same patients, and the verdict."""
-    class_count = len(run.cohort.classes)
-    probabilities = patient_probabilities(loop.val_slice_probabilities, run.val_set.patient, len(run.val_set.cases))
-    network = classification_metrics(probabilities, run.val_set.patient_labels, class_count)
-    labels = np.asarray([case.label_index for case in run.cases])
-    is_train = np.isin([case.case_id for case in run.cases], run.split.train)
-    baseline = {
-        "base_weights": linear_probe(base_features, labels, is_train, class_count, run.config.seed),
-        "trained_weights": linear_probe(trained_features, labels, is_train, class_count, run.config.seed),
-        "note": BASELINE_NOTE,
-    }
-    return {"patient_probabilities": probabilities, "validation": network, "baseline": baseline,
-            "verdict": verdict(network, baseline["base_weights"], run.model.base.model_id)}
-
-
-def _write_outputs(run: _Run, loop: LoopResult, evaluation: dict, paths: dict[str, Path], started: float) -> TrainingResult:
-    """Write weights, picture and predictions, then the record naming them (with their sha256) last."""
-    cohort, val_cases = run.cohort, run.val_set.cases
+def _save_classifier(run: _Run, paths: dict[str, Path]) -> str:
+    """Write the trunk's weights and the head (the whole classifier); return the model id."""
     final_sha256 = weights_sha256(run.model.trunk_weights())
-    model_id = run.config.model_id or f"den-trained-{_slug(cohort.label_column)}-{final_sha256[:12]}"
+    model_id = run.config.model_id or f"den-trained-{_slug(run.cohort.label_column)}-{final_sha256[:12]}"
     write_weights(run.model.trunk, paths["weights"])
+    kernel, bias = run.model.classifier.get_layer(HEAD_NAME).get_weights()
+    write_head(paths["head"], kernel, bias, run.cohort.classes)
+    return model_id
+
+
+def _evaluate(run: _Run, loop: LoopResult, base_features: np.ndarray, trained_features: np.ndarray,
+              paths: dict[str, Path], model_id: str) -> dict:
+    """Validation metrics of the kept epoch, the probes, then (once) the test patients and the verdict."""
+    class_count, seed = len(run.cohort.classes), run.config.seed
+    assert loop.val_slice_probabilities is not None  # the loop ran at least one epoch
+    val_probabilities = patient_probabilities(loop.val_slice_probabilities, run.val_set.patient,
+                                              len(run.val_set.cases))
+    rows = {case.case_id: index for index, case in enumerate(run.cases)}
+    picks = {side: np.asarray([rows[case_id] for case_id in getattr(run.split, side)], dtype=np.int64)
+             for side in ("train", "val", "test")}
+    labels = np.asarray([case.label_index for case in run.cases])
+    probes: dict[str, dict] = {}
+    probe_test: dict[str, np.ndarray] = {}
+    for name, features in (("base_weights", base_features), ("trained_weights", trained_features)):
+        probe = fit_probe(features[picks["train"]], labels[picks["train"]], run.groups("train"), class_count, seed)
+        probes[name] = {"fit": probe.describe(), "validation": classification_metrics(
+            probe.probabilities(features[picks["val"]]), labels[picks["val"]], class_count)}
+        if run.split.test:
+            probe_test[name] = probe.probabilities(features[picks["test"]])
+    evaluation = {"val_probabilities": val_probabilities,
+                  "validation": classification_metrics(val_probabilities, run.val_set.patient_labels, class_count),
+                  "baseline": dict(probes, note=BASELINE_NOTE)}
+    if not run.split.test:
+        evaluation.update(test=None, test_probabilities=None, verdict=no_test_verdict())
+        return evaluation
+    # the test patients, touched once: everything above is fixed before their labels are read
+    test_probabilities = _score_test_cases(run, paths, model_id)
+    truth = labels[picks["test"]]
+    evaluation["test_probabilities"] = test_probabilities
+    evaluation["test"] = {
+        "network": dict(classification_metrics(test_probabilities, truth, class_count),
+                        reliability=reliability_bins(test_probabilities, truth)),
+        **{name: dict(classification_metrics(values, truth, class_count), reliability=reliability_bins(values, truth))
+           for name, values in probe_test.items()},
+    }
+    evaluation["verdict"] = judge(truth, test_probabilities, probe_test["base_weights"], run.groups("test"),
+                                  f"the linear probe on {run.model.base.model_id} features", seed,
+                                  others={"trained_weights_probe": probe_test["trained_weights"]})
+    return evaluation
+
+
+def _score_test_cases(run: _Run, paths: dict[str, Path], model_id: str) -> np.ndarray:
+    """(test cases, classes): the saved classifier (weights and head files) applied to the test cases' files."""
+    classifier = classifier_from_files(paths["weights"], paths["head"], run.config.settings, model_id)
+    by_id = {case.case_id: case for case in run.cohort.cases}
+    return np.stack([classifier.score(by_id[case_id].segmentation, by_id[case_id].image)[0]
+                     for case_id in run.split.test])
+
+
+def _write_outputs(run: _Run, loop: LoopResult, evaluation: dict, paths: dict[str, Path], model_id: str,
+                   started: float) -> TrainingResult:
+    """Write pictures, predictions and the model card, then the record naming them (with their sha256) last."""
+    cohort, classes = run.cohort, run.cohort.classes
+    title = f"{model_id}: '{cohort.label_column}' ({run.config.train_layers} layers trained)"
     save_training_png(paths["png"], loop.epochs, loop.best_epoch, evaluation["validation"]["confusion_matrix"],
-                      cohort.classes, f"{model_id}: '{cohort.label_column}' ({run.config.train_layers} layers trained)")
+                      classes, title)
+    val_cases, test_cases = run.side("val"), run.side("test")
     write_predictions(paths["predictions"], [case.case_id for case in val_cases],
-                      [cohort.classes[case.label_index] for case in val_cases], evaluation["patient_probabilities"],
-                      [case.slices for case in val_cases], cohort.classes)
-    written = {kind: {"file": path.name, "sha256": file_sha256(path)} for kind, path in paths.items() if kind != "record"}
-    record = _record(run, loop, evaluation, model_id, final_sha256, written)
+                      [classes[case.label_index] for case in val_cases], evaluation["val_probabilities"],
+                      [case.slices for case in val_cases], classes)
+    kinds = ["weights", "head", "png", "predictions"]
+    if evaluation["test"] is not None:
+        write_predictions(paths["test_predictions"], [case.case_id for case in test_cases],
+                          [classes[case.label_index] for case in test_cases], evaluation["test_probabilities"],
+                          [case.slices for case in test_cases], classes, exact=True)
+        test = evaluation["test"]
+        save_reliability_png(paths["reliability"], {"trained network": test["network"]["reliability"],
+                                                    "linear probe, base weights": test["base_weights"]["reliability"]},
+                             f"{model_id}: reliability on the {len(test_cases)} test cases")
+        kinds += ["test_predictions", "reliability"]
+    written = {kind: {"file": paths[kind].name, "sha256": file_sha256(paths[kind])} for kind in kinds}
+    record = _record(run, loop, evaluation, model_id, written)
+    card = model_card(record)
+    write_atomically(paths["card"], lambda path: _write_text(path, card))
+    record["outputs"]["card"] = {"file": paths["card"].name, "sha256": file_sha256(paths["card"])}
     record["elapsed_seconds"] = round(time.perf_counter() - started, 3)
     write_record(paths["record"], record)
     return TrainingResult(paths, record)
 
 
-def _record(run: _Run, loop: LoopResult, evaluation: dict, model_id: str, final_sha256: str, written: dict) -> dict:
+def _record(run: _Run, loop: LoopResult, evaluation: dict, model_id: str, written: dict) -> dict:
     """The training record (``den_trained.json``): everything needed to trace and reproduce the weights."""
     cohort, config, base = run.cohort, run.config, run.model.base
     hyperparameters = config.hyperparameters()
@@ -191,30 +269,54 @@ def _record(run: _Run, loop: LoopResult, evaluation: dict, model_id: str, final_
         "classes": list(cohort.classes),
         "class_weights": {cohort.classes[index]: weight for index, weight in run.class_weights.items()},
         "architecture": f"DEN layer table ({PARAMETER_COUNT:,} parameters) plus Dense({len(cohort.classes)}, softmax) "
-                        "head during training; the saved weights are the DEN trunk only",
+                        f"head; the trunk is in {written['weights']['file']}, the head in {written['head']['file']}",
+        "classifier": {"weights": written["weights"]["file"], "head": written["head"]["file"],
+                       "aggregation": "mean over tumour slices of the head's softmax on each slice's DEN features",
+                       "score_new_cases": "den-score --model MODEL_DIR --cases CSV -o scores.csv"},
         "preprocessing": {"function": "DENExtractorLib.preprocessing.preprocess, as DENExtractor.extract calls it",
-                          **{name: hyperparameters[name] for name in ("mode", "plane", "labels")},
+                          **{name: hyperparameters[name] for name in ("mode", "plane", "labels", "label_max")},
                           "image_mode": cohort.image_mode},
-        "split": {"method": run.split.method, "train": list(run.split.train), "val": list(run.split.val)},
+        "split": {"method": run.split.method, "train": list(run.split.train), "val": list(run.split.val),
+                  "test": list(run.split.test), "groups": _groups_record(run)},
         "excluded": [{"case_id": item.case_id, "message": item.message} for item in cohort.excluded],
         "seed": config.seed,
         "hyperparameters": hyperparameters,
-        "slices": {"train": len(run.train_set), "val": len(run.val_set)},
+        "slices": {"train": len(run.train_set), "val": len(run.val_set),
+                   "test": sum(case.slices for case in run.side("test"))},
         "epochs": loop.epochs,
         "best_epoch": loop.best_epoch,
         "stopped_early": loop.stopped_early,
         "validation": evaluation["validation"],
         "baseline": evaluation["baseline"],
+        "test": evaluation["test"],
         "verdict": evaluation["verdict"],
         "weights": {
             "base": {"model_id": base.model_id, "sha256": base.sha256, "source": base.source,
                      "file_sha256": base.file_sha256},
-            "final": {"sha256": final_sha256, "file": written["weights"]["file"],
+            "final": {"sha256": weights_sha256(run.model.trunk_weights()), "file": written["weights"]["file"],
                       "file_sha256": written["weights"]["sha256"]},
         },
         "software": dict(software_versions(), **{"scikit-learn": metadata.version("scikit-learn")}),
         "outputs": written,
     }
+
+
+def _groups_record(run: _Run) -> dict:
+    """Per side: groups (patients), cases and cases per class."""
+    label_of = {case.case_id: case.label for case in run.cohort.cases}
+    out: dict[str, Any] = {}
+    for side in ("train", "val", "test"):
+        ids = getattr(run.split, side)
+        out[side] = {"groups": len(set(run.groups(side))), "cases": len(ids),
+                     "classes": {name: sum(label_of[case_id] == name for case_id in ids)
+                                 for name in run.cohort.classes}}
+    out["from_column"] = any(case.group for case in run.cohort.cases)
+    return out
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a UTF-8 text file (for :func:`write_atomically`)."""
+    path.write_text(text, encoding="utf-8")
 
 
 def _case_reporter(say: Messages) -> Callable[[str, str], None]:
