@@ -206,3 +206,12 @@ def test_a_segment_added_after_choosing_is_chosen_too(scene):
     add("d")
     assert segments_after_adding(node, known, ["a", "c"]) == ["a", "c", "d"]
     assert segments_after_adding(node, segment_ids_of(node), ["a"]) == ["a"]  # nothing new: the choice stays
+
+
+def test_oriented_mode_scales_labels_by_the_whole_segmentations_segment_count():
+    from DENExtractorSlicer.process import settings_for
+
+    assert settings_for("oriented", "axial", None, segment_count=7).record()["label_max"] == 7.0
+    assert settings_for("oriented", "axial", None, segment_count=3).record()["label_max"] == 4.0  # BraTS' own scale
+    assert settings_for("oriented", "axial", None).record()["label_max"] == 4.0
+    assert settings_for("reference", "axial", None, segment_count=7).record()["label_max"] is None

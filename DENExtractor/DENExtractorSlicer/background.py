@@ -82,6 +82,7 @@ class RunRequest:
     plane: str | None = None
     weights: Path | None = None
     scene: Any = None
+    label_max: float | None = None
 
 
 class WorkerProcess:
@@ -344,6 +345,7 @@ class BackgroundExtraction:
             "id": id(self), "case": str(self._folder / "case"), "staging": str(self._folder / "staging"),
             "stem": request.stem, "mode": request.mode, "plane": request.plane,
             "weights": str(request.weights) if request.weights is not None else None,
+            "label_max": request.label_max,
         })
 
     def _read_answers(self) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from DENExtractorLib import DENError, ExtractionSettings
+from DENExtractorLib.settings import DEFAULT_LABEL_MAX
 
 from .background import BackgroundExtraction, ProcessOutcome, RunRequest
 from .checks import SEGMENTATION_CLASS, chosen_path, inputs_problem, segment_ids_of
@@ -40,10 +41,18 @@ MAX_STEM_LENGTH = 120
 POLL_SECONDS = 0.02
 
 
-def settings_for(mode: str, plane: str | None, weights: str | Path | None) -> ExtractionSettings:
+def settings_for(mode: str, plane: str | None, weights: str | Path | None,
+                 segment_count: int | None = None) -> ExtractionSettings:
     """The extraction settings of the module's choices: the plane counts in oriented mode only, empty weights are
-    the bundled ones. Raises :class:`DENError` for a bad choice (the core's check, as on the command line)."""
-    return ExtractionSettings(mode=mode, plane=plane if mode == "oriented" else None, weights=chosen_path(weights))
+    the bundled ones. In oriented mode a segmentation of ``segment_count`` segments (numbered 1..N as the whole
+    segmentation is) gets the fixed label scale max(4, N), the same for every scene with that segment list, as
+    ``den-extract --label-max N`` gives on the saved file. Raises :class:`DENError` for a bad choice (the core's
+    check, as on the command line)."""
+    label_max = None
+    if mode == "oriented" and segment_count is not None and segment_count > DEFAULT_LABEL_MAX:
+        label_max = float(segment_count)
+    return ExtractionSettings(mode=mode, plane=plane if mode == "oriented" else None, weights=chosen_path(weights),
+                              label_max=label_max)
 
 
 def scene_output_folder(scene: Any, output_folder: str | Path | None, default_folder: str | Path | None = None) -> Path:
@@ -137,8 +146,10 @@ def start_extraction(
         raise problem
     if scene is None:
         raise DENError(input_node.GetName(), "the node is not in a MRML scene")
-    settings = settings_for(mode, plane, weights_path)
-    if not input_node.IsA(SEGMENTATION_CLASS):
+    is_segmentation = input_node.IsA(SEGMENTATION_CLASS)
+    segment_count = input_node.GetSegmentation().GetNumberOfSegments() if is_segmentation else None
+    settings = settings_for(mode, plane, weights_path, segment_count)
+    if not is_segmentation:
         segment_ids = None
     request = RunRequest(
         input_node=input_node,
@@ -150,6 +161,7 @@ def start_extraction(
         plane=settings.plane,
         weights=settings.weights,
         scene=scene,
+        label_max=settings.label_max if isinstance(settings.label_max, float) else None,
     )
     if python is None:
         python, environment = worker_interpreter(environment)

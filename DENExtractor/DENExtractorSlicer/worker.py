@@ -65,6 +65,7 @@ class Worker:
             settings = ExtractionSettings(
                 mode=request["mode"], plane=request.get("plane"),
                 weights=Path(request["weights"]) if request.get("weights") else None,
+                label_max=request.get("label_max"),
             )
             segmentation, image, record = read_case(Path(request["case"]))
             extractor = self.extractor(settings)
