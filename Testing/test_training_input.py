@@ -73,12 +73,12 @@ def test_fewer_than_two_classes(tmp_path, capsys):
 
 
 def test_a_class_with_a_single_patient(tmp_path, capsys):
-    path = cohort_csv(tmp_path / "c", graded(4) + [("q", "q.nii.gz", "medium")])
+    path = cohort_csv(tmp_path / "c", [*graded(4), ("q", "q.nii.gz", "medium")])
     refused_by_den_train(path, "too few in 'medium' (1)", tmp_path, capsys)
 
 
 def test_rows_without_label_and_rows_that_cannot_run_are_excluded_and_listed(tmp_path):
-    rows = graded(4) + [("nolabel", "nolabel.nii.gz", ""), ("gone", "gone.nii.gz", "low")]
+    rows = [*graded(4), ("nolabel", "nolabel.nii.gz", ""), ("gone", "gone.nii.gz", "low")]
     path = cohort_csv(tmp_path / "c", rows)
     (tmp_path / "c" / "gone.nii.gz").unlink()
 
@@ -192,7 +192,7 @@ def test_cache_stores_extraction_preprocessing_and_reports_a_case_that_fails_to_
     assert np.array_equal(cached[1].network_inputs(rows), stack.batch(0, len(rows))[rows])
     with pytest.raises(DENError, match="too few in 'high' \\(1\\)"):
         cohort.without(failures)
-    again, _ = cache_cases(cohort, tmp_path / "model", ExtractionSettings(), on_case=lambda *s: statuses.append(s))
+    _ = cache_cases(cohort, tmp_path / "model", ExtractionSettings(), on_case=lambda *s: statuses.append(s))
     assert [status for _, status in statuses[4:7]] == ["reused"] * 3
     tumour(tmp_path / "c" / "p0.nii.gz", size=6)  # a changed file is preprocessed again
     cache_cases(cohort, tmp_path / "model", ExtractionSettings(), on_case=lambda *s: statuses.append(s))

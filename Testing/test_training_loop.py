@@ -67,7 +67,7 @@ def test_early_stopping_restores_the_weights_of_the_lowest_validation_loss(noise
 def test_the_same_seed_gives_the_same_run(noise):
     first, second = run(noise, patience=2), run(noise, patience=2)
     assert first[1].epochs == second[1].epochs
-    assert all(np.array_equal(a, b) for a, b in zip(first[0].classifier.get_weights(), second[0].classifier.get_weights()))
+    assert all(np.array_equal(a, b) for a, b in zip(first[0].classifier.get_weights(), second[0].classifier.get_weights(), strict=True))
 
 
 def test_a_diverging_loss_stops_training_with_one_line(tmp_path, noise):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -51,12 +52,13 @@ def biased_model() -> LoadedModel:
     model = build_model()
     generator = np.random.default_rng(11)
     weights = []
-    for spec, array in zip(weight_specs(), model.get_weights()):
+    for spec, initial in zip(weight_specs(), model.get_weights(), strict=True):
         if spec.role in ("bias", "beta", "moving_mean"):
-            array = generator.normal(0.2, 0.3, spec.shape).astype(np.float32)
+            weights.append(generator.normal(0.2, 0.3, spec.shape).astype(np.float32))
         elif spec.role in ("gamma", "moving_variance"):
-            array = generator.uniform(0.5, 1.5, spec.shape).astype(np.float32)
-        weights.append(array)
+            weights.append(generator.uniform(0.5, 1.5, spec.shape).astype(np.float32))
+        else:
+            weights.append(initial)
     model.set_weights(weights)
     return LoadedModel(model, WeightsIdentity("user:biased", "0" * 64, "test"))
 
@@ -124,7 +126,7 @@ def test_batches_are_balanced_and_never_leave_one_slice_alone():
     for count in range(2, 200):
         bounds = batch_bounds(count)
         assert bounds[0][0] == 0 and bounds[-1][1] == count
-        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
         sizes = [stop - start for start, stop in bounds]
         assert max(sizes) <= 32 and min(sizes) >= 2 and max(sizes) - min(sizes) <= 1
 

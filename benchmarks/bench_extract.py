@@ -17,6 +17,7 @@ Prints, with runs interleaved (every path once per round, the order rotating) an
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import statistics
@@ -121,12 +122,12 @@ def per_volume(repeats: int, naive: bool) -> None:
         published_path(path, model.model)  # warm-up: traces predict
         ours(windowed, path), ours(full, path)
         paths = {
-            "published (one model.predict on the stack)": lambda: published_path(path, model.model),
-            "DENExtractor, full network (windows off)": lambda: ours(full, path),
-            "DENExtractor, windowed (as shipped)": lambda: ours(windowed, path),
+            "published (one model.predict on the stack)": lambda path=path: published_path(path, model.model),
+            "DENExtractor, full network (windows off)": lambda path=path: ours(full, path),
+            "DENExtractor, windowed (as shipped)": lambda path=path: ours(windowed, path),
         }
         if naive:
-            paths["naive (model.predict per slice)"] = lambda: naive_path(path, model.model)
+            paths["naive (model.predict per slice)"] = lambda path=path: naive_path(path, model.model)
         times, results = interleaved(paths, repeats)
         published, ours_full, ours_windowed = (times[name] for name in list(paths)[:3])
         stack = preprocess(load_segmentation(path))
@@ -143,7 +144,8 @@ def per_volume(repeats: int, naive: bool) -> None:
             print(f"  windowed vs naive:      {ratio(times['naive (model.predict per slice)'], ours_windowed)}")
         print(f"  full vs published:      {ratio(published, ours_full)}")
         print(f"  windowed vs full:       {ratio(ours_full, ours_windowed)}")
-        print(f"  windowed == full features bitwise: {np.array_equal(features, results['DENExtractor, full network (windows off)'].features)}; "
+        full_features = results["DENExtractor, full network (windows off)"].features
+        print(f"  windowed == full features bitwise: {np.array_equal(features, full_features)}; "
               f"max |published - ours| / max|published| = {np.max(np.abs(reference - features)) / np.max(np.abs(reference)):.1e}")
         computed = len(stack.foreground_rows) + 1
         print(f"  full network rate: {computed * FLOPS_PER_SLICE / statistics.median(ours_full) / 1e9:.0f} GFLOP/s "
@@ -215,7 +217,8 @@ def oriented_vs_reference(repeats: int, workspace: Path) -> None:
     path = large_volume(workspace)
     reference, oriented = DENExtractor(), DENExtractor(mode="oriented")
     reference.extract_file(path), oriented.extract_file(path)  # warm-up: builds each extractor's model
-    times, results = interleaved({"reference": lambda: reference.extract_file(path), "oriented": lambda: oriented.extract_file(path)}, repeats)
+    modes = {"reference": lambda: reference.extract_file(path), "oriented": lambda: oriented.extract_file(path)}
+    times, results = interleaved(modes, repeats)
     print(f"== 3. oriented vs reference mode, generated {'x'.join(map(str, LARGE_SHAPE))} uint8 label map, whole extraction ==")
     for name, values in times.items():
         rows = results[name]
@@ -231,15 +234,14 @@ def main() -> int:
     parser.add_argument("--skip-cohort", action="store_true", help="leave out the cold cohort")
     parser.add_argument("--skip-oriented", action="store_true", help="leave out the 512x512x400 volume")
     arguments = parser.parse_args()
-    print(f"machine: {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} CPU cores; "
-          f"load average before: {open('/proc/loadavg').read().split()[:3]}")
+    print(f"machine: {os.cpu_count()} CPU cores; load average before: {Path('/proc/loadavg').read_text().split()[:3]}")
     per_volume(arguments.repeats, naive=not arguments.skip_naive)
     with tempfile.TemporaryDirectory(prefix="den_bench_") as folder:
         if not arguments.skip_cohort:
             cold_cohort(arguments.repeats, Path(folder))
         if not arguments.skip_oriented:
             oriented_vs_reference(arguments.repeats, Path(folder))
-    print(f"load average after: {open('/proc/loadavg').read().split()[:3]}")
+    print(f"load average after: {Path('/proc/loadavg').read_text().split()[:3]}")
     return 0
 
 

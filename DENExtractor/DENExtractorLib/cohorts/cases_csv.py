@@ -160,7 +160,7 @@ def _case_row(line: int, cells: list[str], names: list[str], roles: dict[str, in
     """One data row, with its problem if it cannot run."""
     cells = [cell.strip() for cell in cells]
     padded = cells + [""] * (len(names) - len(cells))
-    by_name = dict(zip(names, padded))
+    by_name = dict(zip(names, padded, strict=False))  # extra cells are this row's problem, found below
     columns = {name: by_name[name] for name in carried}
     segmentation_cell = padded[roles[SEGMENTATION_COLUMN]]
     image_cell = padded[roles[IMAGE_COLUMN]] if IMAGE_COLUMN in roles else ""

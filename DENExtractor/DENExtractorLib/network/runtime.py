@@ -11,7 +11,8 @@ import os
 from typing import Any
 
 _requested: dict[str, int | None] = {"threads": None, "gpu_slot": None}
-_applied = False
+_state = {"applied": False}
+"""Whether the setup was applied to TensorFlow in this process (it can be, once)."""
 
 
 def request_tensorflow_setup(*, threads: int | None = None, gpu_slot: int | None = None) -> None:
@@ -31,10 +32,9 @@ def apply_tensorflow_setup(tf: Any) -> None:
     CPU's, relative to the largest feature); on a GPU, memory grows as needed instead of being taken whole. Where
     TensorFlow's runtime had already started, threads and GPU choice stay as they were.
     """
-    global _applied
-    if _applied:
+    if _state["applied"]:
         return
-    _applied = True
+    _state["applied"] = True
     tf.config.experimental.enable_tensor_float_32_execution(False)
     threads, gpu_slot = _requested["threads"], _requested["gpu_slot"]
     try:

@@ -54,7 +54,7 @@ class Span:
         """Number of positions (0 for an empty span)."""
         return max(self.stop - self.start, 0)
 
-    def widened(self, minimum: int, length: int) -> "Span":
+    def widened(self, minimum: int, length: int) -> Span:
         """This span grown to at least ``minimum`` positions inside ``0 .. length - 1`` (unchanged if empty)."""
         if self.length == 0 or self.length >= minimum:
             return self
@@ -78,17 +78,17 @@ class Window:
         """Number of positions (0 for an empty window)."""
         return self.rows.length * self.columns.length
 
-    def clipped(self, height: int, width: int) -> "Window":
+    def clipped(self, height: int, width: int) -> Window:
         """The part of this window inside a ``height`` x ``width`` map."""
         return self.intersection(Window(Span(0, height), Span(0, width)))
 
-    def intersection(self, other: "Window") -> "Window":
+    def intersection(self, other: Window) -> Window:
         """The positions in both windows (possibly empty)."""
         rows = Span(max(self.rows.start, other.rows.start), min(self.rows.stop, other.rows.stop))
         columns = Span(max(self.columns.start, other.columns.start), min(self.columns.stop, other.columns.stop))
         return Window(rows, columns)
 
-    def index(self, offset: "Window | None" = None) -> tuple[slice, slice, slice, slice]:
+    def index(self, offset: Window | None = None) -> tuple[slice, slice, slice, slice]:
         """Index of this window in an (n, height, width, channels) array whose first position is ``offset``'s."""
         row_offset = offset.rows.start if offset is not None else 0
         column_offset = offset.columns.start if offset is not None else 0
@@ -258,7 +258,7 @@ class WindowedNetwork:
         self.stages, self._head_start = stages_from_table()
         self._full_work = sum(stage.output_window.area * stage.multiply_adds for stage in self.stages)
         channels_in = [1] + [stage.channels for stage in self.stages[:-1]]
-        self._stage_functions = [self._stage_function(stage, channels) for stage, channels in zip(self.stages, channels_in)]
+        self._stage_functions = [self._stage_function(stage, channels) for stage, channels in zip(self.stages, channels_in, strict=True)]
         self._head_function = self._graph_function(self._apply_head, self.stages[-1].channels)
         self.empty_row = full_predict(np.zeros((1, *INPUT_SHAPE), dtype=np.float32))[0]
         with _tracing_notices_silenced():
@@ -276,7 +276,7 @@ class WindowedNetwork:
 
     def work_fraction(self, windows: Sequence[Window]) -> float:
         """The windowed stages' multiply-adds as a fraction of the full stages' (per slice)."""
-        work = sum(window.area * stage.multiply_adds for window, stage in zip(windows[1:], self.stages))
+        work = sum(window.area * stage.multiply_adds for window, stage in zip(windows[1:], self.stages, strict=False))
         return work / self._full_work
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -319,7 +319,7 @@ class WindowedNetwork:
         """
         maps = [np.zeros((1, *INPUT_SHAPE), dtype=np.float32)]
         nothing = np.empty((MIN_WINDOWED_BATCH, 0, 0, 1), dtype=np.float32)
-        for stage, function in zip(self.stages, self._stage_functions):
+        for stage, function in zip(self.stages, self._stage_functions, strict=True):
             crop = self._assemble(maps[-1], stage.needed(stage.output_window), nothing, NO_WINDOW, MIN_WINDOWED_BATCH)
             maps.append(np.asarray(function(crop))[:1])
         return maps

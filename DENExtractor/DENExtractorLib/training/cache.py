@@ -9,6 +9,7 @@ training) are cached the same way, keyed by the base weights as well.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -88,7 +89,7 @@ def cache_trunk_outputs(cases: list[CachedCase], key: str, predict: Callable[[np
                 predict(case.network_inputs(np.arange(start, min(start + TRUNK_BATCH, case.slices))))
                 for start in range(0, case.slices, TRUNK_BATCH)
             ])
-            write_atomically(target, lambda path, data=outputs: np.save(path, data, allow_pickle=False))
+            write_atomically(target, functools.partial(_save_array, outputs))
         derived.append(CachedCase(case.case_id, case.label_index, target, 1.0, case.slices))
     return derived
 
@@ -171,3 +172,8 @@ def _npy_layout(handle) -> tuple[tuple[int, ...], np.dtype, int]:
     if fortran_order or dtype.hasobject:
         raise ValueError("unexpected .npy layout")
     return tuple(shape), dtype, handle.tell()
+
+
+def _save_array(array: np.ndarray, path: Path) -> None:
+    """Save an array as ``.npy`` without pickles (the writer of :func:`write_atomically`)."""
+    np.save(path, array, allow_pickle=False)

@@ -48,6 +48,8 @@ class SliceSet:
             if out is None:
                 out = np.empty((len(positions), *block.shape[1:]), dtype=block.dtype)
             out[where] = block
+        if out is None:
+            raise ValueError("no slices to read")
         return out
 
     def batches(self, order: np.ndarray, batch_size: int,

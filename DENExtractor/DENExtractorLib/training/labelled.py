@@ -112,7 +112,7 @@ def read_labelled_cohort(path: str | Path, label_column: str) -> LabelledCohort:
         else:
             split = _split_side(row.columns.get(split_column, ""), path, row.row) if split_column else None
             group = row.columns.get(group_column, "").strip() if group_column else ""
-            cases.append(LabelledCase(row.case_id, row.segmentation, row.image, label, split, group))
+            cases.append(LabelledCase(row.case_id, row.case.segmentation, row.image, label, split, group))
     _refuse_mixed_image_mode(cases, path)
     _refuse_groups_across_sides(cases, path)
     return _checked_cohort(path, file_sha256(path), column, tuple(cases), tuple(excluded), split_column is not None)
