@@ -64,7 +64,9 @@ def test_negative_labels(tmp_path, capsys):
 def test_labels_beyond_8_bits_in_reference_mode(tmp_path, capsys):
     path = save_nifti(tmp_path / "wide.nii.gz", labels_with(300).astype(np.int16))
     assert_refused(path, "does not fit in 8 bits", tmp_path / "out", capsys)
-    status, _ = run_cli([path, "-o", tmp_path / "out2", "--mode", "oriented"], capsys)
+    status, lines = run_cli([path, "-o", tmp_path / "out2", "--mode", "oriented"], capsys)
+    assert status == 1 and "exceeds the label scale 4: give --label-max 300" in lines[0]
+    status, _ = run_cli([path, "-o", tmp_path / "out3", "--mode", "oriented", "--label-max", "300"], capsys)
     assert status == 0
 
 

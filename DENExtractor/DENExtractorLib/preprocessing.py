@@ -85,7 +85,8 @@ def _reference_stack(segmentation: Volume, image: Volume | None) -> SliceStack:
         if labels.max() > 255:
             raise DENError(
                 segmentation.source,
-                f"label value {labels.max():g} does not fit in 8 bits as reference mode requires: use --mode oriented",
+                f"label value {labels.max():g} does not fit in 8 bits as reference mode requires: use --mode oriented "
+                f"--label-max {labels.max():g}",
             )
         resized = np.stack([_resize_uint8(labels[row]) for row in rows])
         divisor = float(resized.max())
