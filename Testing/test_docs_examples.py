@@ -1,11 +1,11 @@
 """Every example of the README and of docs/ that is meant to run, run as a user would, on the real BraTS cases.
 
-The pages' fenced blocks are collected in order. ``bash`` blocks run in bash (``-euo pipefail``) with ``den-extract``,
-``den-train`` and ``python`` on the ``PATH``; ``python`` blocks run as scripts; ``pycon`` blocks are doctests, their
-printed results compared. A page's blocks share one fresh folder holding ``brats2015/`` (the real cases) and
-``my_den.weights.h5``, with ``../shared`` beside it, as docs/index.md says. A block after ``<!-- file: NAME -->`` is
-written to ``NAME``; one after ``<!-- not-run: REASON -->`` is skipped, and must say why. The provenance page's JSON
-record is compared, value by value, with the record of a real run.
+The pages' fenced blocks are collected in order. ``bash`` blocks run in bash (``-euo pipefail``) with
+``den-extract``, ``den-train``, ``den-score`` and ``python`` on the ``PATH``; ``python`` blocks run as scripts;
+``pycon`` blocks are doctests, their printed results compared. A page's blocks share one fresh folder holding
+``brats2015/`` (the real cases) and ``my_den.weights.h5``, with ``../shared`` beside it, as docs/index.md says. A
+block after ``<!-- file: NAME -->`` is written to ``NAME``; one after ``<!-- not-run: REASON -->`` is skipped, and
+must say why. The provenance page's JSON record is compared, value by value, with the record of a real run.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def example_folder(tmp_path: Path, weights: Path) -> tuple[Path, dict]:
     tools = tmp_path / "bin"
     tools.mkdir()
     for name, module in (("den-extract", "DENExtractorLib.cli"), ("den-train", "DENExtractorLib.cli.train"),
-                         ("python", None)):
+                         ("den-score", "DENExtractorLib.cli.score"), ("python", None)):
         script = tools / name
         command = f'"{sys.executable}"' + (f" -m {module}" if module else "")
         script.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
@@ -177,7 +177,7 @@ def test_the_documented_provenance_record_is_the_tools(tmp_path, capsys):
     page = REPO_ROOT / "docs" / "provenance.md"
     shown = json.loads(next(block.text for block in page_blocks(page) if block.language == "json"))
     assert main([str(PAT0001_LABELS), "-o", str(tmp_path), "--quiet"]) == 0
-    actual = json.loads((tmp_path / "OTMultiClass_den.json").read_text())
+    actual = json.loads((tmp_path / "pat0001_den.json").read_text())
     for key in set(shown) | set(actual):
         assert key in shown and key in actual and matches(shown[key], actual[key]), (key, shown.get(key),
                                                                                    actual.get(key))

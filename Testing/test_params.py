@@ -32,7 +32,7 @@ def test_a_settings_file_gives_the_features_of_the_same_options_and_the_provenan
     assert not (tmp_path / "file" / "small_case_den.png").exists()  # png: false
     record = json.loads((tmp_path / "file" / "small_case_den.json").read_text())["settings"]
     source = f"params file {params} (sha256 {read_params(params).sha256})"
-    assert record == {"mode": "oriented", "plane": "coronal", "labels": [1, 4], "weights": "bundled",
+    assert record == {"mode": "oriented", "plane": "coronal", "labels": [1, 4], "weights": "bundled", "label_max": 4.0,
                       "from": {"mode": source, "plane": source, "labels": source, "weights": "default"}}
     options = json.loads((tmp_path / "options" / "small_case_den.json").read_text())["settings"]
     assert options["from"] == {"mode": "command line", "plane": "command line", "labels": "command line",
@@ -45,8 +45,8 @@ def test_a_settings_file_gives_the_features_of_the_same_options_and_the_provenan
 
 
 @pytest.mark.parametrize(("text", "fault"), [
-    ("modee: oriented\n", "unknown setting 'modee'; a settings file may hold mode, plane, labels, weights, png, "
-                          "parquet, slice_table"),
+    ("modee: oriented\n", "unknown setting 'modee'; a settings file may hold mode, plane, labels, weights, "
+                          "label_max, png, parquet, slice_table"),
     ("mode: fast\n", "mode: 'fast' is not one of reference, oriented"),
     ("mode: oriented\nplane: diagonal\n", "plane: 'diagonal' is not one of axial, coronal, sagittal"),
     ("labels: [0, 4]\n", "labels: [0, 4] is not 'all', a positive whole number or a list of them, e.g. [1, 4]"),
@@ -56,8 +56,9 @@ def test_a_settings_file_gives_the_features_of_the_same_options_and_the_provenan
     ("mode: oriented\nmode: reference\n", "not valid YAML at line 2: the key 'mode' appears twice"),
     ("mode: [oriented\n", "not valid YAML at line 2: expected ',' or ']', but got '<stream end>'"),
     ("- mode\n- oriented\n", "a settings file holds 'key: value' lines (mode: oriented ...), not a list or a value"),
-    ("1: oriented\n", "unknown setting 1; a settings file may hold mode, plane, labels, weights, png, parquet, "
-                      "slice_table"),
+    ("1: oriented\n", "unknown setting 1; a settings file may hold mode, plane, labels, weights, label_max, png, "
+                      "parquet, slice_table"),
+    ("mode: oriented\nlabel_max: -1\n", "label_max: -1 is not a positive number or 'case'"),
 ])
 def test_a_wrong_key_or_value_is_refused_in_one_line_before_any_work(tmp_path, small_case, capsys, text, fault):
     params = write(tmp_path / "den.yaml", text)

@@ -4,6 +4,7 @@ case ahead, outcomes in case order, failures in place, and every finished case k
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,19 +27,19 @@ def small_cases(tmp_path_factory) -> list[Case]:
 def test_reading_runs_at_most_one_case_ahead_of_the_network(small_cases, reference_extractor, tmp_path, monkeypatch):
     events: list[tuple[str, str]] = []
     lock = threading.Lock()
-    real_read, real_extract = run_module.load_segmentation, reference_extractor.extract
+    real_read, real_extract = run_module.load_case, reference_extractor.extract
 
-    def read(path):
+    def read(segmentation, image=None):
         with lock:
-            events.append(("read", path.name))
-        return real_read(path)
+            events.append(("read", Path(segmentation).name))
+        return real_read(segmentation, image)
 
     def extract(segmentation, image=None, **options):
         with lock:
             events.append(("compute", segmentation.source.rsplit("/", 1)[-1]))
         return real_extract(segmentation, image, **options)
 
-    monkeypatch.setattr(run_module, "load_segmentation", read)
+    monkeypatch.setattr(run_module, "load_case", read)
     monkeypatch.setattr(reference_extractor, "extract", extract)
     outcomes = run_cohort(small_cases, tmp_path, reference_extractor, png=False)
     assert [outcome.status for outcome in outcomes] == ["done"] * 5

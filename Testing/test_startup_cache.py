@@ -95,7 +95,7 @@ def _den_extract(out, cache) -> bytes:
                        PYTHONPATH=str(REPO_ROOT / "DENExtractor"))
     command = [sys.executable, "-m", "DENExtractorLib.cli", str(PAT0001_LABELS), "-o", str(out), "--no-png", "-q"]
     subprocess.run(command, check=True, capture_output=True, env=environment)
-    return (out / "OTMultiClass_den.npy").read_bytes()
+    return (out / "pat0001_den.npy").read_bytes()
 
 
 @pytest.mark.slow

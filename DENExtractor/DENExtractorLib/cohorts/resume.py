@@ -87,14 +87,12 @@ def _verified(
 def refuse_overwrites(entries: list[CohortEntry], out_dir: Path, settings: ExtractionSettings) -> None:
     """Before any work: refuse (:class:`DENError`, exit 2) when ``out_dir`` holds another input's or other settings'
     outputs under the name of one of these cases (see :func:`~DENExtractorLib.outputs.files.check_not_overwriting`)."""
-    weights_sha256: str | None = None
     for entry in entries:
         paths = output_paths(out_dir, entry.case.case_id)
         if entry.problem is not None or not _is_file(paths["json"]):
             continue
-        if weights_sha256 is None:
-            weights_sha256 = settings.weights_identity().sha256
-        check_not_overwriting(paths, entry.case.segmentation, entry.case.image, settings, weights_sha256)
+        case_settings = settings.with_labels(entry.case.labels)  # a cases CSV row's own Label
+        check_not_overwriting(paths, entry.case.segmentation, entry.case.image, case_settings, settings.identity.sha256)
 
 
 
