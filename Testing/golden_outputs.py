@@ -4,11 +4,12 @@ The pins in ``Testing/data/golden_outputs.json`` were computed once by the code 
 speed work (issue 17) with ``python Testing/golden_outputs.py --pin``; ``test_speed_golden.py`` asserts that the
 code today writes the same bytes. The ``.npy`` pins are still those first ones; the cohort rows and provenance
 were pinned again, on purpose, when issues 15, 16, 18 and 19 added columns and fields (the record's checksum,
-the effective settings and label scale, the first axis's anatomy, the settings columns, floats written as floats). What is compared, per case: the ``.npy`` file's sha256, the case's row of
-``den_cohort.csv``, and every provenance field except those that change from run to run or from folder to folder
-(the time it was made, the seconds it took, the command line, the absolute paths, and the heatmap's sha256: the
-picture is drawn by other code now, with the same information on it). The software and compute entries are kept
-beside the pins: the features are bitwise those of one TensorFlow build on one CPU family.
+the effective settings and label scale, the first axis's anatomy, the settings columns, floats written as floats).
+What is compared, per case: the ``.npy`` file's sha256, the case's row of ``den_cohort.csv``, and every provenance
+field except those that change from run to run or from folder to folder (the time it was made, the seconds it
+took, the command line, the absolute paths, and the heatmap's sha256: the picture is drawn by other code now, with
+the same information on it). The software and compute entries are kept beside the pins: the features are bitwise
+those of one TensorFlow build on one CPU family.
 """
 
 from __future__ import annotations
