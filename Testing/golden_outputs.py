@@ -85,7 +85,9 @@ def output_digests(out: Path) -> dict[str, dict[str, str]]:
         provenance = json.loads((out / f"{case_id}_den.json").read_text(encoding="utf-8"))
         digests[case_id] = {
             "npy": _sha256((out / f"{case_id}_den.npy").read_bytes()),
-            "provenance": _sha256(json.dumps(_stable_provenance(provenance), sort_keys=True).encode()),
+            # any other absolute path into the shared data (the image of image mode's normalisation) relative too
+            "provenance": _sha256(json.dumps(_stable_provenance(provenance), sort_keys=True)
+                                  .replace(str(DATA), "<shared data>").encode()),
             # the row's input paths are absolute: compared relative to the shared data, wherever the checkout is
             "csv": _sha256(by_case[case_id].replace(str(DATA).encode(), b"<shared data>")),
         }
