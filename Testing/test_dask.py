@@ -19,6 +19,11 @@ from cohort_fixtures import SETTINGS, assert_same_cohort_output, assert_same_fea
 from DENExtractorLib.cli.extract import main
 from DENExtractorLib.cohorts.dask_cluster import run_cases_on_dask
 from helpers import DATA
+from test_interrupt_and_resume import (
+    assert_the_table_lists_every_case_with_outputs_and_nothing_is_partial,
+    interrupt_mid_run,
+    write_long_cohort,
+)
 
 DASK = Path(sys.executable).with_name("dask")
 START_SECONDS = 120
@@ -81,6 +86,18 @@ def test_den_extract_on_a_scheduler_and_workers_started_by_the_user(cases_csv_ru
     assert main(["--cases", str(cases_csv), "-o", str(out), "--no-png", "--quiet", "--scheduler", dask_cluster]) == 1
     assert "4 case(s): 3 done, 0 resumed, 1 failed" in capsys.readouterr().err
     assert_same_cohort_output(expected_out, out)
+
+
+def test_ctrl_c_on_a_local_cluster_is_two_lines_and_the_table_lists_every_case_with_outputs(tmp_path):
+    cohort = tmp_path / "cohort"
+    cohort.mkdir()
+    out_dir, log = tmp_path / "out", tmp_path / "run.log"
+    stderr = interrupt_mid_run(["--cohort", write_long_cohort(cohort), "--scheduler", "local", "--jobs", "2",
+                                "--log-file", log], out_dir, signal.SIGINT, whole_group=True)  # the workers get it too
+    summary, interrupted = stderr.splitlines()
+    assert summary.startswith("12 case(s): ") and interrupted == "den-extract: interrupted; finished cases are kept"
+    assert_the_table_lists_every_case_with_outputs_and_nothing_is_partial(out_dir, 12)
+    assert "distributed." in log.read_text(encoding="utf-8")  # Dask's own records: in the log file, not on stderr
 
 
 def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):

@@ -8,13 +8,17 @@ writes its outputs atomically into the shared output folder; the client reports 
 the cohort table. A worker lost mid-case makes the scheduler run the case again elsewhere; a case whose worker is
 lost again is reported failed (the local cluster allows one retry; on your own cluster the scheduler's
 ``distributed.scheduler.allowed-failures`` decides, for example ``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1``).
+Ctrl-C starts no further case; the cases the workers are extracting finish and are reported, so the cohort table
+lists every case that has outputs. The local cluster's workers leave Ctrl-C to the client, and Dask's log lines go to
+``-vv`` and ``--log-file``, never to the terminal.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,11 +32,16 @@ from .case_worker import CaseWorker
 from .cases import Case, CaseOutcome
 
 PLUGIN_NAME = "den-extractor"
+WORKER_PRELOAD = "DENExtractorLib.cohorts.dask_worker_process"
+DASK_LOGGERS = ("distributed", "tornado")
 LOCAL = "local"
 LOCAL_CLUSTER_CONFIG = {
     "distributed.scheduler.allowed-failures": 1,  # a case whose worker dies twice is reported, not retried again
     "distributed.scheduler.worker-saturation": 1.0,  # a worker holds only the case it is extracting
 }
+
+
+logger = logging.getLogger(__name__)
 
 
 class WorkerSetupFailed(Exception):
@@ -57,7 +66,7 @@ def run_cases_on_dask(
     the model (for example its copy of the weights differs from the client's).
     """
     out_dir = Path(out_dir)
-    with _client(scheduler, jobs) as client:
+    with _dask_records_in_our_log(), _client(scheduler, jobs) as client:
         threads = max(1, available_cores() // jobs) if scheduler == LOCAL else None
         plugin = DENWorkerPlugin(settings, settings.weights_identity().sha256, threads)
         run = uuid.uuid4().hex[:12]  # task keys unique to this run: a shared scheduler may hold another run's keys
@@ -71,12 +80,19 @@ def run_cases_on_dask(
                 for index, case in enumerate(cases)
             }
             outcomes: list[CaseOutcome | None] = [None] * len(cases)
-            for future in distributed.as_completed(futures, loop=client.loop):
-                index = futures[future]
-                outcome = _outcome_of(future, cases[index])
-                outcomes[index] = outcome
-                if on_case_done is not None:
-                    on_case_done(outcome)
+
+            def report(done: Iterable) -> None:
+                for future in done:
+                    index = futures[future]
+                    outcomes[index] = outcome = _outcome_of(future, cases[index])
+                    if on_case_done is not None:
+                        on_case_done(outcome)
+
+            try:
+                report(distributed.as_completed(futures, loop=client.loop))
+            except KeyboardInterrupt:
+                report(_finish_cases_in_progress(client, [future for future in futures if not future.done()]))
+                raise
         finally:
             client.unregister_worker_plugin(PLUGIN_NAME)
     return [outcome for outcome in outcomes if outcome is not None]
@@ -95,9 +111,35 @@ def _client(scheduler: str, jobs: int) -> Iterator:
         return
     with dask.config.set(LOCAL_CLUSTER_CONFIG):
         cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                           dashboard_address=None)
+                                           dashboard_address=None, preload=[WORKER_PRELOAD])
     with cluster, distributed.Client(cluster, set_as_default=False) as client:
         yield client
+
+
+@contextmanager
+def _dask_records_in_our_log() -> Iterator[None]:
+    """While Dask runs here: the records of its loggers, which print on stderr by themselves, become DEBUG records
+    of ours instead (seen with ``-vv`` and in ``--log-file``)."""
+    forward = _ForwardToOurLog()
+    swapped: dict[logging.Logger, list[logging.Handler]] = {}
+    for name in list(logging.root.manager.loggerDict):
+        dask_logger = logging.getLogger(name)
+        if name.split(".")[0] in DASK_LOGGERS and dask_logger.handlers:
+            swapped[dask_logger] = dask_logger.handlers[:]
+            dask_logger.handlers[:] = [forward]
+    try:
+        yield
+    finally:
+        for dask_logger, handlers in swapped.items():
+            dask_logger.handlers[:] = handlers
+
+
+class _ForwardToOurLog(logging.Handler):
+    """A Dask record as a DEBUG record of this module's logger, named after the Dask logger that made it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Log the record's message again, at DEBUG, under our logger."""
+        logger.debug("%s: %s", record.name, record.getMessage())
 
 
 class DENWorkerPlugin(distributed.WorkerPlugin):
@@ -141,6 +183,18 @@ def _extract_case(case: Case, out_dir: Path, resume: bool, png: bool) -> CaseOut
         raise RuntimeError(f"the {PLUGIN_NAME} plugin has not set up this worker")
     with plugin.lock:
         return plugin.case_worker.run(case, out_dir, resume=resume, png=png)
+
+
+def _finish_cases_in_progress(client: distributed.Client, unfinished: list[distributed.Future]) -> Iterator:
+    """After Ctrl-C: start no other case, and yield the cases the workers are extracting as each finishes.
+
+    A worker cannot stop inside a case (the network runs in its task thread) and completes it while the cluster
+    closes; reporting it keeps the cohort table in step with the outputs on disk. A second Ctrl-C stops the wait.
+    """
+    in_progress = {key for keys in client.processing().values() for key in keys}
+    client.cancel([future for future in unfinished if future.key not in in_progress])
+    yield from distributed.as_completed([future for future in unfinished if future.key in in_progress],
+                                        loop=client.loop)
 
 
 def _outcome_of(future, case: Case) -> CaseOutcome:

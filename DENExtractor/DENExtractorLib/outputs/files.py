@@ -1,8 +1,9 @@
 """Writing a result: ``{stem}_den.npy`` (features), ``{stem}_den.png`` (heatmap), ``{stem}_den.json`` (provenance).
 
-Every file is written atomically, and the ``.json`` is written last with the sha256 of the ``.npy`` (and ``.png``)
-it belongs to, so the three are one unit: a reader (and ``--resume``) trusts a ``.json`` only beside the very
-files it names.
+The three are written to temporary files first and then renamed into place together, the ``.json`` last with the
+sha256 of the ``.npy`` (and ``.png``) it belongs to, so they are one unit: an interruption leaves the old set or
+the new one (and at worst, within the renames, a new ``.npy`` beside an old ``.json`` that does not name it), and a
+reader (and ``--resume``) trusts a ``.json`` only beside the very files it names.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from ..errors import DENError
 from ..hashing import file_sha256
 from ..result import ExtractionResult
 from ..settings import ExtractionSettings
-from .atomic import write_atomically
+from .atomic import atomic_path
 from .heatmap import save_heatmap_png
 from .output_folder import prepare_output_folder
 
@@ -57,22 +59,21 @@ def write_outputs(result: ExtractionResult, out_dir: str | Path, stem: str, *, p
     if not Path(out_dir).is_dir():
         prepare_output_folder(out_dir, remove_partials=False)
     paths = check_output_names(out_dir, stem)
-    written = {"npy": write_atomically(paths["npy"], lambda path: np.save(path, result.features, allow_pickle=False))}
-    if png:
-        title = heatmap_title(stem, result.provenance)
-        written["png"] = write_atomically(
-            paths["png"], lambda path: save_heatmap_png(result.features, path, title, heatmap_row_label(result.provenance))
-        )
-    else:
+    if not png:
         paths["png"].unlink(missing_ok=True)
-    provenance = dict(
-        result.provenance,
-        outputs={kind: {"file": path.name, "sha256": file_sha256(path)} for kind, path in written.items()},
-    )
-    provenance[RECORD_CHECKSUM] = record_sha256(provenance)
-    text = json.dumps(provenance, indent=2)
-    written["json"] = write_atomically(paths["json"], lambda path: path.write_text(text, encoding="utf-8"))
-    return written
+    kinds = ("json", "png", "npy") if png else ("json", "npy")  # committed in the reverse order: the .json last
+    with ExitStack() as commits:
+        temporary = {kind: commits.enter_context(atomic_path(paths[kind])) for kind in kinds}
+        np.save(temporary["npy"], result.features, allow_pickle=False)
+        if png:
+            save_heatmap_png(result.features, temporary["png"], heatmap_title(stem, result.provenance),
+                             heatmap_row_label(result.provenance))
+        provenance = dict(result.provenance, outputs={
+            kind: {"file": paths[kind].name, "sha256": file_sha256(temporary[kind])}
+            for kind in ("npy", "png") if kind in temporary})
+        provenance[RECORD_CHECKSUM] = record_sha256(provenance)
+        temporary["json"].write_text(json.dumps(provenance, indent=2), encoding="utf-8")
+    return {kind: paths[kind] for kind in ("npy", "png", "json") if kind in temporary}
 
 
 def record_sha256(provenance: dict) -> str:
