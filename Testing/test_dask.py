@@ -94,8 +94,9 @@ def test_ctrl_c_on_a_local_cluster_is_two_lines_and_the_table_lists_every_case_w
     out_dir, log = tmp_path / "out", tmp_path / "run.log"
     stderr = interrupt_mid_run(["--cohort", write_long_cohort(cohort), "--scheduler", "local", "--jobs", "2",
                                 "--log-file", log], out_dir, signal.SIGINT, whole_group=True)  # the workers get it too
-    summary, interrupted = stderr.splitlines()
-    assert summary.startswith("12 case(s): ") and interrupted == "den-extract: interrupted; finished cases are kept"
+    lines = stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("12 case(s): "), stderr
+    assert lines[1] == "den-extract: interrupted; finished cases are kept"
     assert_the_table_lists_every_case_with_outputs_and_nothing_is_partial(out_dir, 12)
     assert "distributed." in log.read_text(encoding="utf-8")  # Dask's own records: in the log file, not on stderr
 

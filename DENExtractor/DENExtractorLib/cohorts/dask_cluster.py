@@ -16,8 +16,10 @@ lists every case that has outputs. The local cluster's workers leave Ctrl-C to t
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +36,7 @@ from .cases import Case, CaseOutcome
 PLUGIN_NAME = "den-extractor"
 WORKER_PRELOAD = "DENExtractorLib.cohorts.dask_worker_process"
 DASK_LOGGERS = ("distributed", "tornado")
+HOLDS_SIGNALS = hasattr(signal, "pthread_sigmask")  # not on Windows, where Ctrl-C is not sent to a process group
 LOCAL = "local"
 LOCAL_CLUSTER_CONFIG = {
     "distributed.scheduler.allowed-failures": 1,  # a case whose worker dies twice is reported, not retried again
@@ -85,7 +88,7 @@ def run_cases_on_dask(
                 for future in done:
                     index = futures[future]
                     outcomes[index] = outcome = _outcome_of(future, cases[index])
-                    if on_case_done is not None:
+                    if outcome is not None and on_case_done is not None:
                         on_case_done(outcome)
 
             try:
@@ -109,17 +112,42 @@ def _client(scheduler: str, jobs: int) -> Iterator:
         with client:
             yield client
         return
-    with dask.config.set(LOCAL_CLUSTER_CONFIG):
-        cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                           dashboard_address=None, preload=[WORKER_PRELOAD])
-    with cluster, distributed.Client(cluster, set_as_default=False) as client:
-        yield client
+    cluster, signal_mask = _start_local_cluster(jobs)
+    with cluster:
+        _restore_signal_mask(signal_mask)  # a Ctrl-C pressed while the cluster started arrives here: it is closed
+        with distributed.Client(cluster, set_as_default=False) as client:
+            yield client
+
+
+def _start_local_cluster(jobs: int) -> tuple[distributed.LocalCluster, set | None]:
+    """Start a local cluster of ``jobs`` workers with Ctrl-C held back (where the platform can), so that a Ctrl-C
+    cannot leave a half-started cluster behind; return it with the signal mask to restore once it can be closed.
+
+    Threads and processes started meanwhile (Dask's event loop, the worker processes, and workers it restarts
+    later) keep SIGINT blocked: Ctrl-C is den-extract's to handle, not theirs.
+    """
+    signal_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if HOLDS_SIGNALS else None
+    try:
+        with dask.config.set(LOCAL_CLUSTER_CONFIG):
+            cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                               host="127.0.0.1", dashboard_address=None, preload=[WORKER_PRELOAD],
+                                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})  # any free port
+    except BaseException:
+        _restore_signal_mask(signal_mask)
+        raise
+    return cluster, signal_mask
+
+
+def _restore_signal_mask(signal_mask: set | None) -> None:
+    """Deliver the signals held back by :func:`_start_local_cluster`."""
+    if signal_mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, signal_mask)
 
 
 @contextmanager
 def _dask_records_in_our_log() -> Iterator[None]:
     """While Dask runs here: the records of its loggers, which print on stderr by themselves, become DEBUG records
-    of ours instead (seen with ``-vv`` and in ``--log-file``)."""
+    of ours instead (seen with ``-vv`` and in ``--log-file``), and its Python warnings are not shown."""
     forward = _ForwardToOurLog()
     swapped: dict[logging.Logger, list[logging.Handler]] = {}
     for name in list(logging.root.manager.loggerDict):
@@ -128,7 +156,9 @@ def _dask_records_in_our_log() -> Iterator[None]:
             swapped[dask_logger] = dask_logger.handlers[:]
             dask_logger.handlers[:] = [forward]
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=rf"({'|'.join(DASK_LOGGERS)})(\.|$)")
+            yield
     finally:
         for dask_logger, handlers in swapped.items():
             dask_logger.handlers[:] = handlers
@@ -150,10 +180,11 @@ class DENWorkerPlugin(distributed.WorkerPlugin):
         self._keep(settings, expected_sha256, threads)
 
     def _keep(self, settings: ExtractionSettings, expected_sha256: str, threads: int | None) -> None:
-        """Set the plugin's state: what travels, and the worker-side model slot and lock."""
+        """Set the plugin's state: what travels, and the worker-side model slot, lock and stop flag."""
         self.settings, self.expected_sha256, self.threads = settings, expected_sha256, threads
         self.case_worker: CaseWorker | None = None
         self.lock = threading.Lock()
+        self.stopped = False
 
     def __getstate__(self) -> dict:
         """Only the settings travel to the workers (a lock and a model cannot be pickled)."""
@@ -176,29 +207,45 @@ class DENWorkerPlugin(distributed.WorkerPlugin):
         self.case_worker = None
 
 
-def _extract_case(case: Case, out_dir: Path, resume: bool, png: bool) -> CaseOutcome:
-    """A Dask task: extract one case with this worker's model (built by the plugin), one case at a time."""
+def _extract_case(case: Case, out_dir: Path, resume: bool, png: bool) -> CaseOutcome | None:
+    """A Dask task: extract one case with this worker's model (built by the plugin), one case at a time; None when
+    the run was interrupted before the case started."""
     plugin = distributed.get_worker().plugins[PLUGIN_NAME]
     if not isinstance(plugin, DENWorkerPlugin) or plugin.case_worker is None:
         raise RuntimeError(f"the {PLUGIN_NAME} plugin has not set up this worker")
     with plugin.lock:
+        if plugin.stopped:  # the run was interrupted before this case started
+            return None
         return plugin.case_worker.run(case, out_dir, resume=resume, png=png)
 
 
 def _finish_cases_in_progress(client: distributed.Client, unfinished: list[distributed.Future]) -> Iterator:
-    """After Ctrl-C: start no other case, and yield the cases the workers are extracting as each finishes.
+    """After Ctrl-C: start no other case, and yield the cases the workers extracted or are extracting as each
+    finishes.
 
     A worker cannot stop inside a case (the network runs in its task thread) and completes it while the cluster
-    closes; reporting it keeps the cohort table in step with the outputs on disk. A second Ctrl-C stops the wait.
+    closes; reporting it keeps the cohort table in step with the outputs on disk. The workers are told first that
+    no further case may start, so every case that does work is running or done when the scheduler is asked. A
+    second Ctrl-C stops the wait.
     """
+    client.run(_start_no_further_case)
     in_progress = {key for keys in client.processing().values() for key in keys}
+    in_progress |= {key for key, workers in client.who_has(unfinished).items() if workers}
     client.cancel([future for future in unfinished if future.key not in in_progress])
     yield from distributed.as_completed([future for future in unfinished if future.key in in_progress],
                                         loop=client.loop)
 
 
-def _outcome_of(future, case: Case) -> CaseOutcome:
-    """A finished task's outcome; a lost worker or a task error becomes a "failed" outcome with one line."""
+def _start_no_further_case(dask_worker: distributed.Worker) -> None:
+    """Run on every worker after Ctrl-C (by ``Client.run``): a case whose task starts from now on does nothing."""
+    plugin = dask_worker.plugins.get(PLUGIN_NAME)
+    if isinstance(plugin, DENWorkerPlugin):
+        plugin.stopped = True
+
+
+def _outcome_of(future, case: Case) -> CaseOutcome | None:
+    """A finished task's outcome (None for a case not started because the run was interrupted); a lost worker or a
+    task error becomes a "failed" outcome with one line."""
     try:
         return future.result()
     except distributed.KilledWorker:
