@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import ast
 import logging
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +119,19 @@ def test_den_train_has_the_log_file_too(tmp_path, small_case, capsys):
     assert shown.startswith("den-train: error: ") and "needs at least two classes" in shown
     assert re.fullmatch(rf"{TIMESTAMP} ERROR DENExtractorLib.cli: {re.escape(shown)}",
                         log.read_text(encoding="utf-8").strip())
+
+
+def test_the_command_as_a_process_ends_with_its_status_and_everything_it_wrote_complete(tmp_path, small_case):
+    """The process leaves without the interpreter's tear-down: its piped stdout, stderr and log file must still
+    hold every line, and its exit status must be the run's."""
+    broken, log = tmp_path / "broken.nii.gz", tmp_path / "run.log"
+    broken.write_bytes(b"not a NIfTI file")
+    completed = subprocess.run(
+        [sys.executable, "-m", "DENExtractorLib.cli", str(small_case), str(broken), "-o", str(tmp_path / "out"),
+         "--quiet", "--log-file", str(log)],
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor")), capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 1, completed.stderr
+    assert completed.stdout.startswith("small_case: done, ")
+    last_line = completed.stderr.splitlines()[-1]
+    assert last_line.startswith("2 case(s): 1 done")
+    assert log.read_text(encoding="utf-8").splitlines()[-1].endswith(last_line)

@@ -1,7 +1,5 @@
 """``python -m DENExtractorLib.cli``: run ``den-extract``."""
 
-import sys
+from .extract import console_main
 
-from .extract import main
-
-sys.exit(main())
+console_main()

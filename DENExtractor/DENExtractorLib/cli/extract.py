@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from ..cohorts.cases import CaseOutcome, CohortEntry, cases_from_files, find_cases
 from ..cohorts.resume import refuse_overwrites
@@ -43,6 +44,7 @@ from .options import (
     add_scale_arguments,
     add_settings_arguments,
     check_scale_arguments,
+    exit_with,
     run_command,
     settings_from,
 )
@@ -329,3 +331,8 @@ def _say(arguments: argparse.Namespace, text: str) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def console_main() -> NoReturn:
+    """The ``den-extract`` command: :func:`main` on the command line's arguments, ending the process with its status."""
+    exit_with(main)

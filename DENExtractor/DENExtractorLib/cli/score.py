@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-from .options import EXIT_OK, add_common_arguments, run_command
+from .options import EXIT_OK, add_common_arguments, exit_with, run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,3 +50,8 @@ def _score(arguments: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def console_main() -> NoReturn:
+    """The ``den-score`` command: :func:`main` on the command line's arguments, ending the process with its status."""
+    exit_with(main)

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from ..training.config import TRAIN_LAYERS, TrainingConfig
 from .logs import LIBRARY_LOGGER, say
@@ -14,6 +15,7 @@ from .options import (
     add_common_arguments,
     add_logging_arguments,
     add_settings_arguments,
+    exit_with,
     run_command,
     settings_from,
 )
@@ -98,3 +100,8 @@ def _printer(quiet: bool):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def console_main() -> NoReturn:
+    """The ``den-train`` command: :func:`main` on the command line's arguments, ending the process with its status."""
+    exit_with(main)
