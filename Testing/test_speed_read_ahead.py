@@ -1,5 +1,6 @@
-"""A one-process cohort reads the next case while the network computes and writes behind it: never more than one
-case ahead, outcomes in case order, failures in place, and every finished case kept when interrupted."""
+"""A one-process cohort reads the next case while the network computes: never more than one case ahead, each case
+reported as soon as it is written, outcomes in case order, failures in place, and every finished case kept when
+interrupted."""
 
 from __future__ import annotations
 
@@ -49,6 +50,22 @@ def test_reading_runs_at_most_one_case_ahead_of_the_network(small_cases, referen
         assert read_at < computed_at
         started = sum(kind == "compute" for kind, _ in events[:read_at])
         assert started >= index - 1, events  # case k is read only once case k-1 is computing
+
+
+def test_each_case_is_reported_once_written_before_the_next_case_is_computed(small_cases, reference_extractor,
+                                                                            tmp_path, monkeypatch):
+    events: list[str] = []
+    real_extract = reference_extractor.extract
+
+    def extract(segmentation, image=None, **options):
+        events.append("compute " + segmentation.source.rsplit("/", 1)[-1].split(".")[0])
+        return real_extract(segmentation, image, **options)
+
+    monkeypatch.setattr(reference_extractor, "extract", extract)
+    run_cohort(small_cases[:3], tmp_path, reference_extractor, png=False,
+               on_case_done=lambda outcome: events.append(f"report {outcome.case.case_id}"))
+    assert events == ["compute case0", "report case0", "compute case1", "report case1", "compute case2",
+                      "report case2"]
 
 
 def test_outcomes_come_in_case_order_with_failures_in_place_and_same_outputs_as_one_case_runs(

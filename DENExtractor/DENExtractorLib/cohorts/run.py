@@ -54,11 +54,12 @@ def run_cohort(
 ) -> list[CaseOutcome]:
     """Run every case in order with one extractor (its model built once, when a case first needs it).
 
-    While the network computes a case, a background thread writes the previous case's outputs and reads the next
-    case (never more than one case ahead: memory stays that of about three cases); each case goes through exactly
-    what :func:`run_case` does, in the same order of checks. Each outcome is reported to ``on_case_done`` in case
-    order once its outputs are written, so a caller interrupted by Ctrl-C or SIGTERM (``KeyboardInterrupt``) still
-    holds every finished case: the case being written when the interruption comes is finished and reported first.
+    While the network computes a case, a background thread reads the next case (never more than one case ahead:
+    memory stays that of about three cases); each case goes through exactly what :func:`run_case` does, in the same
+    order of checks. Its outputs are written by the background thread too, where a Ctrl-C or SIGTERM
+    (``KeyboardInterrupt``, raised in this thread) cannot stop them halfway, and each outcome is reported to
+    ``on_case_done``, in case order, as soon as its outputs are written. A caller interrupted therefore holds every
+    finished case: the case being written when the interruption comes is finished and reported first.
     """
     out_dir = Path(out_dir)
     outcomes: list[CaseOutcome] = []
@@ -81,17 +82,16 @@ def run_cohort(
                 read = upcoming.result() if upcoming is not None else None
                 upcoming = read_ahead(index + 1)  # read while the network computes this case
                 computed = _compute(read, extractor) if isinstance(read, _ReadCase) else read
-                if written is not None:
+                if isinstance(computed, ExtractionResult):
+                    written = background.submit(_write, case, computed, out_dir, png)  # a Ctrl-C cannot stop it
                     report(written.result())
                     written = None
-                if isinstance(computed, ExtractionResult):
-                    written = background.submit(_write, case, computed, out_dir, png)  # written while the next computes
                 elif computed is not None:
                     report(computed)
         finally:
             if upcoming is not None:
                 upcoming.cancel()
-            if written is not None:  # the last case, or the one being written when an interruption came
+            if written is not None:  # the case being written when an interruption came
                 report(written.result())
     return outcomes
 
