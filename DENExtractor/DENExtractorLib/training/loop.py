@@ -57,18 +57,19 @@ def train_loop(
             targets = one_hot(train_labels[positions], class_count)
             losses.append(float(model.classifier.train_on_batch(data, targets, class_weight=weights)))
             sizes.append(len(positions))
+        train_loss = float(np.average(losses, weights=sizes))
         probabilities = predict_slices(model, val, read_case, batch_size)
         val_loss = weighted_cross_entropy(probabilities, val_labels, weights)
+        if not (np.isfinite(train_loss) and np.isfinite(val_loss)):  # before any metric of meaningless numbers
+            raise DENError("training", f"diverged at epoch {epoch} (the loss is not a finite number): "
+                                        "lower --learning-rate; no weights were written")
         patient = classification_metrics(patient_probabilities(probabilities, val.patient, len(val.cases)),
                                          val.patient_labels, class_count)
-        record = {"epoch": epoch, "train_loss": float(np.average(losses, weights=sizes)), "val_loss": val_loss,
+        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                   **{f"val_{name}": value for name, value in patient.items() if name != "confusion_matrix"}}
         result.epochs.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        if not (np.isfinite(record["train_loss"]) and np.isfinite(val_loss)):
-            raise DENError("training", f"diverged at epoch {epoch} (the loss is not a finite number): "
-                                        "lower --learning-rate; no weights were written")
         if val_loss < best_loss:
             best_loss, best_weights = val_loss, model.classifier.get_weights()
             result.best_epoch, result.val_slice_probabilities = epoch, probabilities
