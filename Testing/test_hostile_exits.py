@@ -250,7 +250,8 @@ def test_sigterm_stops_den_train_with_its_line_and_130(tmp_path):
 
     table = labelled_cohort_csv(tmp_path)
     process = subprocess.Popen([sys.executable, "-m", "DENExtractorLib.cli.train", "--cases", str(table),
-                                "--label-column", "grade", "-o", str(tmp_path / "model"), "--epochs", "200"],
+                                "--label-column", "grade", "-o", str(tmp_path / "model"), "--epochs", "200",
+                                "--val-fraction", "0.5", "--test-fraction", "0"],  # a split the 4 cases allow
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor")))
     seen = []
@@ -263,3 +264,26 @@ def test_sigterm_stops_den_train_with_its_line_and_130(tmp_path):
     assert process.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == ("den-train: interrupted; no training record was written "
                                                "(the slice cache is kept)")
+
+
+def test_a_signal_while_a_fault_is_reported_ends_as_interrupted_without_a_traceback(monkeypatch, capsys):
+    from DENExtractorLib.cli import options
+    from DENExtractorLib.errors import DENError
+
+    real_say, calls = options.say, []
+
+    def say_interrupted_once(text, **keywords):
+        calls.append(text)
+        real_say(text, **keywords)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # SIGTERM's handler raises it wherever the program is
+
+    def body():
+        raise DENError("cases.csv", "the validation patients have no case of class '1'")
+
+    monkeypatch.setattr(options, "say", say_interrupted_once)
+    status = options.run_command("den-train", body, debug=False, interrupted="interrupted; nothing was written")
+    assert status == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "den-train: error: cases.csv: the validation patients have no case of class '1'",
+        "den-train: interrupted; nothing was written"]

@@ -329,10 +329,11 @@ def _say(arguments: argparse.Namespace, text: str) -> None:
         say(text)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def console_main() -> NoReturn:
     """The ``den-extract`` command: :func:`main` on the command line's arguments, ending the process with its status."""
     exit_with(main)
+
+
+if __name__ == "__main__":
+    console_main()

@@ -105,21 +105,23 @@ def run_command(program: str, body: Callable[[], int], *, debug: bool, interrupt
 
 
 def _run_body(program: str, body: Callable[[], int], debug: bool, interrupted: str) -> int:
-    """The body, its faults turned into one line each (logged too) and an exit status."""
+    """The body, its faults turned into one line each (logged too) and an exit status; a Ctrl-C or SIGTERM, even
+    one that comes while a fault is being reported, ends as interrupted."""
     try:
-        return body()
-    except DENError as error:
-        say(f"{program}: error: {error}", level=logging.ERROR)
-        return EXIT_BAD_INPUT
+        try:
+            return body()
+        except DENError as error:
+            say(f"{program}: error: {error}", level=logging.ERROR)
+            return EXIT_BAD_INPUT
+        except Exception as error:  # a bug, not bad input: one line unless --debug
+            if debug:
+                traceback.print_exc()
+            logging.getLogger(LIBRARY_LOGGER).debug("internal error", exc_info=True)
+            say(f"{program}: internal error: {describe_error(error)} (rerun with --debug)", level=logging.ERROR)
+            return EXIT_CASE_FAILED
     except KeyboardInterrupt:
         say(f"{program}: {interrupted}", level=logging.WARNING)
         return EXIT_INTERRUPTED
-    except Exception as error:  # a bug, not bad input: one line unless --debug
-        if debug:
-            traceback.print_exc()
-        logging.getLogger(LIBRARY_LOGGER).debug("internal error", exc_info=True)
-        say(f"{program}: internal error: {describe_error(error)} (rerun with --debug)", level=logging.ERROR)
-        return EXIT_CASE_FAILED
 
 
 def exit_with(main: Callable[[], int]) -> NoReturn:

@@ -48,10 +48,11 @@ def _score(arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def console_main() -> NoReturn:
     """The ``den-score`` command: :func:`main` on the command line's arguments, ending the process with its status."""
     exit_with(main)
+
+
+if __name__ == "__main__":
+    console_main()

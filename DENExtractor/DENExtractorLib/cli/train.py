@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import NoReturn
 
@@ -98,10 +97,11 @@ def _printer(quiet: bool):
     return show
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def console_main() -> NoReturn:
     """The ``den-train`` command: :func:`main` on the command line's arguments, ending the process with its status."""
     exit_with(main)
+
+
+if __name__ == "__main__":
+    console_main()
