@@ -19,10 +19,6 @@ ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 
 
-
-
-
-
 def run_network(
     model: LoadedModel,
     stack: SliceStack,
