@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import slicer  # the slicer-core package: MRML nodes without the Slicer application
 import vtk
@@ -211,7 +212,26 @@ def test_a_segment_added_after_choosing_is_chosen_too(scene):
 def test_oriented_mode_scales_labels_by_the_whole_segmentations_segment_count():
     from DENExtractorSlicer.process import settings_for
 
-    assert settings_for("oriented", "axial", None, segment_count=7).record()["label_max"] == 7.0
-    assert settings_for("oriented", "axial", None, segment_count=3).record()["label_max"] == 4.0  # BraTS' own scale
+    assert settings_for("oriented", "axial", None, largest_label=7).record()["label_max"] == 7.0
+    assert settings_for("oriented", "axial", None, largest_label=3).record()["label_max"] == 4.0  # BraTS' own scale
     assert settings_for("oriented", "axial", None).record()["label_max"] == 4.0
-    assert settings_for("reference", "axial", None, segment_count=7).record()["label_max"] is None
+    assert settings_for("reference", "axial", None, largest_label=7).record()["label_max"] is None
+
+
+def test_the_largest_label_is_a_segmentations_segment_count_and_a_label_maps_largest_value():
+    from DENExtractorSlicer.process import largest_label_of
+    from slicer.util import updateVolumeFromArray
+
+    scene = slicer.vtkMRMLScene()
+    label_map = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
+    voxels = np.zeros((4, 5, 6), dtype=np.int16)
+    voxels[1, 2, 3], voxels[2, 2, 2] = 7, 2
+    updateVolumeFromArray(label_map, voxels)
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "segments")
+    for name in ("a", "b", "c"):
+        segment = slicer.vtkSegment()
+        segment.AddRepresentation("Binary labelmap", slicer.vtkOrientedImageData())
+        assert segmentation.GetSegmentation().AddSegment(segment, name)
+    assert largest_label_of(label_map) == 7
+    assert largest_label_of(segmentation) == 3
+    assert largest_label_of(scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "empty")) is None

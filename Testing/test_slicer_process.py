@@ -17,6 +17,7 @@ import vtk
 from DENExtractorLib import (
     FEATURE_COUNT,
     DENError,
+    DENExtractor,
     ExtractionCancelled,
     ExtractionSettings,
     load_image,
@@ -558,6 +559,20 @@ def test_labelmap_input_gives_the_same_features(brats_labelmap, brats_reference,
     outcome = process(brats_labelmap, output_folder=tmp_path)
     assert_same_features(outcome.result.features, brats_reference.features)
     assert outcome.paths["npy"] == tmp_path / "OTMultiClass_reference_den.npy"  # a chosen folder beats the scene's
+
+
+def test_a_label_map_node_with_labels_above_4_is_scaled_as_label_max_on_the_file(scene, tmp_path):
+    import nibabel
+
+    source = nibabel.load(BRATS_LABELS)
+    labels = np.asarray(source.dataobj)
+    relabelled = tmp_path / "labels_to_7.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(np.where(labels == 4, 7, labels).astype(np.uint8), source.affine), relabelled)
+    node = load_labelmap_node(scene, relabelled, "labels to 7")
+    outcome = process(node, output_folder=tmp_path / "slicer", mode="oriented")
+    on_the_file = DENExtractor(mode="oriented", label_max=7).extract_file(relabelled)
+    assert outcome.result.provenance["preprocessing"]["label_max"] == 7.0
+    assert_same_features(outcome.result.features, on_the_file.features)
 
 
 def test_seg_nrrd_node_gives_the_command_line_features(seg_nrrd_node, slicer_extractor, tmp_path):

@@ -42,17 +42,28 @@ POLL_SECONDS = 0.02
 
 
 def settings_for(mode: str, plane: str | None, weights: str | Path | None,
-                 segment_count: int | None = None) -> ExtractionSettings:
+                 largest_label: int | None = None) -> ExtractionSettings:
     """The extraction settings of the module's choices: the plane counts in oriented mode only, empty weights are
-    the bundled ones. In oriented mode a segmentation of ``segment_count`` segments (numbered 1..N as the whole
-    segmentation is) gets the fixed label scale max(4, N), the same for every scene with that segment list, as
-    ``den-extract --label-max N`` gives on the saved file. Raises :class:`DENError` for a bad choice (the core's
-    check, as on the command line)."""
+    the bundled ones. In oriented mode an input whose labels go up to ``largest_label`` (:func:`largest_label_of`)
+    gets the fixed label scale max(4, largest label), as ``den-extract --label-max N`` gives on the saved file.
+    Raises :class:`DENError` for a bad choice (the core's check, as on the command line)."""
     label_max = None
-    if mode == "oriented" and segment_count is not None and segment_count > DEFAULT_LABEL_MAX:
-        label_max = float(segment_count)
+    if mode == "oriented" and largest_label is not None and largest_label > DEFAULT_LABEL_MAX:
+        label_max = float(largest_label)
     return ExtractionSettings(mode=mode, plane=plane if mode == "oriented" else None, weights=chosen_path(weights),
                               label_max=label_max)
+
+
+def largest_label_of(input_node: Any) -> int | None:
+    """The largest label an input can hold: a segmentation's segment count (its segments are numbered 1..N as the
+    whole segmentation is, whichever are chosen: the same for every scene with that segment list), a label map
+    node's largest voxel value; None for a node without voxels."""
+    if input_node.IsA(SEGMENTATION_CLASS):
+        return int(input_node.GetSegmentation().GetNumberOfSegments())
+    image = input_node.GetImageData()
+    if image is None or image.GetNumberOfPoints() == 0:
+        return None
+    return int(image.GetScalarRange()[1])
 
 
 def scene_output_folder(scene: Any, output_folder: str | Path | None, default_folder: str | Path | None = None) -> Path:
@@ -146,10 +157,8 @@ def start_extraction(
         raise problem
     if scene is None:
         raise DENError(input_node.GetName(), "the node is not in a MRML scene")
-    is_segmentation = input_node.IsA(SEGMENTATION_CLASS)
-    segment_count = input_node.GetSegmentation().GetNumberOfSegments() if is_segmentation else None
-    settings = settings_for(mode, plane, weights_path, segment_count)
-    if not is_segmentation:
+    settings = settings_for(mode, plane, weights_path, largest_label_of(input_node))
+    if not input_node.IsA(SEGMENTATION_CLASS):
         segment_ids = None
     request = RunRequest(
         input_node=input_node,
