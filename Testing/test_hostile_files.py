@@ -182,6 +182,7 @@ def peak_rss_mb_loading(path) -> float:
     return float(done.stdout.strip())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoding", ["gzip", "bzip2"])
 def test_a_compressed_nrrd_payload_is_decompressed_only_up_to_its_declared_size(tmp_path, encoding):
     compressor = zlib.compressobj(wbits=31) if encoding == "gzip" else __import__("bz2").BZ2Compressor()

@@ -121,6 +121,7 @@ def test_den_train_has_the_log_file_too(tmp_path, small_case, capsys):
                         log.read_text(encoding="utf-8").strip())
 
 
+@pytest.mark.slow
 def test_the_command_as_a_process_ends_with_its_status_and_everything_it_wrote_complete(tmp_path, small_case):
     """The process leaves without the interpreter's tear-down: its piped stdout, stderr and log file must still
     hold every line, and its exit status must be the run's."""

@@ -105,6 +105,7 @@ def test_reference_weights_depend_on_the_documented_seed():
     assert np.allclose(reference_weights()[0].ravel()[:5], (first_kernel * limit).astype(np.float32))
 
 
+@pytest.mark.slow
 def test_user_weights_h5_are_used(tmp_path, model, small_case):
     from DENExtractorLib import extract_file
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from DENExtractorLib import MODEL_ID, REFERENCE_WEIGHTS_SHA256, write_outputs
 from DENExtractorLib.cli.extract import main
 from DENExtractorLib.demo import synthetic_glioblastoma
@@ -48,6 +49,7 @@ def test_synthetic_glioblastoma_is_realistic_and_reproducible():
     assert np.linalg.det(affine[:3, :3]) != 0
 
 
+@pytest.mark.slow
 def test_demo_runs_the_main_job_in_one_command(tmp_path, capsys):
     assert main(["--demo", "synthetic", "-o", str(tmp_path), "--quiet"]) == 0
     features = np.load(tmp_path / "synthetic_glioblastoma_den.npy")

@@ -83,6 +83,7 @@ def test_a_diverging_loss_stops_training_with_one_line(tmp_path, noise):
                    weights={0: 1.0, 1: 1.0}, epochs=3, batch_size=4, patience=2, seed=0)
 
 
+@pytest.mark.slow
 def test_weights_files_do_not_depend_on_what_the_process_built_before(tmp_path):
     """Keras names layers by a process-wide counter and records the names: the same weights must give the same bytes."""
     from DENExtractorLib.hashing import file_sha256
