@@ -123,8 +123,9 @@ def _start_local_cluster(jobs: int) -> tuple[distributed.LocalCluster, set | Non
     """Start a local cluster of ``jobs`` workers with Ctrl-C held back (where the platform can), so that a Ctrl-C
     cannot leave a half-started cluster behind; return it with the signal mask to restore once it can be closed.
 
-    Threads and processes started meanwhile (Dask's event loop, the worker processes, and workers it restarts
-    later) keep SIGINT blocked: Ctrl-C is den-extract's to handle, not theirs.
+    Threads started meanwhile (Dask's event loop and its helpers) keep SIGINT blocked, so a Ctrl-C reaches this
+    process's main thread only. Worker processes start with a fresh signal mask and ignore SIGINT themselves
+    (:data:`WORKER_PRELOAD`), once their imports are done: a Ctrl-C in their first second still stops them.
     """
     signal_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if HOLDS_SIGNALS else None
     try:
