@@ -15,15 +15,17 @@ from pathlib import Path
 import dask
 import distributed
 import pytest
-from cohort_fixtures import SETTINGS, assert_same_cohort_output, assert_same_features
-from DENExtractorLib.cli.extract import main
-from DENExtractorLib.cohorts.dask_cluster import run_cases_on_dask
-from helpers import DATA
-from test_interrupt_and_resume import (
+from cohort_fixtures import (
+    SETTINGS,
+    assert_same_cohort_output,
+    assert_same_features,
     assert_the_table_lists_every_case_with_outputs_and_nothing_is_partial,
     interrupt_mid_run,
     write_long_cohort,
 )
+from DENExtractorLib.cli.extract import main
+from DENExtractorLib.cohorts.dask_cluster import run_cases_on_dask
+from helpers import DATA
 
 DASK = Path(sys.executable).with_name("dask")
 START_SECONDS = 120

@@ -3,21 +3,22 @@ recomputed, and nothing of ours is left half-written."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
+from cohort_fixtures import (
+    assert_the_table_lists_every_case_with_outputs_and_nothing_is_partial,
+    interrupt_mid_run,
+    write_long_cohort,
+)
 from DENExtractorLib.demo import synthetic_glioblastoma
 from DENExtractorLib.hashing import file_sha256
 from DENExtractorLib.outputs.atomic import PARTIAL_PREFIX
-from helpers import DATA, REPO_ROOT, run_cli
+from helpers import run_cli
 
 SMALL_SHAPE = (48, 48, 24)
 
@@ -117,49 +118,6 @@ def test_leftover_temporary_files_of_ours_are_removed_by_the_next_run(nifti_case
 def long_cohort(tmp_path_factory):
     """Twelve real BraTS cases (the two shared ones under several ids), long enough to interrupt mid-run."""
     return write_long_cohort(tmp_path_factory.mktemp("long_cohort"))
-
-
-def write_long_cohort(root):
-    """Twelve real BraTS cases in ``root`` (links to the two shared ones); return ``root``."""
-    for index in range(12):
-        source = DATA / "brats2015" / ("pat0001" if index % 2 == 0 else "pat0002") / "OTMultiClass.nii.gz"
-        (root / f"case{index:02d}.nii.gz").symlink_to(source)
-    return root
-
-
-def interrupt_mid_run(arguments: list, out_dir, signal_number: int, *, whole_group: bool = False) -> str:
-    """Start den-extract with ``arguments``, send ``signal_number`` while it works on the case after the first
-    finished one (to the whole process group, as a terminal's Ctrl-C does, with ``whole_group``), check that it
-    exits with 130 and return its stderr."""
-    environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor"))
-    command = [sys.executable, "-m", "DENExtractorLib.cli", *map(str, arguments), "-o", str(out_dir), "--quiet"]
-    process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not list(out_dir.glob("*_den.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # somewhere in the next case: reading, computing or writing
-    if whole_group:
-        os.killpg(process.pid, signal_number)
-    else:
-        process.send_signal(signal_number)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    return stderr
-
-
-def assert_the_table_lists_every_case_with_outputs_and_nothing_is_partial(out_dir, cases: int) -> None:
-    """After an interrupted run: no temporary file of ours, some but not all cases finished, each with its
-    ``.json``, ``.npy`` and a row in the cohort table."""
-    assert not [path.name for path in out_dir.iterdir() if path.name.startswith(PARTIAL_PREFIX)]
-    with open(out_dir / "den_cohort.csv", newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    finished = sorted(path.name[: -len("_den.json")] for path in out_dir.glob("*_den.json"))
-    assert 1 <= len(rows) < cases and sorted(row["case_id"] for row in rows) == finished
-    assert sorted(path.name[: -len("_den.npy")] for path in out_dir.glob("*_den.npy")) == finished
-    for case_id in finished:
-        record = json.loads((out_dir / f"{case_id}_den.json").read_text())
-        assert record["outputs"]["npy"]["sha256"] == file_sha256(out_dir / f"{case_id}_den.npy")
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
