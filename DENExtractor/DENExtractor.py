@@ -19,8 +19,7 @@ import qt
 import slicer
 import vtk
 from DENExtractorLib import MODES, PLANES, DENError, ExtractionCancelled
-from DENExtractorSlicer import background, checks, install, results, sample, views
-from DENExtractorSlicer import process as processing
+from DENExtractorSlicer import background, checks, install, results, runs, sample, views
 from slicer import (
     vtkMRMLLabelMapVolumeNode,
     vtkMRMLScalarVolumeNode,
@@ -122,6 +121,9 @@ SCENE_URL_CHECK_MS = 1000
 POLL_INTERVAL_MS = 20
 """How often the timer advances a run: each tick does at most a few milliseconds of main-thread work."""
 
+SAMPLE_POLL_INTERVAL_MS = 50
+"""How often the timer looks whether the sample being generated on a thread is ready."""
+
 PHASE_TEXT = {
     "checking": _("Checking the inputs..."),
     "exporting": _("Exporting the inputs for the worker process..."),
@@ -154,6 +156,8 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._resultFolder = None
         self._viewsBeforeResults = None
         self._timer = None
+        self._sample = None
+        self._sampleTimer = None
 
     def setup(self) -> None:
         """Load the .ui file and connect the widgets.
@@ -172,6 +176,9 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._timer = qt.QTimer()
         self._timer.setInterval(POLL_INTERVAL_MS)
         self._timer.connect("timeout()", self._onTimer)
+        self._sampleTimer = qt.QTimer()
+        self._sampleTimer.setInterval(SAMPLE_POLL_INTERVAL_MS)
+        self._sampleTimer.connect("timeout()", self._onSampleTimer)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -201,6 +208,7 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._run.cancel()
         self._timer.stop()
         self._urlTimer.stop()
+        self._sampleTimer.stop()
         background.stop_warm_worker()
         self.removeObservers()
 
@@ -377,7 +385,7 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not parameters:
             return None
         try:
-            return str(processing.scene_output_folder(
+            return str(runs.scene_output_folder(
                 slicer.mrmlScene, parameters.outputFolder, slicer.app.defaultScenePath
             ))
         except DENError:
@@ -411,11 +419,37 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNode.outputFolder = path
 
     def onLoadSampleButton(self) -> None:
-        """Add the synthetic glioblastoma segmentation to the scene and make it the input."""
+        """Generate the synthetic glioblastoma segmentation on a thread; a timer adds it to the scene and makes it
+        the input when it is ready (:meth:`_onSampleTimer`), so the click never holds Slicer's main thread."""
+        if self._sample is not None:
+            return
+        self._sample = sample.SampleInBackground(slicer.mrmlScene)
+        self.ui.loadSampleButton.enabled = False
+        self.ui.statusLabel.text = _("Generating the sample...")
+        self._sampleTimer.start()
+
+    def _onSampleTimer(self) -> None:
+        """Add the sample once generated (one import step on the main thread) and choose it as the input."""
+        if self._sample is None:
+            self._sampleTimer.stop()
+            return
         with slicer.util.tryWithErrorDisplay(_("The sample could not be created."), waitCursor=True):
-            node = sample.add_sample_segmentation(slicer.mrmlScene)
+            try:
+                node = self._sample.poll()
+            except RuntimeError:
+                self._endSample()
+                raise
+            if node is None:
+                return
+            self._endSample()
             if self._parameterNode:
                 self._parameterNode.inputSegmentation = node
+        self._checkCanApply()
+
+    def _endSample(self) -> None:
+        self._sample = None
+        self._sampleTimer.stop()
+        self.ui.loadSampleButton.enabled = True
 
     def onApplyButton(self) -> None:
         """Install the requirements if needed (with consent), then start the extraction in the worker process.
@@ -444,7 +478,7 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         parameters = self._parameterNode
         try:
-            run = processing.start_extraction(
+            run = runs.start_extraction(
                 parameters.inputSegmentation,
                 segment_ids=self._chosenSegmentIds(),
                 image_node=parameters.imageVolume,
@@ -485,6 +519,11 @@ class DENExtractorWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._showOutcome(run.outcome)
         elif isinstance(run.error, ExtractionCancelled):
             self.ui.statusLabel.text = _("Cancelled: nothing was written.")
+        elif isinstance(run.error, background.WorkerPackagesMissing):
+            install.forget_requirements_met()  # the next click runs the install flow
+            message = _("{fault} Click Extract Features to install them.").format(fault=str(run.error))
+            self.ui.statusLabel.text = message
+            slicer.util.errorDisplay(message, windowTitle=_("DEN Extractor"))
         elif run.error is not None:
             self.ui.statusLabel.text = str(run.error)
             slicer.util.errorDisplay(str(run.error), windowTitle=_("DEN Extractor"))
@@ -591,20 +630,65 @@ class _SignalsBlocked:
 
 
 class DENExtractorLogic(ScriptedLoadableModuleLogic):
-    """The module's logic, usable without the GUI; it delegates to ``DENExtractorSlicer.process``.
+    """The module's logic, usable without the GUI; it delegates to ``DENExtractorSlicer.runs``.
 
     Example (Slicer's Python console)::
 
         import DENExtractor
         logic = DENExtractor.DENExtractorLogic()
-        outcome = logic.process(getNode("Segmentation"), outputFolder="/tmp/den")
+        outcome = logic.process(getNode("Segmentation"), outputFolder="/tmp/den")  # Slicer stays responsive
         outcome.result.features.shape  # (slices, 4096)
-        outcome.paths["npy"]           # /tmp/den/Segmentation_den.npy
+        outcome.paths["npy"]           # /tmp/den/Segmentation_reference_den.npy
+
+        run = logic.start(getNode("Segmentation"), outputFolder="/tmp/den")  # returns at once
+        run.poll(); run.progress       # advance it from a timer, see where it is
+        outcome = logic.wait(run)      # or wait for it; run.cancel() stops it, leaving nothing
     """
 
     def getParameterNode(self) -> DENExtractorParameterNode:
         """Return the module's parameter node in the scene, wrapped with typed access."""
         return DENExtractorParameterNode(super().getParameterNode())
+
+    def start(
+        self,
+        inputNode,
+        *,
+        segmentIds: list[str] | None = None,
+        imageNode=None,
+        mode: str = "reference",
+        plane: str = "axial",
+        weightsPath: str | Path | None = None,
+        outputFolder: str | Path | None = None,
+    ):
+        """Check the inputs and return the extraction run without waiting (the non-blocking form for scripts).
+
+        The run (``DENExtractorSlicer.BackgroundExtraction``) advances one bounded step per ``run.poll()`` (call it
+        from a ``qt.QTimer``, as the module does), ``run.progress`` says where it is, ``run.cancel()`` stops it
+        leaving no file and no node; when ``run.finished``, ``run.outcome`` holds the result (or ``run.error`` the
+        fault). :meth:`wait` waits for it. Parameters as :meth:`process`.
+
+        :raises DENExtractorLib.DENError: for any fault in the inputs or settings (one-line message).
+        """
+        return runs.start_extraction(
+            inputNode,
+            segment_ids=segmentIds,
+            image_node=imageNode,
+            mode=mode,
+            plane=plane,
+            weights=weightsPath,
+            output_folder=outputFolder,
+            default_folder=slicer.app.defaultScenePath,
+            scene=slicer.mrmlScene,
+            python=install.python_slicer(),
+            environment=install.worker_environment(),
+        )
+
+    def wait(self, run, *, progress=None, cancel=None):
+        """Wait for a run from :meth:`start` while Slicer's event loop keeps running; return its outcome.
+
+        :raises DENExtractorLib.DENError: the run's fault; ``ExtractionCancelled`` when it was cancelled.
+        """
+        return runs.wait_for(run, progress=progress, cancel=cancel)
 
     def process(
         self,
@@ -621,8 +705,9 @@ class DENExtractorLogic(ScriptedLoadableModuleLogic):
     ):
         """Extract the DEN features of a segmentation or label map node, save them and add the result nodes.
 
-        The work runs in the worker process (TensorFlow never loads into Slicer), but this call waits for it: for
-        scripts and the Python console. The module's button runs the same extraction without waiting.
+        The work runs in the worker process (TensorFlow never loads into Slicer); this call waits for it while
+        Slicer's event loop keeps running (the views redraw, the GUI answers): for scripts and the Python console.
+        The module's button runs the same extraction without waiting; :meth:`start` is the non-blocking form.
 
         :param inputNode: a ``vtkMRMLSegmentationNode`` or ``vtkMRMLLabelMapVolumeNode``.
         :param segmentIds: the segments of a segmentation node to use; None uses all of them.
@@ -637,21 +722,9 @@ class DENExtractorLogic(ScriptedLoadableModuleLogic):
         :return: ``DENExtractorSlicer.ProcessOutcome`` (``.result``, ``.nodes``, ``.paths``).
         :raises DENExtractorLib.DENError: for any fault in the inputs or settings (one-line message).
         """
-        return processing.process(
-            inputNode,
-            segment_ids=segmentIds,
-            image_node=imageNode,
-            mode=mode,
-            plane=plane,
-            weights=weightsPath,
-            output_folder=outputFolder,
-            default_folder=slicer.app.defaultScenePath,
-            progress=progress,
-            cancel=cancel,
-            scene=slicer.mrmlScene,
-            python=install.python_slicer(),
-            environment=install.worker_environment(),
-        )
+        run = self.start(inputNode, segmentIds=segmentIds, imageNode=imageNode, mode=mode, plane=plane,
+                         weightsPath=weightsPath, outputFolder=outputFolder)
+        return self.wait(run, progress=progress, cancel=cancel)
 
 
 #

@@ -12,37 +12,14 @@ from cohort_fixtures import (  # fixtures shared by the cohort runners' tests
 )
 from helpers import DATA, PAT0001_LABELS
 
-FILE_MARKERS = {
-    "test_parallel.py": ("scale", "slow", "needs_data"),
-    "test_dask.py": ("scale", "slow", "needs_data"),
-    "test_merge.py": ("scale", "slow", "needs_data"),
-    "test_slicer_process.py": ("slicer", "slow", "needs_data"),
-    "test_slicer_checks.py": ("slicer",),
-    "test_slicer_install.py": ("slicer",),
-    "test_training.py": ("slow",),
-    "test_interrupt_and_resume.py": ("slow", "needs_data"),
-    "test_user_sees.py": ("slow", "needs_data"),
-    "test_oriented_speed.py": ("slow",),
-    "test_windowed.py": ("slow", "needs_data"),
-    "test_cohort.py": ("needs_data",),
-    "test_cases_csv.py": ("needs_data",),
-    "test_bad_input.py": ("needs_data",),
-    "test_hostile_files.py": ("needs_data",),
-    "test_output_folder.py": ("root", "needs_data"),
-    "test_outputs_and_demo.py": ("needs_data",),
-    "test_preprocessing_modes.py": ("needs_data",),
-}
-"""Markers of whole test files (a file may add its own with ``pytestmark``): ``-m "not slow"`` is the quick subset."""
-
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Give each test its file's markers; tests marked ``needs_data`` skip when the shared real data are absent (a
-    clone from elsewhere), except in CI, where the data are always there and their absence is a failure."""
+    """Tests marked ``needs_data`` (markers are written next to the tests: ``pytestmark`` or decorators) skip when
+    the shared real data are absent (a clone from elsewhere), except in CI, where the data are always there and
+    their absence is a failure."""
     data_missing = not DATA.is_dir() and os.environ.get("CI") != "true"
     skip = pytest.mark.skip(reason=f"the shared real data are not at {DATA}")
     for item in items:
-        for name in FILE_MARKERS.get(item.path.name, ()):
-            item.add_marker(name)
         if data_missing and item.get_closest_marker("needs_data") is not None:
             item.add_marker(skip)
 

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from helpers import PAT0001_LABELS, assert_refused, run_cli, save_nifti
 
+pytestmark = [pytest.mark.needs_data]
+
 
 def labels_with(value: float, shape=(20, 20, 12)) -> np.ndarray:
     """A small label map with a cube of label 1 and one voxel set to ``value``."""

@@ -10,6 +10,8 @@ from DENExtractorLib.cohorts.cases_csv import read_cases_csv
 from DENExtractorLib.errors import DENError
 from helpers import DATA
 
+pytestmark = [pytest.mark.needs_data]
+
 BRATS = DATA / "brats2015"
 
 
@@ -54,8 +56,9 @@ def test_a_pyradiomics_batch_file_works_as_it_is(tmp_path):
 
 
 def test_without_an_id_column_a_case_is_named_by_its_segmentation_file(tmp_path):
-    cases_file = write_csv(tmp_path / "cases.csv", f"Mask\n{BRATS / 'pat0002' / 'OTMultiClass.nii.gz'}\n")
-    assert [case.case_id for case in read_cases_csv(cases_file).cases] == ["OTMultiClass"]
+    cases_file = write_csv(tmp_path / "cases.csv", f"Mask\n{BRATS / 'pat0002' / 'OTMultiClass.nii.gz'}\n"
+                                                   f"{BRATS / 'pat0001' / 'OTMultiClass.nii.gz'}\n")
+    assert [case.case_id for case in read_cases_csv(cases_file).cases] == ["pat0002", "pat0001"]
 
 
 def test_excel_byte_order_mark_blank_lines_and_quoted_cells(tmp_path):

@@ -13,6 +13,8 @@ from DENExtractorLib.cli.extract import main
 from DENExtractorLib.cohorts.cases import find_cases
 from helpers import DATA, PAT0001_LABELS
 
+pytestmark = [pytest.mark.needs_data]
+
 PATTERN = "{id}_nifti/{id}_tumor_segmentation.nii.gz"
 
 
@@ -93,7 +95,7 @@ def test_resume_recomputes_incomplete_or_outdated_outputs(cohort, tmp_path, caps
     assert "--overwrite" in capsys.readouterr().err
     main([*arguments, "--resume", "--mode", "oriented", "--overwrite"])
     assert "2 done, 0 resumed" in capsys.readouterr().err
-    assert json.loads((out / "pat0001_den.json").read_text())["preprocessing"]["mode"] == "oriented"
+    assert json.loads((out / "pat0001_den.json").read_text())["settings"]["mode"] == "oriented"
 
 
 def test_several_files_and_a_progress_summary(tmp_path, capsys, small_case):

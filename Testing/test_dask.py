@@ -27,6 +27,8 @@ from DENExtractorLib.cli.extract import main
 from DENExtractorLib.cohorts.dask_cluster import run_cases_on_dask
 from helpers import DATA
 
+pytestmark = [pytest.mark.scale, pytest.mark.slow, pytest.mark.needs_data]
+
 DASK = Path(sys.executable).with_name("dask")
 START_SECONDS = 120
 

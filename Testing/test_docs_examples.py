@@ -80,7 +80,8 @@ def example_folder(tmp_path: Path, weights: Path) -> tuple[Path, dict]:
     tools = tmp_path / "bin"
     tools.mkdir()
     for name, module in (("den-extract", "DENExtractorLib.cli"), ("den-train", "DENExtractorLib.cli.train"),
-                         ("den-score", "DENExtractorLib.cli.score"), ("python", None)):
+                         ("den-score", "DENExtractorLib.cli.score"),
+                         ("den-robustness", "DENExtractorLib.cli.robustness"), ("python", None)):
         script = tools / name
         command = f'"{sys.executable}"' + (f" -m {module}" if module else "")
         script.write_text(f'#!/bin/sh\nexec {command} "$@"\n')

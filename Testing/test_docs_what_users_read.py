@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from DENExtractorLib.outputs.files import heatmap_row_label, heatmap_title
 from DENExtractorLib.outputs.provenance import stored_axis_anatomy
+from DENExtractorLib.outputs.record import case_record
 from helpers import REPO_ROOT
 
 BRATS_AFFINE = np.array([[-1.0, 0, 0, 0], [0, -1, 0, 239], [0, 0, 1, 0], [0, 0, 0, 1]])
@@ -38,15 +39,19 @@ def test_a_stored_axis_is_named_by_its_plane_and_direction(affine, axis, words):
 def test_reference_mode_on_brats_says_sagittal_where_a_user_reads_the_axis(reference_result):
     provenance = reference_result.provenance
     assert provenance["preprocessing"]["slice_axis_anatomy"] == "sagittal, right to left"
-    assert "reference mode, first stored axis: sagittal, right to left" in heatmap_title("pat0001", provenance)
-    assert heatmap_row_label(provenance) == "sagittal slice, right to left (row r = voxel index i = r)"
+    record = case_record(provenance)
+    assert "reference mode, first stored axis: sagittal, right to left" in heatmap_title("pat0001", record)
+    assert heatmap_row_label(record) == "sagittal slice, right to left (row r = voxel index i = r)"
 
 
 def test_oriented_mode_keeps_its_plane_words():
-    provenance = {"model": {"id": "den-ref-v1"}, "image": None,
-                  "preprocessing": {"mode": "oriented", "plane": "axial", "slice_axis_ras": "S"}}
-    assert "oriented mode, axial plane" in heatmap_title("x", provenance)
-    assert heatmap_row_label(provenance) == "axial slice (row 0 = most inferior)"
+    record = case_record({"model": {"id": "den-ref-v1", "weights_sha256": "0"}, "image": None,
+                          "input": {"source": "x.nii.gz", "sha256": "0"},
+                          "features": {"shape": [2, 4096], "foreground_rows": [0]},
+                          "settings": {"mode": "oriented", "plane": "axial", "labels": "all", "label_max": 4.0},
+                          "preprocessing": {"slice_axis_ras": "S"}})
+    assert "oriented mode, axial plane" in heatmap_title("x", record)
+    assert heatmap_row_label(record) == "axial slice (row 0 = most inferior)"
 
 
 @pytest.fixture(scope="module")

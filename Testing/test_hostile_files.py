@@ -27,6 +27,8 @@ from helpers import (
     save_nifti,
 )
 
+pytestmark = [pytest.mark.needs_data]
+
 
 def small_labels(shape=(16, 16, 8)) -> np.ndarray:
     """A small uint8 label map with a cube of label 1."""

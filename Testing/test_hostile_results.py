@@ -148,17 +148,18 @@ def test_a_second_run_never_silently_replaces_another_inputs_or_other_settings_r
     out = tmp_path / "out"
     assert run_cli([first, "-o", out, "--no-png"], capsys)[0] == 0
     kept = (out / "case_den.npy").read_bytes()
-    for arguments in ([second], [first, "--mode", "oriented"], [first, "--mode", "oriented", "--resume"]):
+    for arguments in ([first, "--mode", "oriented"], [first, "--mode", "oriented", "--resume"]):
         status, lines = run_cli([*arguments, "-o", out, "--no-png"], capsys)
         assert status == 2 and len(lines) == 1, lines
-        assert lines[0].startswith(f"den-extract: error: {out / 'case_den.json'}: holds results of ")
+        assert lines[0].startswith(f"den-extract: error: {out / 'case_den.json'}: holds results of other settings")
         assert "--overwrite" in lines[0] and "another output folder" in lines[0] and "--resume" in lines[0]
         assert (out / "case_den.npy").read_bytes() == kept
-    assert "another segmentation" in run_cli([second, "-o", out, "--no-png"], capsys)[1][0]
     assert run_cli([first, "-o", out, "--no-png"], capsys)[0] == 0  # the same input and settings: a rerun
-    assert run_cli([second, "-o", out, "--no-png", "--overwrite"], capsys)[0] == 0
-    record = json.loads((out / "case_den.json").read_text())
-    assert record["input"]["source"] == str(second)
+    assert run_cli([second, "-o", out, "--no-png"], capsys)[0] == 0  # another patient's case.nii.gz: named b
+    assert (out / "case_den.npy").read_bytes() == kept
+    assert json.loads((out / "b_den.json").read_text())["input"]["source"] == str(second)
+    assert run_cli([first, "-o", out, "--no-png", "--mode", "oriented", "--overwrite"], capsys)[0] == 0
+    assert json.loads((out / "case_den.json").read_text())["settings"]["mode"] == "oriented"
 
 
 def test_a_generic_file_name_is_named_by_its_folder_also_alone(tmp_path, capsys):

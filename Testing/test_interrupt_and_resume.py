@@ -20,6 +20,8 @@ from DENExtractorLib.hashing import file_sha256
 from DENExtractorLib.outputs.atomic import PARTIAL_PREFIX
 from helpers import run_cli
 
+pytestmark = [pytest.mark.slow, pytest.mark.needs_data]
+
 SMALL_SHAPE = (48, 48, 24)
 
 

@@ -13,6 +13,8 @@ from DENExtractorLib.cohorts.parts import part_share, resolve_part_id
 from DENExtractorLib.errors import DENError
 from helpers import DATA
 
+pytestmark = [pytest.mark.scale, pytest.mark.slow, pytest.mark.needs_data]
+
 RUN = ["--no-png", "--quiet"]
 
 

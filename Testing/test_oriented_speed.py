@@ -10,6 +10,8 @@ import pytest
 from DENExtractorLib import segmentation_from_array
 from DENExtractorLib.preprocessing import _take, preprocess
 
+pytestmark = [pytest.mark.slow]
+
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_a_slice_is_a_view_with_the_documented_axes(axis):

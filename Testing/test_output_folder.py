@@ -10,6 +10,8 @@ import pytest
 from DENExtractorLib.cli.options import EXIT_BAD_INPUT
 from helpers import PAT0001_LABELS, run_cli
 
+pytestmark = [pytest.mark.root, pytest.mark.needs_data]
+
 
 def assert_unusable(out_dir, fault: str, capsys) -> None:
     """den-extract refuses ``out_dir`` with exit status 2 and one line naming it and the fault."""

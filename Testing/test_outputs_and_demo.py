@@ -13,6 +13,8 @@ from DENExtractorLib.hashing import file_sha256
 from helpers import PAT0001_LABELS
 from PIL import Image
 
+pytestmark = [pytest.mark.needs_data]
+
 
 def test_outputs_hold_features_provenance_and_heatmap(tmp_path, reference_result):
     written = write_outputs(reference_result, tmp_path, "pat0001")
@@ -24,7 +26,7 @@ def test_outputs_hold_features_provenance_and_heatmap(tmp_path, reference_result
     assert provenance["input"]["sha256"] == file_sha256(PAT0001_LABELS)
     assert provenance["input"]["shape"] == [240, 240, 155]
     assert np.allclose(provenance["input"]["affine"], [[-1, 0, 0, 0], [0, -1, 0, 239], [0, 0, 1, 0], [0, 0, 0, 1]])
-    assert provenance["preprocessing"]["mode"] == "reference"
+    assert provenance["settings"]["mode"] == "reference"
     assert provenance["preprocessing"]["resize"]["filter"] == "bicubic"
     assert provenance["features"]["shape"] == [240, 4096]
     assert provenance["features"]["foreground_rows"] == reference_result.foreground_rows.tolist()

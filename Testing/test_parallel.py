@@ -27,6 +27,8 @@ from DENExtractorLib.outputs.output_folder import prepare_output_folder
 from DENExtractorLib.settings import ExtractionSettings
 from helpers import DATA, REPO_ROOT
 
+pytestmark = [pytest.mark.scale, pytest.mark.slow, pytest.mark.needs_data]
+
 
 def test_two_workers_give_the_one_process_features_bit_for_bit_and_the_same_table(one_process_run, tmp_path):
     cases, expected_out, _ = one_process_run

@@ -33,10 +33,11 @@ def test_a_settings_file_gives_the_features_of_the_same_options_and_the_provenan
     record = json.loads((tmp_path / "file" / "small_case_den.json").read_text())["settings"]
     source = f"params file {params} (sha256 {read_params(params).sha256})"
     assert record == {"mode": "oriented", "plane": "coronal", "labels": [1, 4], "weights": "bundled", "label_max": 4.0,
-                      "from": {"mode": source, "plane": source, "labels": source, "weights": "default"}}
+                      "from": {"mode": source, "plane": source, "labels": source, "weights": "default",
+                               "label_max": "default"}}
     options = json.loads((tmp_path / "options" / "small_case_den.json").read_text())["settings"]
     assert options["from"] == {"mode": "command line", "plane": "command line", "labels": "command line",
-                               "weights": "default"}
+                               "weights": "default", "label_max": "default"}
 
     status, lines = run_cli([small_case, "-o", tmp_path / "override", "--params", params, "--labels", "4"], capsys)
     assert status == 0, lines

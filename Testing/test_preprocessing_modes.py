@@ -22,6 +22,8 @@ from helpers import (
 )
 from PIL import Image
 
+pytestmark = [pytest.mark.needs_data]
+
 
 def published_pipeline_features(path) -> np.ndarray:
     """An independent, straightforward implementation of the published preprocessing and prediction."""
@@ -100,7 +102,7 @@ def test_oriented_mode_does_not_depend_on_how_the_file_stores_its_axes(small_cas
 def test_oriented_mode_records_plane_and_row_mapping(small_case):
     result = extract_file(small_case, mode="oriented", plane="coronal")
     recorded = result.provenance["preprocessing"]
-    assert recorded["plane"] == "coronal" and recorded["slice_axis_ras"] == "A"
+    assert result.provenance["settings"]["plane"] == "coronal" and recorded["slice_axis_ras"] == "A"
     mapping = recorded["row_to_voxel_index"]
     assert len(mapping["indices"]) == result.features.shape[0] == 64
     # the synthetic case's affine flips j (LPS-like): row r (anterior-most last) is stored index 63 - r

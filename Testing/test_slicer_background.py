@@ -156,25 +156,90 @@ def test_results_are_added_only_to_the_scene_and_input_the_run_started_from(what
     else:
         scene.RemoveNode(node)
     after = node_ids(scene)
-    poll_to_end(run, interval=0.01)
+    worker = run._worker._process
+    run.poll()  # the next timer tick stops the worker at once, not at the end of its work
+    assert run.finished and worker.wait(timeout=30) != 0
     assert run.outcome is None and "removed or the scene was closed" in str(run.error)
     assert node_ids(scene) == after
     assert not output.exists() or not any(output.iterdir())
 
 
-def test_a_crashed_worker_fails_the_run_not_slicer(tmp_path):
+def test_a_crashed_worker_fails_the_run_not_slicer_and_says_how_it_ended(tmp_path):
+    """A worker killed mid-run is reported with the signal that ended it and its log, kept (and named) until the
+    next run; the next click starts afresh."""
     scene = slicer.vtkMRMLScene()
     node = add_synthetic_labelmap(scene)
     run = start_extraction(node, output_folder=tmp_path / "out", scene=scene)
     poll_to_end(run, interval=0.002, until=lambda r: r.progress.phase in ("loading", "network"))
-    os.kill(run._worker._process.pid, signal.SIGKILL)  # as a TensorFlow crash would end it
+    os.kill(run._worker._process.pid, signal.SIGKILL)  # as a TensorFlow crash (or the kernel's OOM killer) would
     poll_to_end(run, interval=0.01)
-    assert "the worker process stopped" in str(run.error)
+    message = str(run.error)
+    assert "the worker process was killed by signal SIGKILL (perhaps for lack of memory)" in message
+    log = Path(message.split("its log is ")[1].split(" (kept")[0])
+    assert log.is_file()
     assert scene.GetNodeByID(node.GetID()) is node
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     again = start_extraction(node, output_folder=tmp_path / "again", scene=scene)  # the next click starts afresh
     poll_to_end(again, interval=0.01)
     assert again.outcome is not None
+    assert not log.exists()  # the crashed worker's log lived until the next run
+
+
+def test_a_worker_python_without_tensorflow_says_so_and_leads_to_the_install(tmp_path):
+    """A worker whose Python lacks TensorFlow and Keras (a real interpreter, with every other requirement) ends the
+    run with a message naming what is missing, as the error the module answers with its install flow."""
+    site = tmp_path / "site-packages-without-tensorflow"
+    site.mkdir()
+    for entry in Path(np.__file__).parents[1].iterdir():
+        shadows_the_standard_library = entry.name.split(".")[0] in sys.stdlib_module_names  # a backport's typing.py
+        if not entry.name.lower().startswith(("tensorflow", "keras", "tf_keras", "tensorboard")) \
+                and not shadows_the_standard_library:
+            (site / entry.name).symlink_to(entry)
+    python = Path(sys.base_prefix) / "bin" / "python3"
+    background.stop_warm_worker()
+    scene = slicer.vtkMRMLScene()
+    node = add_synthetic_labelmap(scene)
+    run = start_extraction(node, output_folder=tmp_path / "out", scene=scene, python=python,
+                           environment={**os.environ, "PYTHONPATH": str(site)})
+    poll_to_end(run, interval=0.01)
+    background.stop_warm_worker()
+    assert isinstance(run.error, background.WorkerPackagesMissing)
+    assert "the worker's Python cannot import keras: the required packages are not installed" in str(run.error)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+CANCEL_THEN_EXIT = textwrap.dedent("""
+    import sys
+    import slicer
+    from DENExtractorSlicer import background, start_extraction
+    from slicer_helpers import load_labelmap_node, poll_to_end
+
+    scene = slicer.vtkMRMLScene()
+    node = load_labelmap_node(scene, sys.argv[1], "OTMultiClass")
+    run = start_extraction(node, output_folder=sys.argv[2], scene=scene)
+    poll_to_end(run, interval=0.002, until=lambda r: r.progress.phase == sys.argv[3])
+    run.cancel()
+    background.stop_warm_worker()  # what the module's cleanup() does as Slicer exits
+    print("cancelled in", run.progress.phase)
+""")
+
+
+@pytest.mark.needs_data
+@pytest.mark.parametrize("phase", ["exporting", "network"])
+def test_nothing_is_left_behind_after_a_cancel_and_an_immediate_exit(phase, tmp_path):
+    """Cancel, then Slicer exits at once: no private case folder and no worker log is left in the temporary
+    folder (the folder is deleted before cancel() returns, not by a thread that would die with Slicer)."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    completed = subprocess.run(
+        [sys.executable, "-c", CANCEL_THEN_EXIT, str(BRATS_LABELS), str(tmp_path / "out"), phase],
+        capture_output=True, text=True, timeout=600, check=False,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TMPDIR=str(temporary)),
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip() == f"cancelled in {phase}"
+    assert sorted(path.name for path in temporary.iterdir()) == []
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_the_worker_stays_warm_between_clicks(tmp_path):
@@ -205,3 +270,26 @@ def test_a_fault_the_worker_finds_is_one_line_and_keeps_it_warm(tmp_path):
                              "nothing to extract"
     assert run._worker.alive and background._Kept.worker is run._worker
     assert node_ids(scene) == before and not (tmp_path / "out").exists()
+
+
+def test_the_console_forms_start_poll_wait_and_cancel(tmp_path):
+    """The documented non-blocking form: ``start_extraction`` returns at once, a timer's ``poll()`` advances the
+    run, ``wait_for`` waits for the rest and returns the outcome; a cancelled run makes ``wait_for`` raise
+    ``ExtractionCancelled`` and leaves nothing."""
+    from DENExtractorSlicer.runs import wait_for
+
+    scene = slicer.vtkMRMLScene()
+    node = add_synthetic_labelmap(scene)
+    run = start_extraction(node, output_folder=tmp_path / "out", scene=scene)
+    assert run.progress.phase == "checking" and not run.finished  # nothing ran yet
+    run.poll()
+    assert run.progress.phase == "exporting"
+    outcome = wait_for(run, progress=lambda done, total: None)
+    assert outcome.paths["npy"].is_file() and outcome.result.features.shape[1] == 4096
+    before = node_ids(scene)
+    cancelled = start_extraction(node, output_folder=tmp_path / "cancelled", scene=scene)
+    poll_to_end(cancelled, interval=0.002, until=lambda r: r.progress.phase == "network")
+    cancelled.cancel()
+    with pytest.raises(ExtractionCancelled):
+        wait_for(cancelled)
+    assert node_ids(scene) == before and not (tmp_path / "cancelled").exists()

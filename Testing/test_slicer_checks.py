@@ -210,7 +210,7 @@ def test_a_segment_added_after_choosing_is_chosen_too(scene):
 
 
 def test_oriented_mode_scales_labels_by_the_whole_segmentations_segment_count():
-    from DENExtractorSlicer.process import settings_for
+    from DENExtractorSlicer.runs import settings_for
 
     assert settings_for("oriented", "axial", None, largest_label=7).record()["label_max"] == 7.0
     assert settings_for("oriented", "axial", None, largest_label=3).record()["label_max"] == 4.0  # BraTS' own scale
@@ -218,8 +218,10 @@ def test_oriented_mode_scales_labels_by_the_whole_segmentations_segment_count():
     assert settings_for("reference", "axial", None, largest_label=7).record()["label_max"] is None
 
 
-def test_the_largest_label_is_a_segmentations_segment_count_and_a_label_maps_largest_value():
-    from DENExtractorSlicer.process import largest_label_of
+def test_the_label_scale_is_a_segmentations_segment_count_and_a_label_maps_largest_value_found_by_the_worker():
+    """Slicer's main thread never scans a label map's voxels: the worker finds its largest label (max(4, it))."""
+    from DENExtractorSlicer.case_files import LARGEST_LABEL, oriented_label_max
+    from DENExtractorSlicer.runs import label_scale_of
     from slicer.util import updateVolumeFromArray
 
     scene = slicer.vtkMRMLScene()
@@ -232,6 +234,40 @@ def test_the_largest_label_is_a_segmentations_segment_count_and_a_label_maps_lar
         segment = slicer.vtkSegment()
         segment.AddRepresentation("Binary labelmap", slicer.vtkOrientedImageData())
         assert segmentation.GetSegmentation().AddSegment(segment, name)
-    assert largest_label_of(label_map) == 7
-    assert largest_label_of(segmentation) == 3
-    assert largest_label_of(scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "empty")) is None
+    assert label_scale_of(label_map) == LARGEST_LABEL
+    assert label_scale_of(segmentation) == 3
+    assert oriented_label_max(float(voxels.max())) == 7.0
+    assert oriented_label_max(3.0) is None  # the default scale, 4
+    assert oriented_label_max(None) is None
+
+
+@pytest.mark.parametrize("kind", ["label map", "segmentation"])
+def test_an_input_off_the_mris_voxel_grid_disables_extract_before_the_click_with_one_message(scene, kind):
+    """Image mode needs the input on the MRI's voxel grid: a label map and a segmentation half a voxel off it get
+    the same message from the status line's check, before anything is exported or sent to the worker; on the grid
+    (a whole-voxel offset, a box of it) both are accepted."""
+    from slicer.util import updateVolumeFromArray, vtkMatrixFromArray
+    from slicer_helpers import segmentation_from_labelmap
+
+    def volume(node_class: str, name: str, shift: float):
+        node = scene.AddNewNodeByClass(node_class, name)
+        voxels = np.zeros((6, 8, 10), dtype=np.int16)
+        voxels[2:4, 3:5, 4:6] = 1
+        updateVolumeFromArray(node, voxels)
+        affine = np.diag([2.0, 2.0, 3.0, 1.0])
+        affine[0, 3] = shift
+        node.SetIJKToRASMatrix(vtkMatrixFromArray(affine))
+        return node
+
+    mri = volume("vtkMRMLScalarVolumeNode", "MRI", 0.0)
+    on_grid = volume("vtkMRMLLabelMapVolumeNode", "on grid", 4.0)  # two whole voxels along i
+    off_grid = volume("vtkMRMLLabelMapVolumeNode", "off grid", 1.0)  # half a voxel
+    if kind == "segmentation":
+        on_grid = segmentation_from_labelmap(scene, on_grid, "on grid segments")
+        off_grid = segmentation_from_labelmap(scene, off_grid, "off grid segments")
+    folder = Path("/tmp")
+    assert inputs_problem(on_grid, mri, output_folder=folder) is None
+    assert message(inputs_problem(off_grid, mri, output_folder=folder)) == (
+        f"{off_grid.GetName()}: the segmentation is not on the voxel grid of 'MRI': choose the MRI it was drawn on "
+        "(or resample one onto the other)")
+    assert inputs_problem(off_grid, None, output_folder=folder) is None  # label mode: any grid

@@ -26,7 +26,7 @@ from DENExtractorLib import (
 )
 from DENExtractorLib.demo import synthetic_glioblastoma
 from DENExtractorSlicer import background, nodes, process, results, views
-from DENExtractorSlicer.process import output_stem, result_stem, scene_output_folder
+from DENExtractorSlicer.runs import output_stem, result_stem, scene_output_folder
 from DENExtractorSlicer.sample import SEGMENTS, add_sample_segmentation
 from DENExtractorSlicer.worker import Worker
 from PIL import Image
@@ -571,7 +571,7 @@ def test_a_label_map_node_with_labels_above_4_is_scaled_as_label_max_on_the_file
     node = load_labelmap_node(scene, relabelled, "labels to 7")
     outcome = process(node, output_folder=tmp_path / "slicer", mode="oriented")
     on_the_file = DENExtractor(mode="oriented", label_max=7).extract_file(relabelled)
-    assert outcome.result.provenance["preprocessing"]["label_max"] == 7.0
+    assert outcome.result.provenance["settings"]["label_max"] == 7.0
     assert_same_features(outcome.result.features, on_the_file.features)
 
 

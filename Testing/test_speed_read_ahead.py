@@ -30,10 +30,10 @@ def test_reading_runs_at_most_one_case_ahead_of_the_network(small_cases, referen
     lock = threading.Lock()
     real_read, real_extract = run_module.load_case, reference_extractor.extract
 
-    def read(segmentation, image=None):
+    def read(segmentation, image=None, **options):
         with lock:
             events.append(("read", Path(segmentation).name))
-        return real_read(segmentation, image)
+        return real_read(segmentation, image, **options)
 
     def extract(segmentation, image=None, **options):
         with lock:

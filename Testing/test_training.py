@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from DENExtractorLib.cli.extract import main as den_extract
 from DENExtractorLib.cli.score import main as den_score
+from DENExtractorLib.cli.train import main as den_train
 from DENExtractorLib.hashing import file_sha256
 from DENExtractorLib.network.bundled import (
     MODEL_ID,
@@ -27,13 +28,16 @@ from DENExtractorLib.settings import ExtractionSettings
 from DENExtractorLib.training import TrainingConfig, train
 from DENExtractorLib.training.classifier import load_classifier
 from DENExtractorLib.training.synthetic_cohort import write_labelled_cohort
+from DENExtractorLib.training.verdict import NOT_CLAIMED, UNKNOWN_PATIENTS
 from helpers import REPO_ROOT
 from PIL import Image
 
 pytestmark = pytest.mark.slow
 
 SETTINGS = ["--epochs", "6", "--patience", "2", "--learning-rate", "1e-3", "--seed", "1"]
-CONFIG = TrainingConfig(epochs=6, patience=2, learning_rate=1e-3, seed=1)
+ONE_CASE_PER_PATIENT = ["--one-case-per-patient"]
+"""The generated cases are all different patients: say so, or no 'better' claim is made (no group column)."""
+CONFIG = TrainingConfig(epochs=6, patience=2, learning_rate=1e-3, seed=1, one_case_per_patient=True)
 CASES = 48
 SIDES = {**{f"syn{index:03d}": "test" for index in range(12)}, **{f"syn{index:03d}": "val" for index in range(12, 20)}}
 """The split column: 12 test cases (6 per class), 8 validation cases, the other 28 train."""
@@ -70,7 +74,7 @@ def cli_run(cohort, tmp_path_factory):
     environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "DENExtractor"))
     finished = subprocess.run(
         [sys.executable, "-m", "DENExtractorLib.cli.train", "--cases", str(cohort), "--label-column", "necrosis",
-         "-o", str(model_dir), *SETTINGS],
+         "-o", str(model_dir), *SETTINGS, *ONE_CASE_PER_PATIENT],
         capture_output=True, text=True, env=environment, timeout=600, check=False,
     )
     assert finished.returncode == 0, finished.stderr
@@ -94,8 +98,11 @@ def test_a_learnable_label_is_reported_better_than_chance_on_the_test_patients(c
     verdict = record["verdict"]
     assert verdict["test_patients"] == 12 and record["test"]["network"]["patients"] == 12
     assert verdict["better_than_chance"] and verdict["chance"] == "better than chance"
-    assert verdict["against_chance"]["p_value"] < 0.05 and verdict["network"]["roc_auc"]["interval"][0] > 0.5
+    assert verdict["against_chance"]["p_value"] < 0.05 and verdict["against_chance"]["exact"]
+    auc = verdict["network"]["roc_auc"]
+    assert auc["interval"][0] > 0.5 if auc["interval"] else auc["no_interval"] == "every resample gives 1.000"
     assert verdict["text"].startswith("Better than chance on 12 test patients") and verdict["text"] in stderr
+    assert "no 'group' column" not in stderr
     with open(model_dir / "test_predictions.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["case_id"] for row in rows] == record["split"]["test"] == [f"syn{index:03d}" for index in range(12)]
@@ -162,7 +169,8 @@ def test_the_saved_classifier_regenerates_the_test_predictions_and_scores_new_ca
     for case_id, probabilities in reported.items():
         assert classifier.score(cohort.parent / f"{case_id}.nii.gz")[0].tolist() == probabilities
 
-    assert den_score(["--model", str(model_dir), "--cases", str(cohort), "-o", str(tmp_path / "scores.csv"), "-q"]) == 0
+    scored = den_score(["--model", str(model_dir), "--cases", str(cohort), "-o", str(tmp_path / "scores.csv"), "-q"])
+    assert scored == 1  # the corrupt case could not be scored; every other case is in the table
 
     with open(tmp_path / "scores.csv", newline="") as handle:
         table = {row["case_id"]: row for row in csv.DictReader(handle)}
@@ -200,9 +208,34 @@ def test_the_model_card_reports_data_metrics_verdict_and_limitations(cli_run):
     assert "| side | patients | cases | cases absent | cases present |" in card
     assert "| test (scored once) | 12 | 12 | 6 | 6 |" in card
     auc = record["verdict"]["network"]["roc_auc"]
-    assert f"| trained network | {auc['value']:.3f} [{auc['interval'][0]:.3f}, {auc['interval'][1]:.3f}]" in card
+    bounds = (f"[{auc['interval'][0]:.3f}, {auc['interval'][1]:.3f}]" if auc["interval"]
+              else f"[no interval: {auc['no_interval']}]")
+    assert f"| trained network | {auc['value']:.3f} {bounds}" in card
     assert "## Calibration (test patients)" in card and "## Limitations" in card
     assert "Not for clinical decisions" in card
+    assert "every case is a different patient, as stated with `--one-case-per-patient`" in card
+    assert ("- This run's verdict rests on 12 test patients (12 cases). Every test patient has one label: labels are "
+            "permuted between patients. The smallest p-value these patients can support is 0.0011") in card
+
+
+def test_without_a_group_column_or_one_case_per_patient_nothing_is_called_better(cli_run, cohort, tmp_path, capsys):
+    """The learnable cohort, its cases not stated to be different patients: the command line and the card say that
+    every case was taken as its own patient, and the verdict makes no 'better' claim."""
+    shutil.copytree(cli_run[0] / "cache", tmp_path / "model" / "cache")
+
+    status = den_train(["--cases", str(cohort), "--label-column", "necrosis", "-o", str(tmp_path / "model"),
+                        *SETTINGS, "--quiet"])
+
+    stderr = capsys.readouterr().err
+    record = json.loads((tmp_path / "model" / "den_trained.json").read_text())
+    verdict = record["verdict"]
+    assert status == 0 and verdict["text"] in stderr and UNKNOWN_PATIENTS in stderr
+    assert verdict["against_chance"]["significant"] == cli_run[1]["verdict"]["against_chance"]["significant"]
+    assert verdict["chance"] == NOT_CLAIMED and not verdict["better_than_chance"]
+    assert verdict["baseline_comparison"] in (NOT_CLAIMED, "no evidence")
+    card = (tmp_path / "model" / "den_trained_card.md").read_text()
+    assert "No `group` column: every case is taken as its own patient, which nothing confirms" in card
+    assert "`--one-case-per-patient` was not given: if a patient has several cases" in card
 
 
 def test_trained_weights_load_with_den_extract_and_change_the_features(cli_run, cohort, tmp_path, capsys):

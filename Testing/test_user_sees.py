@@ -18,7 +18,10 @@ from DENExtractorLib import (
 )
 from DENExtractorLib.cohorts.cases import find_cases
 from DENExtractorLib.outputs.files import heatmap_title
+from DENExtractorLib.outputs.record import case_record
 from helpers import DATA, PAT0001_LABELS, REPO_ROOT, run_cli, save_nifti
+
+pytestmark = [pytest.mark.slow, pytest.mark.needs_data]
 
 PAT0002_LABELS = DATA / "brats2015" / "pat0002" / "OTMultiClass.nii.gz"
 
@@ -140,12 +143,15 @@ def test_the_weights_identity_needs_no_network():
 
 
 def test_the_heatmap_title_says_mode_plane_and_input(reference_result):
-    assert heatmap_title("pat0001", reference_result.provenance) == (
+    assert heatmap_title("pat0001", case_record(reference_result.provenance)) == (
         "DEN features of pat0001 (den-ref-v1; reference mode, first stored axis: sagittal, right to left; "
         "label values)"
     )
-    oriented = dict(reference_result.provenance, preprocessing={"mode": "oriented", "plane": "coronal"}, image={"x": 1})
-    assert heatmap_title("p", oriented) == "DEN features of p (den-ref-v1; oriented mode, coronal plane; MRI inside the segmentation)"
+    oriented = dict(reference_result.provenance, settings=dict(reference_result.provenance["settings"],
+                                                               mode="oriented", plane="coronal", label_max=4.0),
+                    image={"source": "t1.nii.gz", "sha256": "0"})
+    assert heatmap_title("p", case_record(oriented)) == ("DEN features of p (den-ref-v1; oriented mode, coronal plane; "
+                                                         "MRI inside the segmentation)")
 
 
 def test_provenance_says_where_how_and_on_what(tmp_path):

@@ -10,7 +10,8 @@ The file, as a study records it::
     parquet: true         # cohort tables as Parquet too (default false)
     slice_table: true     # the per-slice table (default false)
 
-It is read with PyYAML's ``safe_load`` (plain data only: no tags, no code run), after checking its size. Every key
+It is read with PyYAML's ``SafeLoader`` (plain data only: no tags, no code run), at most 64 KiB from a regular file
+(never a FIFO, device or ``/proc`` file), with no aliases and at most four levels of nesting. Every key
 and value is checked against :data:`SCHEMA` before any case is read, each fault refused in one line naming the file
 and the key. An option given on the command line wins over the file; the provenance of every case records the
 effective settings and where each came from.
@@ -18,24 +19,37 @@ effective settings and where each came from.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import DENError
-from .hashing import file_sha256
+from .readers.limits import read_bounded_bytes
 from .settings import MODES, PLANES
 
 MAX_PARAMS_BYTES = 64 * 1024
 """A settings file is a few lines; anything larger is not one."""
+
+MAX_PARAMS_DEPTH = 4
+"""How deeply a settings file may nest (a list of labels under a key is depth 2); deeper is not a settings file."""
+
+SHOWN_VALUE_CHARACTERS = 60
+"""How much of a refused value a message repeats."""
+
+
+def _shown(value: Any) -> str:
+    """A value as a message shows it: its repr, cut to :data:`SHOWN_VALUE_CHARACTERS`."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE_CHARACTERS else text[: SHOWN_VALUE_CHARACTERS - 3] + "..."
 
 
 def _choice(choices: tuple[str, ...]) -> Callable[[Any, Path], Any]:
     """A check that the value is one of ``choices``."""
     def check(value: Any, folder: Path) -> Any:
         if not isinstance(value, str) or value not in choices:
-            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+            raise ValueError(f"{_shown(value)} is not one of {', '.join(choices)}")
         return value
     return check
 
@@ -46,14 +60,14 @@ def _labels(value: Any, folder: Path) -> tuple[int, ...] | None:
         return None
     values = value if isinstance(value, list) else [value]
     if not values or any(isinstance(item, bool) or not isinstance(item, int) or item <= 0 for item in values):
-        raise ValueError(f"{value!r} is not 'all', a positive whole number or a list of them, e.g. [1, 4]")
+        raise ValueError(f"{_shown(value)} is not 'all', a positive whole number or a list of them, e.g. [1, 4]")
     return tuple(sorted(set(values)))
 
 
 def _weights(value: Any, folder: Path) -> Path | None:
     """``bundled``, or a weights file, relative paths taken from the settings file's folder."""
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{value!r} is not a file name (or 'bundled')")
+        raise ValueError(f"{_shown(value)} is not a file name (or 'bundled')")
     if value == "bundled":
         return None
     path = Path(value).expanduser()
@@ -65,14 +79,14 @@ def _label_max(value: Any, folder: Path) -> float | str:
     if value == "case":
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        raise ValueError(f"{value!r} is not a positive number or 'case'")
+        raise ValueError(f"{_shown(value)} is not a positive number or 'case'")
     return float(value)
 
 
 def _flag(value: Any, folder: Path) -> bool:
     """true or false."""
     if not isinstance(value, bool):
-        raise ValueError(f"{value!r} is not true or false")
+        raise ValueError(f"{_shown(value)} is not true or false")
     return value
 
 
@@ -108,15 +122,15 @@ def read_params(path: str | Path) -> ParamsFile:
     import yaml
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DENError(path, "no such settings file")
-    if path.stat().st_size > MAX_PARAMS_BYTES:
-        size = path.stat().st_size
-        raise DENError(path, f"{size} bytes is too large for a settings file (at most {MAX_PARAMS_BYTES})")
+    content = read_bounded_bytes(path, MAX_PARAMS_BYTES, "settings file")  # never a FIFO, device or /proc file
     try:
-        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_unique_key_loader(yaml))  # a SafeLoader
+        text = content.decode("utf-8")
     except UnicodeDecodeError:
         raise DENError(path, "not a UTF-8 text file") from None
+    try:
+        loaded = yaml.load(text, Loader=_settings_loader(yaml))  # a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -126,27 +140,48 @@ def read_params(path: str | Path) -> ParamsFile:
         loaded = {}
     if not isinstance(loaded, dict):
         raise DENError(path, "a settings file holds 'key: value' lines (mode: oriented ...), not a list or a value")
-    return ParamsFile(path, file_sha256(path), _checked(loaded, path))
+    return ParamsFile(path, hashlib.sha256(content).hexdigest(), _checked(loaded, path))
 
 
-def _unique_key_loader(yaml: Any) -> type:
-    """PyYAML's SafeLoader (plain data only), refusing a key given twice instead of keeping the last silently."""
+def _settings_loader(yaml: Any) -> type:
+    """PyYAML's SafeLoader (plain data only) for a settings file: no aliases (``*name``: a few hundred bytes of
+    them expand to gigabytes), at most :data:`MAX_PARAMS_DEPTH` levels of nesting, each key a plain value given
+    once (a key given twice is refused instead of the last one kept silently)."""
 
-    class UniqueKeyLoader(yaml.SafeLoader):
-        """SafeLoader with repeated keys refused."""
+    class SettingsLoader(yaml.SafeLoader):
+        """SafeLoader with aliases, deep nesting and repeated or unhashable keys refused."""
+
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent):
+                raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a settings file",
+                                                  event.start_mark)
+            if self.depth >= MAX_PARAMS_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_PARAMS_DEPTH} levels deep",
+                                                  event.start_mark)
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
     def mapping(loader: Any, node: Any, deep: bool = False) -> dict:
         seen = set()
         for key_node, _ in node.value:
             key = loader.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                raise yaml.constructor.ConstructorError(None, None, "a key must be a setting name, not a list or "
+                                                        "mapping", key_node.start_mark)
             if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} appears twice",
+                raise yaml.constructor.ConstructorError(None, None, f"the key {_shown(key)} appears twice",
                                                         key_node.start_mark)
             seen.add(key)
         return loader.construct_mapping(node, deep=deep)
 
-    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    return UniqueKeyLoader
+    SettingsLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return SettingsLoader
 
 
 def _checked(loaded: dict, path: Path) -> dict[str, Any]:
@@ -155,7 +190,7 @@ def _checked(loaded: dict, path: Path) -> dict[str, Any]:
     for key, value in loaded.items():
         check = SCHEMA.get(key) if isinstance(key, str) else None
         if check is None:
-            raise DENError(path, f"unknown setting {key!r}; a settings file may hold {', '.join(SCHEMA)}")
+            raise DENError(path, f"unknown setting {_shown(key)}; a settings file may hold {', '.join(SCHEMA)}")
         try:
             values[key] = check(value, path.parent)
         except ValueError as error:

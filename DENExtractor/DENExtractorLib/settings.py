@@ -7,8 +7,7 @@ module, so a choice is refused with the same sentence everywhere, before any fil
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import InitVar, dataclass, field, replace
 from pathlib import Path
 
 from .errors import DENError
@@ -30,6 +29,31 @@ BraTS label maps need no option and a full BraTS case gets the numbers the per-c
 CASE_LABEL_MAX = "case"
 """``label_max="case"``: divide by each case's own largest label (oriented mode before the fixed scale)."""
 
+SETTING_NAMES = ("mode", "plane", "labels", "weights", "label_max")
+"""The settings a user chooses (options, settings-file keys, the provenance's ``settings.from``)."""
+
+
+@dataclass(frozen=True)
+class EffectiveSettings:
+    """Every setting that moves a feature number, as two runs compare them: ``plane`` and ``label_max`` (oriented
+    mode's, defaults filled in) are None in reference mode, ``labels`` None for all, and the weights are their
+    sha256 (the same file under another path is the same setting; other bytes under the same path are not)."""
+
+    mode: str
+    plane: str | None
+    labels: tuple[int, ...] | None
+    label_max: float | str | None
+    weights_sha256: str
+
+    def describe(self) -> str:
+        """The settings in words for a message: ``mode oriented, plane axial, labels 1,4, label max 8``."""
+        labels = "all" if self.labels is None else ",".join(str(label) for label in self.labels)
+        words = [f"mode {self.mode}"] + ([f"plane {self.plane}"] if self.plane else []) + [f"labels {labels}"]
+        if self.label_max is not None:
+            words.append(f"label max {self.label_max:g}" if isinstance(self.label_max, float)
+                         else f"label max {self.label_max}")
+        return ", ".join(words) + f", weights {self.weights_sha256[:12]}"
+
 
 @dataclass(frozen=True)
 class ExtractionSettings:
@@ -50,8 +74,10 @@ class ExtractionSettings:
     weights: Path | None = None
     label_max: float | str | None = None
     origin: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    known_identity: InitVar[WeightsIdentity | None] = None
+    _identity: WeightsIdentity | None = field(default=None, init=False, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, known_identity: WeightsIdentity | None) -> None:
         if self.mode not in MODES:
             raise DENError("mode", f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
         if self.plane is not None and self.mode == "reference":
@@ -64,6 +90,7 @@ class ExtractionSettings:
             weights = Path(self.weights).expanduser().absolute()
             check_weights_file(weights)
             object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "_identity", known_identity)
 
     @property
     def effective_plane(self) -> str:
@@ -81,10 +108,7 @@ class ExtractionSettings:
         if labels is None:
             return self
         origin = (*((name, source) for name, source in self.origin if name != "labels"), ("labels", "cases CSV Label"))
-        changed = replace(self, labels=tuple(labels), origin=origin)
-        if "identity" in self.__dict__:
-            changed.__dict__["identity"] = self.__dict__["identity"]
-        return changed
+        return replace(self, labels=tuple(labels), origin=origin, known_identity=self._identity)
 
     @property
     def labels_record(self) -> str | list[int]:
@@ -109,11 +133,23 @@ class ExtractionSettings:
         return cls(record["mode"], record["plane"], None if labels in ("all", None) else labels, record["weights"],
                    record.get("label_max"))
 
-    @cached_property
+    @property
     def identity(self) -> WeightsIdentity:
         """Model id, sha256 and source of these settings' weights, the file hashed once per settings object (and
-        carried to worker processes with it), without building a network."""
-        return weights_identity(self.weights)
+        carried to settings made from it by :meth:`with_labels`), without building a network."""
+        identity = self._identity
+        if identity is None:
+            identity = weights_identity(self.weights)
+            object.__setattr__(self, "_identity", identity)  # frozen: set once, as __post_init__ sets its fields
+        return identity
+
+    @property
+    def effective(self) -> EffectiveSettings:
+        """Every setting that moves a number, defaults filled in and the weights named by their sha256: the one
+        value two runs compare (:attr:`DENExtractorLib.outputs.record.CaseRecord.settings`)."""
+        oriented = self.mode == "oriented"
+        return EffectiveSettings(self.mode, self.effective_plane if oriented else None, self.labels,
+                                 self.label_scale if oriented else None, self.identity.sha256)
 
     def provenance_record(self) -> dict:
         """The effective settings as the provenance records them: :meth:`record` with the weights named
@@ -125,7 +161,7 @@ class ExtractionSettings:
             **self.record(),
             "weights": "bundled" if self.weights is None else str(self.weights),
             "from": {name: sources.get(name) or ("default" if getattr(self, name) == getattr(defaults, name)
-                                                 else "given") for name in ("mode", "plane", "labels", "weights")},
+                                                 else "given") for name in SETTING_NAMES},
         }
 
     def weights_identity(self) -> WeightsIdentity:
@@ -135,9 +171,7 @@ class ExtractionSettings:
     def __getstate__(self) -> dict:
         """Pickle the settings without their weights' identity: a worker process hashes the file it can see itself
         (once), so a worker given other bytes under the same path is caught."""
-        state = dict(self.__dict__)
-        state.pop("identity", None)
-        return state
+        return {**self.__dict__, "_identity": None}
 
 
 def _label_tuple(labels: Iterable[int] | None) -> tuple[int, ...] | None:

@@ -41,6 +41,10 @@ SLAB_VOXELS = 1 << 23
 
 PASS_AS_IMAGE = "pass an MRI as --image (the intensities inside the segmentation), not as the segmentation"
 
+MAX_AFFINE_MM = 1e6
+"""Largest spacing or origin (in mm) a voxel-to-world affine may hold: a kilometre is no patient's scan, and larger
+values overflow the geometry computed from them."""
+
 GRID_TOLERANCE_MM = 1e-3
 """Largest difference between two affines (in mm) for two volumes to count as sharing a grid."""
 
@@ -52,7 +56,8 @@ class Volume:
     ``data`` has axes (i, j, k) as nibabel stores a NIfTI file; ``affine`` maps voxel indices to RAS millimetres;
     ``source`` names the file or node in messages and provenance; ``sha256`` is the digest of the bytes that were
     read (header and data), or None for arrays that never were a file; ``segments`` names the label values of a
-    file that names them (a DICOM SEG's segments: ``{"number", "label"}``), for the provenance.
+    file that names them (a DICOM SEG's segments: ``{"number", "label"}``), for the provenance; ``grid`` the
+    ``{"source", "sha256"}`` of the image a DICOM SEG was placed on for its geometry only.
     """
 
     data: np.ndarray
@@ -60,6 +65,7 @@ class Volume:
     source: str
     sha256: str | None = None
     segments: tuple[dict, ...] | None = None
+    grid: dict | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -134,7 +140,8 @@ def _foreground_values(data: np.ndarray, source: str) -> tuple[np.ndarray, bool]
                 raise DENError(source, f"non-integer label values (e.g. {fractional.flat[0]:g}): this is not a label "
                                        f"map; {PASS_AS_IMAGE}")
         if found.size and found[0] < 0:
-            raise DENError(source, f"negative label value {found[0]:g}: labels must be 0 (background) or positive")
+            raise DENError(source, f"negative label value {found[0]:g}: labels must be 0 (background) or positive; "
+                                   f"if this is an MRI or CT, {PASS_AS_IMAGE}")
         if found.size and found[-1] > MAX_LABEL_VALUE:
             raise DENError(source, f"label value {found[-1]:g} is above {MAX_LABEL_VALUE}: not a label map "
                                    "(check the header's scl_slope)")
@@ -165,6 +172,18 @@ def image_from_array(data: np.ndarray, affine: np.ndarray, source: str, sha256: 
     return Volume(data=data, affine=_checked_affine(affine, source), source=source, sha256=sha256)
 
 
+SHOWN_VALUES = 8
+"""How many values of a long list a message shows (the first ones and the last)."""
+
+
+def value_list(values: list[int]) -> str:
+    """Label values as a message shows them: ``[1, 2, 4]``, or for a long list ``[1, 2, ..., 5000] (5000 values)``."""
+    if len(values) <= SHOWN_VALUES:
+        return str(list(values))
+    head = ", ".join(str(value) for value in values[: SHOWN_VALUES - 1])
+    return f"[{head}, ..., {values[-1]}] ({len(values)} values)"
+
+
 def select_labels(segmentation: Volume, labels: Iterable[int]) -> Volume:
     """Keep only the given label values (the others become background), as choosing segments in Slicer does.
 
@@ -176,7 +195,8 @@ def select_labels(segmentation: Volume, labels: Iterable[int]) -> Volume:
     if absent or not wanted:
         raise DENError(
             segmentation.source,
-            f"label(s) {absent or wanted} not in the segmentation; it has {sorted(int(v) for v in present - {0})}",
+            f"label(s) {value_list(absent or wanted)} not in the segmentation; it has "
+            f"{value_list(sorted(int(v) for v in present - {0}))}",
         )
     kept = np.where(np.isin(segmentation.data, wanted), segmentation.data, 0)
     return Volume(data=kept, affine=segmentation.affine, source=segmentation.source, sha256=segmentation.sha256,
@@ -262,6 +282,10 @@ def _checked_affine(affine: np.ndarray, source: str) -> np.ndarray:
         raise DENError(source, "the voxel-to-world affine is not a 4x4 matrix of numbers") from None
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
         raise DENError(source, "the voxel-to-world affine is not a finite 4x4 matrix")
+    largest = float(np.max(np.abs(affine)))
+    if largest > MAX_AFFINE_MM:
+        raise DENError(source, f"the voxel-to-world affine holds {largest:.3g} mm, more than {MAX_AFFINE_MM:g} mm "
+                               "(no scanner's voxel spacing or origin): a damaged header")
     if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise DENError(source, "the voxel-to-world affine is singular (zero voxel spacing)")
     return affine

@@ -11,7 +11,7 @@ consent (:mod:`.install`), only for the first extraction. One module per stage:
 * :mod:`.export` the chosen inputs, transforms hardened, to a private case folder (:mod:`.case_files`), in steps;
 * :mod:`.worker` the worker process that runs the core on it (TensorFlow lives there, never in Slicer);
 * :mod:`.background` the worker kept warm, and a run advanced by ``poll()`` from the module's timer;
-* :mod:`.process` a run from the module's choices (``start_extraction``), or run to its end (``process``);
+* :mod:`.runs` a run from the module's choices (``start_extraction``), or run to its end (``process``);
 * :mod:`.install` the Python requirements; :mod:`.sample` the synthetic sample segmentation.
 
 Example (Slicer Python console)::
@@ -22,6 +22,6 @@ Example (Slicer Python console)::
 """
 
 from .background import BackgroundExtraction, ProcessOutcome
-from .process import process, start_extraction
+from .runs import process, start_extraction
 
 __all__ = ["BackgroundExtraction", "ProcessOutcome", "process", "start_extraction"]

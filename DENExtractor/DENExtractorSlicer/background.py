@@ -8,9 +8,11 @@ TensorFlow. The run's phases: ``checking`` -> ``exporting`` (the inputs to a pri
 ``writing`` (the worker writes into the private folder) -> ``finishing`` (files moved into the output folder,
 result nodes added, in one step) -> ``done``.
 
-Cancel is final: it kills the worker (the next run starts a fresh one) and deletes the private folder, so no file
-and no node is left. The results are added only when the worker finished, nothing was cancelled, and the scene
-and input node are still the ones the run started from (a closed scene or a deleted input fails the run instead).
+Cancel is final: it kills the worker (the next run starts a fresh one) and deletes the private folder before it
+returns, so no file and no node is left. The results are added only when the worker finished, nothing was
+cancelled, and the scene and input node are still the ones the run started from: a closed scene or a deleted input
+stops the worker at the next poll and fails the run. A worker's log is deleted when it ends normally or is
+cancelled; the log of a worker that died by itself is kept, and named in the run's message, until the next run.
 
 Like Slicer's ``launchConsoleProcess(blocking=False)`` (5.12), the worker's stdout is read by a thread into a
 queue that the poll drains; unlike it, the process is kept between runs.
@@ -19,24 +21,27 @@ queue that the poll drains; unlike it, the process is kept between runs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from DENExtractorLib import DENError, ExtractionCancelled, ExtractionResult
+from DENExtractorLib import DENError, ExtractionCancelled, ExtractionResult, ExtractionSettings
 from DENExtractorLib.outputs.atomic import write_atomically
 from DENExtractorLib.outputs.files import check_output_names
 from DENExtractorLib.outputs.output_folder import prepare_output_folder
+from DENExtractorLib.outputs.record import read_record
 from DENExtractorLib.result import pooled_vector
 
 from .export import export_steps
@@ -49,6 +54,17 @@ MODULE_FOLDER = WORKER_SCRIPT.parents[1]
 
 _EXPORTED = object()
 """What the export generator gives when it has finished."""
+
+WORKER_PHASES = ("starting", "loading", "network", "writing")
+"""The phases in which the worker works on the run."""
+
+KILLED_WORKER_WAIT_SECONDS = 5.0
+"""How long a cancel waits for a killed worker to end before deleting the folder it wrote into (it ends within
+milliseconds of SIGKILL)."""
+
+
+class WorkerPackagesMissing(DENError):
+    """The worker's Python lacks a required package (for example TensorFlow): the module offers the install."""
 
 
 @dataclass
@@ -78,15 +94,18 @@ class RunRequest:
     stem: str
     segment_ids: Sequence[str] | None = None
     image_node: Any = None
-    mode: str = "reference"
-    plane: str | None = None
-    weights: Path | None = None
+    settings: ExtractionSettings = field(default_factory=ExtractionSettings)
     scene: Any = None
-    label_max: float | None = None
+    scale_from_case: bool = False
+    """Oriented mode on a label map node: the worker sets the label scale from the exported volume's largest label
+    (:func:`case_files.oriented_label_max`), a scan too slow for Slicer's main thread."""
 
 
 class WorkerProcess:
     """One worker process (:mod:`.worker`) and the thread that queues its answers.
+
+    The worker gets a private folder of its own, its temporary folder (``TMPDIR``: TensorFlow writes generated
+    files there) and its log, deleted with the worker unless the worker died by itself.
 
     :param python: the interpreter: Slicer's ``PythonSlicer`` (in tests, ``sys.executable``).
     :param environment: the worker's environment (None: this process's); ``PYTHONPATH`` gets the module folder.
@@ -98,7 +117,10 @@ class WorkerProcess:
         env = dict(os.environ if environment is None else environment)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(MODULE_FOLDER), env.get("PYTHONPATH", "")) if p)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        self.log = Path(tempfile.mkstemp(prefix="den-worker-", suffix=".log")[1])
+        self.folder = Path(tempfile.mkdtemp(prefix="den-worker-"))
+        self.log = self.folder / "worker.log"
+        for name in ("TMPDIR", "TEMP", "TMP"):
+            env[name] = str(self.folder)
         options: dict[str, Any] = {}
         if os.name == "nt":  # no console window
             options["creationflags"] = subprocess.CREATE_NO_WINDOW  # type: ignore[attr-defined]
@@ -112,14 +134,15 @@ class WorkerProcess:
         threading.Thread(target=self._read, args=(self._process.stdout,), daemon=True).start()
 
     def _read(self, stream: Any) -> None:
-        """Queue every answer line until the worker's stdout closes, then an ``exit`` event."""
+        """Queue every answer line until the worker's stdout closes, then an ``exit`` event once the process has
+        ended (this thread waits for it, never the main thread)."""
         for line in stream:
             if line.startswith(MARKER):
                 try:
                     self._answers.put(json.loads(line[len(MARKER):]))
                 except ValueError:
                     continue
-        self._answers.put({"event": "exit"})
+        self._answers.put({"event": "exit", "returncode": self._process.wait()})
 
     def answers(self) -> Iterator[dict[str, Any]]:
         """The answers that have arrived (never waits)."""
@@ -143,23 +166,39 @@ class WorkerProcess:
         """Whether the worker process is still running."""
         return self._process.poll() is None
 
-    def exit_description(self) -> str:
-        """How the worker ended, with the last line of its log."""
-        code = self._process.poll()
+    def exit_description(self, returncode: int | None) -> str:
+        """How the worker ended by itself (its exit status or the signal that killed it), with the last line of
+        its log; the log is kept, and named, until the next run."""
+        if returncode is not None and returncode < 0:
+            try:
+                how = f"was killed by signal {signal.Signals(-returncode).name}"
+            except ValueError:
+                how = f"was killed by signal {-returncode}"
+            how += " (perhaps for lack of memory)" if returncode == -signal.SIGKILL else ""
+        else:
+            how = f"stopped with exit status {returncode}"
         try:
             lines = self.log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         except OSError:
             lines = []
         last = f"; last log line: {lines[-1].strip()[:200]}" if lines else ""
-        return f"the worker process stopped (exit code {code}){last}; its log is {self.log}"
+        _crash_folders.append(self.folder)
+        return f"the worker process {how}{last}; its log is {self.log} (kept until the next run)"
 
     def kill(self) -> None:
-        """End the worker at once (it is reaped later, without waiting here); its log is deleted unless it had
-        stopped by itself (a crash: the run's message names the log)."""
+        """End the worker now and delete its private folder (log and temporary files) once it has ended (within
+        milliseconds of the kill), unless it had died by itself: :meth:`exit_description` keeps that folder's log
+        for the user until the next run."""
         if self.alive:
             self._process.kill()
-            self.log.unlink(missing_ok=True)
-        _killed.append(self._process)
+        if self.folder not in _crash_folders:
+            self.wait_ended(KILLED_WORKER_WAIT_SECONDS)
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def wait_ended(self, seconds: float) -> None:
+        """Wait (at most ``seconds``) for a killed worker to end: it may still hold files open."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=seconds)
 
     def close(self) -> None:
         """End the worker and wait for it (for the end of a session, not for the main thread mid-run)."""
@@ -167,8 +206,9 @@ class WorkerProcess:
         self._process.wait()
 
 
-_killed: list[subprocess.Popen] = []
-"""Killed workers not reaped yet (reaped by :func:`_reap` without waiting)."""
+_crash_folders: list[Path] = []
+"""Private folders of workers that died by themselves (their logs named in a run's message): deleted when the next
+run starts."""
 
 
 class _Kept:
@@ -177,14 +217,11 @@ class _Kept:
     worker: WorkerProcess | None = None
 
 
-def _reap() -> None:
-    """Collect killed workers that have ended, without waiting for the others."""
-    _killed[:] = [process for process in _killed if process.poll() is None]
-
-
 def warm_worker(python: str | Path, environment: Mapping[str, str] | None = None) -> WorkerProcess:
     """The kept worker when it is alive and runs ``python``, else a newly started one that is kept."""
-    _reap()
+    for folder in _crash_folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    _crash_folders.clear()
     kept = _Kept.worker
     if kept is None or not kept.alive or kept.python != str(python):
         if kept is not None:
@@ -205,14 +242,6 @@ def _forget(worker: WorkerProcess) -> None:
     worker.kill()
     if _Kept.worker is worker:
         _Kept.worker = None
-
-
-def _remove_folder(folder: Path, killed: subprocess.Popen | None) -> None:
-    """Delete a private folder, once a killed worker that may still have written into it has ended."""
-    if killed is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            killed.wait(timeout=30)
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _move_file(source: Path, target: Path) -> None:
@@ -247,7 +276,6 @@ class BackgroundExtraction:
         self._output: Path | None = None
         self._created_output = False
         self._answered = False
-        self._killed = False
 
     @property
     def finished(self) -> bool:
@@ -273,9 +301,8 @@ class BackgroundExtraction:
             return
         self.cancelled = True
         self.error = ExtractionCancelled(self._source_name())
-        if self._worker is not None and self.progress.phase in ("starting", "loading", "network", "writing"):
+        if self._worker is not None and self.progress.phase in WORKER_PHASES:
             _forget(self._worker)
-            self._killed = True
         self._clean_up()
 
     def _source_name(self) -> str:
@@ -286,21 +313,18 @@ class BackgroundExtraction:
         """End the run with ``error``; a worker that was still working on it is ended (one that answered with the
         error is idle and stays warm)."""
         self.error = error
-        busy = self.progress.phase in ("starting", "loading", "network", "writing") and not self._answered
+        busy = self.progress.phase in WORKER_PHASES and not self._answered
         if self._worker is not None and busy:
             _forget(self._worker)
-            self._killed = True
         self._clean_up()
 
     def _clean_up(self) -> None:
-        """Delete the private folder (in a thread: deleting files can take the disk's time, not the main thread's),
-        and after a run that gave nothing, the output folder it created if it is still empty."""
+        """Delete the private folder before returning (a killed worker is first waited for: it ends within
+        milliseconds, and may hold its files open), and after a run that gave nothing, the output folder it created
+        if it is still empty. Nothing is left for a thread that could die with Slicer."""
         if self._folder is not None:
             folder, self._folder = self._folder, None
-            with contextlib.suppress(OSError):  # on Windows a killed worker's open files may block the rename
-                folder = folder.rename(folder.with_name(folder.name + "-done"))  # gone from its place at once
-            killed = self._worker._process if self._worker is not None and self._killed else None
-            threading.Thread(target=_remove_folder, args=(folder, killed), daemon=True).start()
+            shutil.rmtree(folder, ignore_errors=True)  # a killed worker has ended: kill() waited for it
         if self.outcome is None and self._created_output and self._output is not None:
             with contextlib.suppress(OSError):  # not empty (another program wrote there) or already gone
                 self._output.rmdir()
@@ -324,7 +348,8 @@ class BackgroundExtraction:
                 self._worker = warm_worker(self._python, self._environment)
                 self.progress = Progress("starting")
                 self._send()
-        elif phase in ("starting", "loading", "network", "writing"):
+        elif phase in WORKER_PHASES:
+            self._check_still_valid()  # a deleted input or a closed scene stops the worker at once
             self._read_answers()
         elif phase == "finishing" and self._staged is None:
             self._read_staged()
@@ -343,9 +368,7 @@ class BackgroundExtraction:
         request = self.request
         self._worker.send({
             "id": id(self), "case": str(self._folder / "case"), "staging": str(self._folder / "staging"),
-            "stem": request.stem, "mode": request.mode, "plane": request.plane,
-            "weights": str(request.weights) if request.weights is not None else None,
-            "label_max": request.label_max,
+            "stem": request.stem, "settings": request.settings.record(), "scale_from_case": request.scale_from_case,
         })
 
     def _read_answers(self) -> None:
@@ -353,7 +376,7 @@ class BackgroundExtraction:
         for answer in self._worker.answers():
             event = answer.get("event")
             if event == "exit":
-                raise DENError(self._source_name(), self._worker.exit_description())
+                raise DENError(self._source_name(), self._worker.exit_description(answer.get("returncode")))
             if answer.get("id") != id(self):
                 continue
             if event == "progress":
@@ -363,6 +386,8 @@ class BackgroundExtraction:
                     return  # one phase a poll: the module (and a test) sees every phase
             elif event == "error":
                 self._answered = True
+                if answer.get("missing_package"):
+                    raise WorkerPackagesMissing(answer["source"], answer["fault"])
                 raise DENError(answer["source"], answer["fault"])
             elif event == "done":
                 self._paths = answer["paths"]
@@ -373,10 +398,11 @@ class BackgroundExtraction:
         """Read what the worker wrote (nothing visible happens yet: a Cancel now still leaves nothing)."""
         assert self._paths is not None
         staged = {kind: Path(path) for kind, path in self._paths.items()}
-        provenance = json.loads(staged["json"].read_text(encoding="utf-8"))
+        record = read_record(staged["json"])
         features = np.load(staged["npy"], allow_pickle=False)
-        foreground = np.asarray(provenance["features"]["foreground_rows"], dtype=np.int64)
-        result = ExtractionResult(features, foreground, pooled_vector(features, foreground), provenance)
+        foreground = record.foreground_rows
+        result = ExtractionResult(features, foreground, pooled_vector(features, foreground), dict(record.provenance))
+        assert self._output is not None
         self._staged = (staged, result, check_output_names(self._output, self.request.stem))
 
     def _finish(self) -> None:
@@ -385,10 +411,10 @@ class BackgroundExtraction:
         self._check_still_valid()
         assert self._staged is not None
         staged, result, targets = self._staged
-        paths = {}
+        paths: dict[str, Path] = {}
         for kind in ("npy", "png", "json"):  # the provenance last: it names the files beside it
             if kind in staged:
-                paths[kind] = write_atomically(targets[kind], lambda path, k=kind: _move_file(staged[k], path))
+                paths[kind] = write_atomically(targets[kind], functools.partial(_move_file, staged[kind]))
         nodes = add_results_to_scene(result, self.scene, self.request.input_node, self.request.stem)
         self.outcome = ProcessOutcome(result=result, nodes=nodes, paths=paths)
         rows = result.features.shape[0]

@@ -20,12 +20,17 @@ from typing import Any
 
 import numpy as np
 from DENExtractorLib import DENError, Volume, image_from_array, segmentation_from_array
+from DENExtractorLib.settings import DEFAULT_LABEL_MAX
 
 CASE_FORMAT = "den-slicer-case/1"
 CASE_FILE = "case.json"
 
 LATER_SEGMENT_WINS = "later segment wins"
 """The grid's ``overlaps`` rule for closed surfaces converted for the export."""
+
+LARGEST_LABEL = "largest label"
+"""A run request's ``label_max`` for a label map node in oriented mode: the worker scales the labels by max(4, the
+largest label it finds in the exported voxels), so Slicer's main thread never scans the volume."""
 
 GRID_TOLERANCE = 1e-3
 """How far (in voxels) a layer's grid may lie from the target grid and still count as the same grid."""
@@ -52,11 +57,20 @@ def grid_offset(target_affine: np.ndarray, affine: np.ndarray) -> tuple[int, int
     return int(rounded[0]), int(rounded[1]), int(rounded[2])
 
 
+
+def oriented_label_max(largest_label: float | None) -> float | None:
+    """Oriented mode's fixed label scale for an input whose labels go up to ``largest_label``: max(4, largest) as
+    ``den-extract --label-max N`` gives on the saved file (None: the default scale, 4)."""
+    if largest_label is None or largest_label <= DEFAULT_LABEL_MAX:
+        return None
+    return float(largest_label)
+
+
 CHUNK_BYTES = 4 << 20
 """Bytes written per step of :func:`write_array_steps` (a few milliseconds of the main thread)."""
 
 
-def write_array_steps(path: Path, data: np.ndarray) -> Iterator[None]:
+def write_array_steps(path: Path, data: np.ndarray) -> Iterator[str]:
     """Save a C-contiguous array as a ``.npy`` file, yielding after every :data:`CHUNK_BYTES` written."""
     data = np.ascontiguousarray(data)
     flat = data.reshape(-1)
@@ -64,8 +78,8 @@ def write_array_steps(path: Path, data: np.ndarray) -> Iterator[None]:
     with open(path, "wb") as handle:
         np.lib.format.write_array_header_2_0(handle, np.lib.format.header_data_from_array_1_0(data))
         for start in range(0, flat.size, step):
-            handle.write(memoryview(flat[start:start + step]).cast("B"))
-            yield
+            handle.write(flat[start:start + step].tobytes())
+            yield "array written"
 
 
 def voxels_ijk(data_kji: np.ndarray) -> np.ndarray:
@@ -149,7 +163,7 @@ def place_layers(
         (``strict``) voxels outside the grid.
     """
     values = [segment.value for _, _, segments in layers for segment in segments]
-    dtype = np.int16 if max(values, default=0) < 2**15 else np.int32
+    dtype: np.dtype = np.dtype(np.int16 if max(values, default=0) < 2**15 else np.int32)
     keep_stored = any(segment.stored == 0 for _, _, segments in layers for segment in segments)
     if keep_stored:
         dtype = np.result_type(*(data.dtype for data, _, _ in layers))

@@ -1,6 +1,6 @@
 """Whether an extraction can start: the one rule, used by the run (which raises) and the widget (which shows it).
 
-Every check returns a :class:`DENError` (not raised) or None. :func:`DENExtractorSlicer.process.process` raises the
+Every check returns a :class:`DENError` (not raised) or None. :func:`DENExtractorSlicer.runs.process` raises the
 problem :func:`inputs_problem` finds; the module widget shows the same message in its status line and keeps
 "Extract Features" disabled. Nodes are used through their VTK/MRML methods only (``IsA``, ``GetSegmentation``,
 ``GetImageData``), so this module needs neither Qt nor the Slicer application.
@@ -14,6 +14,8 @@ from typing import Any
 
 from DENExtractorLib import DENError
 from DENExtractorLib.network.weights_files import check_weights_file
+
+from .geometry import grid_problem
 
 SEGMENTATION_CLASS = "vtkMRMLSegmentationNode"
 LABELMAP_CLASS = "vtkMRMLLabelMapVolumeNode"
@@ -167,6 +169,7 @@ def inputs_problem(
     return (
         input_problem(input_node, segment_ids)
         or image_problem(image_node, input_node)
+        or grid_problem(input_node, image_node)
         or weights_problem(weights_path, use_bundled_weights)
         or output_problem(output_folder, scene_has_url)
     )

@@ -19,7 +19,7 @@ or that has no reference geometry, is merged here by Slicer's own exporter, in o
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,32 +27,16 @@ import numpy as np
 import slicer
 import vtk
 from DENExtractorLib import DENError
-from slicer.util import arrayFromVTKMatrix
 from vtk.util import numpy_support
 
 from . import case_files
 from .case_files import LayerSegment, grid_offset
 from .checks import SEGMENTATION_CLASS, image_problem, input_problem, segment_ids_of
-from .nodes import chosen_segment_ids, merged_labelmap_node, node_voxels, segment_label_values
+from .geometry import BINARY_LABELMAP, hardened, index_zero_affine, off_grid_message, world_matrix
+from .nodes import chosen_segment_ids, copied_in_steps, merged_labelmap_node, node_voxel_view, segment_label_values
 
-BINARY_LABELMAP = "Binary labelmap"
 REFERENCE_GEOMETRY = "Reference image geometry"
 """The conversion parameter holding a segmentation's voxel grid (``vtkSegmentationConverter``'s name for it)."""
-
-
-def world_matrix(node: Any) -> np.ndarray | None:
-    """The node's parent transform to world as a 4x4 matrix, or None without a parent transform.
-
-    :raises DENError: for a non-linear transform (harden it in the Transforms module first).
-    """
-    parent = node.GetParentTransformNode()
-    if parent is None:
-        return None
-    if not parent.IsTransformToWorldLinear():
-        raise DENError(node.GetName(), f"its transform {parent.GetName()!r} is not linear: harden it first")
-    matrix = vtk.vtkMatrix4x4()
-    parent.GetMatrixTransformToWorld(matrix)
-    return np.array(arrayFromVTKMatrix(matrix), dtype=np.float64)
 
 
 def transform_record(node: Any) -> dict[str, Any] | None:
@@ -61,11 +45,6 @@ def transform_record(node: Any) -> dict[str, Any] | None:
     if matrix is None:
         return None
     return {"name": node.GetParentTransformNode().GetName(), "matrix_to_world": matrix.tolist()}
-
-
-def _hardened(affine: np.ndarray, matrix: np.ndarray | None) -> np.ndarray:
-    """An IJK-to-RAS matrix with a parent transform hardened into it."""
-    return affine if matrix is None else matrix @ affine
 
 
 def export_steps(
@@ -90,9 +69,10 @@ def export_steps(
     description: dict[str, Any] = {"source": input_node.GetName()}
     image_grid = None
     if image_node is not None:
-        data, affine = node_voxels(image_node)
+        view, affine = node_voxel_view(image_node)
+        data = yield from copied_in_steps(view)
         yield "image copied"
-        affine = _hardened(affine, world_matrix(image_node))
+        affine = hardened(affine, world_matrix(image_node))
         yield from case_files.write_array_steps(folder / "image.npy", data)
         description["image"] = {"file": "image.npy", "affine": affine.tolist(), "source": image_node.GetName()}
         image_grid = {"shape": list(data.shape[::-1]), "affine": affine.tolist(), "strict": True}
@@ -101,9 +81,10 @@ def export_steps(
         yield from _export_segmentation(input_node, segment_ids, image_node, image_grid, input_matrix,
                                         folder, description, record)
     else:
-        data, affine = node_voxels(input_node)
+        view, affine = node_voxel_view(input_node)
+        data = yield from copied_in_steps(view)
         yield "label map copied"
-        affine = _hardened(affine, input_matrix)
+        affine = hardened(affine, input_matrix)
         file_name = "labels.npy"
         yield from case_files.write_array_steps(folder / file_name, data)
         if image_grid is None:
@@ -143,25 +124,26 @@ def _export_segmentation(
     labelmaps = _labelmap_segmentation(node, image_grid, matrix)
     yield "segments as labelmaps"
     grid = image_grid or _reference_grid(labelmaps, matrix)
-    layers = _layers(labelmaps, chosen, value_of, matrix) if grid is not None else None
-    target = np.array(grid["affine"]) if grid is not None else None
+    layers = (yield from _layers(labelmaps, chosen, value_of, matrix)) if grid is not None else None
     yield "segments found"
-    aligned = layers is not None and all(grid_offset(target, affine) is not None for _, affine, _ in layers)
+    aligned = grid is not None and layers is not None and all(
+        grid_offset(np.array(grid["affine"]), affine) is not None for _, affine, _ in layers)
     if not aligned and image_grid is not None:
-        raise DENError(node.GetName(), f"the segmentation is not on the voxel grid of {image_node.GetName()!r}: "
-                                       "choose the MRI it was drawn on (or resample one onto the other)")
+        raise off_grid_message(node.GetName(), image_node.GetName())
     if not aligned and labelmaps is not segmentation:
         raise DENError(node.GetName(), "its closed surfaces could not be converted onto one voxel grid")
     if not aligned:  # Slicer's own exporter merges and resamples onto the reference geometry
         merged = merged_labelmap_node(node, chosen, [value_of[i] for i in chosen])
         if merged is None:
             raise DENError(node.GetName(), "the chosen segments are empty: nothing to extract")
-        data, affine = node_voxels(merged)
+        view, affine = node_voxel_view(merged)
+        data = yield from copied_in_steps(view)
         yield "segments merged"
         yield from case_files.write_array_steps(folder / "labels.npy", data)
-        description["grid"] = {"file": "labels.npy", "affine": _hardened(affine, matrix).tolist()}
+        description["grid"] = {"file": "labels.npy", "affine": hardened(affine, matrix).tolist()}
         yield "segments saved"
         return
+    assert grid is not None and layers is not None  # aligned
     yield "layers copied"
     entries = []
     for index, (data, affine, segments) in enumerate(layers):
@@ -228,28 +210,18 @@ def _reference_grid(segmentation: Any, matrix: np.ndarray | None) -> dict[str, A
     if not slicer.vtkSegmentationConverter.DeserializeImageGeometry(geometry, image, False):
         return None
     extent = image.GetExtent()
-    affine = _hardened(_index_zero_affine(image, extent), matrix)
+    affine = hardened(index_zero_affine(image, extent), matrix)
     shape = [extent[1] - extent[0] + 1, extent[3] - extent[2] + 1, extent[5] - extent[4] + 1]
     if min(shape) < 1:
         return None
     return {"shape": shape, "affine": affine.tolist(), "strict": False}
 
 
-def _index_zero_affine(image: Any, extent: Sequence[int]) -> np.ndarray:
-    """The IJK-to-RAS matrix of an oriented image's first voxel (its extent need not start at 0)."""
-    matrix = vtk.vtkMatrix4x4()
-    image.GetImageToWorldMatrix(matrix)
-    affine = np.array(arrayFromVTKMatrix(matrix), dtype=np.float64)
-    start = np.eye(4)
-    start[:3, 3] = [extent[0], extent[2], extent[4]]
-    return affine @ start
-
-
 def _layers(
     segmentation: Any, chosen: Sequence[str], value_of: dict[str, int], matrix: np.ndarray | None
-) -> list[tuple[np.ndarray, np.ndarray, list[LayerSegment]]]:
-    """The binary labelmap layers holding chosen segments: voxels (k, j, i; a copy), hardened IJK-to-RAS, chosen
-    segments."""
+) -> Generator[str, None, list[tuple[np.ndarray, np.ndarray, list[LayerSegment]]]]:
+    """The binary labelmap layers holding chosen segments, copied a slab per step: voxels (k, j, i; a copy),
+    hardened IJK-to-RAS, chosen segments (the generator's return value)."""
     layers = []
     for layer in range(segmentation.GetNumberOfLayers(BINARY_LABELMAP)):
         ids = [i for i in segmentation.GetSegmentIDsForLayer(layer, BINARY_LABELMAP) if i in chosen]
@@ -261,7 +233,7 @@ def _layers(
             continue  # an empty layer (a segment not drawn yet)
         columns, rows, slices = image.GetDimensions()
         scalars = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
-        data = np.array(scalars.reshape(slices, rows, columns))
+        data = yield from copied_in_steps(scalars.reshape(slices, rows, columns))
         segments = [LayerSegment(int(segmentation.GetSegment(i).GetLabelValue()), value_of[i]) for i in ids]
-        layers.append((data, _hardened(_index_zero_affine(image, extent), matrix), segments))
+        layers.append((data, hardened(index_zero_affine(image, extent), matrix), segments))
     return layers

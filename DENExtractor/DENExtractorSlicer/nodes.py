@@ -2,7 +2,7 @@
 
 * a segmentation's segments are numbered as the whole segmentation is numbered (:func:`segment_label_values`, the
   rule the command line's ``.seg.nrrd`` reader applies), so a subset keeps the values it has in the saved file;
-* voxel arrays are copied in VTK's (k, j, i) order with the node's own IJK-to-RAS matrix (:func:`node_voxels`;
+* voxel arrays are copied in VTK's (k, j, i) order with the node's own IJK-to-RAS matrix (:func:`node_voxel_view`, :func:`copied_in_steps`;
   :mod:`.export` hardens parent transforms into its copy, the worker reorders to nibabel's (i, j, k));
 * :func:`merged_labelmap_node` is Slicer's own exporter, for segmentations whose layers are not on one grid.
 
@@ -11,7 +11,7 @@ Works in the Slicer application and with the MRML libraries of the ``slicer-core
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,8 +79,13 @@ def merged_labelmap_node(
     return labelmap
 
 
-def node_voxels(volume_node: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A volume node's voxels in VTK's (k, j, i) order (one contiguous copy, no reordering) and its IJK-to-RAS."""
+COPY_BYTES = 8 << 20
+"""Bytes copied per step of :func:`copied_in_steps` (a few milliseconds of the main thread)."""
+
+
+def node_voxel_view(volume_node: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A volume node's voxels in VTK's (k, j, i) order (a view of the node's own array: copy it before the node can
+    change, with :func:`copied_in_steps`) and its IJK-to-RAS matrix."""
     name = volume_node.GetName()
     image = volume_node.GetImageData()
     if image is None or image.GetNumberOfPoints() == 0 or image.GetPointData().GetScalars() is None:
@@ -92,7 +97,18 @@ def node_voxels(volume_node: Any) -> tuple[np.ndarray, np.ndarray]:
     scalars = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
     matrix = vtk.vtkMatrix4x4()
     volume_node.GetIJKToRASMatrix(matrix)
-    return np.array(scalars.reshape(slices, rows, columns)), np.array(arrayFromVTKMatrix(matrix), dtype=np.float64)
+    return scalars.reshape(slices, rows, columns), np.array(arrayFromVTKMatrix(matrix), dtype=np.float64)
+
+
+def copied_in_steps(array: np.ndarray) -> Generator[str, None, np.ndarray]:
+    """A contiguous copy of an array, made a slab of its first axis (about :data:`COPY_BYTES`) per step; the copy
+    is the generator's return value (``copy = yield from copied_in_steps(view)``)."""
+    copy = np.empty(array.shape, dtype=array.dtype)
+    per_step = max(1, COPY_BYTES // max(1, array[0].nbytes if len(array) else 1))
+    for start in range(0, len(array), per_step):
+        copy[start : start + per_step] = array[start : start + per_step]
+        yield "voxels copied"
+    return copy
 
 
 def _string_array(values: Sequence[str]) -> vtk.vtkStringArray:

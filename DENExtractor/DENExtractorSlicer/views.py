@@ -60,7 +60,7 @@ def show_results(result_nodes: ResultNodes) -> ViewState | None:
     """
     app = getattr(slicer, "app", None)
     layout_manager = app.layoutManager() if app is not None else None
-    if layout_manager is None:
+    if app is None or layout_manager is None:
         return None
     red = layout_manager.sliceWidget(HEATMAP_SLICE_VIEW).sliceLogic()
     state = view_state(layout_manager.layout, red)

@@ -10,7 +10,8 @@ each ``DEN-WORKER {json}`` (anything else on stdout, e.g. a library's print, is 
 * ``{"event": "done", "id": n, "paths": {"npy": ..., "json": ..., "png": ...}}`` (files in the request's staging
   folder, the provenance with a ``slicer`` entry: node, segments, transforms);
 * ``{"event": "error", "id": n, "source": ..., "fault": ...}`` for bad input (a :class:`DENError`'s two parts) or
-  an unexpected failure (its traceback goes to stderr, the worker's log).
+  an unexpected failure (its traceback goes to stderr, the worker's log); with ``"missing_package": name`` when
+  this Python lacks a requirement (the module then offers to install it).
 
 The extractor of each settings is kept (its network built once), so a second request does not pay TensorFlow's
 start-up or the model build again: the worker stays warm between clicks.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,18 +58,18 @@ class Worker:
 
     def handle(self, request: dict[str, Any]) -> None:
         """Run one request and answer it (``done`` or ``error``)."""
-        from case_files import read_case
+        import numpy as np
+        from case_files import oriented_label_max, read_case
         from DENExtractorLib import DENError, ExtractionSettings, write_outputs
 
         number = request.get("id")
         try:
             send({"event": "progress", "id": number, "phase": "loading", "done": 0, "total": 0})
-            settings = ExtractionSettings(
-                mode=request["mode"], plane=request.get("plane"),
-                weights=Path(request["weights"]) if request.get("weights") else None,
-                label_max=request.get("label_max"),
-            )
             segmentation, image, record = read_case(Path(request["case"]))
+            settings = ExtractionSettings.from_record(request["settings"])
+            if request.get("scale_from_case"):
+                largest = float(np.max(segmentation.data)) if segmentation.data.size else None
+                settings = replace(settings, label_max=oriented_label_max(largest))
             extractor = self.extractor(settings)
             extractor.model  # noqa: B018 - build the network (and import TensorFlow) while "loading" is shown
 
@@ -81,6 +83,11 @@ class Worker:
             send({"event": "done", "id": number, "paths": {kind: str(path) for kind, path in paths.items()}})
         except DENError as error:
             send({"event": "error", "id": number, "source": error.source, "fault": error.fault})
+        except ImportError as error:  # this Python lacks a requirement (TensorFlow, ...): the module offers the install
+            traceback.print_exc(file=sys.stderr)
+            send({"event": "error", "id": number, "source": "worker", "missing_package": error.name or str(error),
+                  "fault": f"the worker's Python cannot import {error.name or error}: the required packages are not "
+                           "installed"})
         except Exception as error:
             traceback.print_exc(file=sys.stderr)
             send({"event": "error", "id": number, "source": "worker", "fault": f"failed unexpectedly: {error}"})

@@ -28,6 +28,7 @@ from ..cohorts.slice_table import SLICE_PARQUET_NAME, SLICE_TABLE_NAME, write_sl
 from ..cohorts.table import COHORT_PARQUET_NAME, COHORT_TABLE_NAME, write_cohort_parquet, write_cohort_table
 from ..dataframes import require
 from ..demo import write_synthetic_case
+from ..errors import DENError, describe_error
 from ..extractor import DENExtractor
 from ..outputs.atomic import remove_leftover_partials
 from ..outputs.output_folder import prepare_output_folder, removed_if_left_empty
@@ -38,6 +39,7 @@ from .options import (
     EXIT_CASE_FAILED,
     EXIT_OK,
     EXIT_STATUSES,
+    CommandParser,
     add_common_arguments,
     add_logging_arguments,
     add_params_argument,
@@ -66,20 +68,32 @@ class Gathered:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``den-extract`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="den-extract",
+        usage="%(prog)s (SEG ... | --cohort DIR | --cases CSV | --demo [CASE]) -o OUT [options]\n"
+              "       %(prog)s --merge OUT [--parquet] [--slice-table]",
         description="Extract DEN deep features (4096 per slice) from glioblastoma segmentations "
         "(.nii, .nii.gz, .seg.nrrd, .nrrd, .nhdr, DICOM SEG .dcm; an image may also be a DICOM series folder). "
         "Writes NAME_den.npy, NAME_den.png and NAME_den.json (provenance).",
-        epilog="Examples: den-extract seg.nii.gz -o out | "
-        "den-extract --cohort DATA --pattern '{id}_nifti/{id}_tumor_segmentation.nii.gz' -o out --resume | "
-        f"den-extract --demo -o out. {EXIT_STATUSES}.",
+        epilog="examples:\n  den-extract seg.nii.gz -o out\n"
+        "  den-extract --cohort DATA --pattern '{id}_nifti/{id}_tumor_segmentation.nii.gz' -o out --resume\n"
+        f"  den-extract --cases cases.csv -o out --jobs 4\n  den-extract --demo -o out\n\n{EXIT_STATUSES}.",
     )
     parser.add_argument("segmentations", nargs="*", type=Path, metavar="SEG", help="segmentation files")
-    parser.add_argument("-o", "--output", type=Path, metavar="OUT", help="output folder (created if needed)")
+    parser.add_argument("-o", "--output", type=Path, metavar="OUT",
+                        help="output folder (created if needed); required, except with --merge")
     parser.add_argument("--image", type=Path, action="append", metavar="MRI",
                         help="image mode: the MRI of each SEG, in order (intensities inside the segmentation); a "
                              "NIfTI/NRRD file or a DICOM series folder")
+    parser.add_argument("--grid", type=Path, action="append", metavar="SERIES",
+                        help="label mode with a DICOM SEG: the image series folder (or NIfTI/NRRD image) of each SEG, "
+                             "in order, whose grid the SEG is placed on (its intensities are not used); needed when "
+                             "the SEG omits empty frames")
+    parser.add_argument("--series", metavar="UID",
+                        help="the Series Instance UID to read from a DICOM folder (--image or --grid) that holds several "
+                             "series (the refusal lists them)")
+    parser.add_argument("--roi", metavar="NAME",
+                        help="the ROI (by name) to read from a DICOM RTSTRUCT segmentation (the refusal lists them)")
     add_settings_arguments(parser, "Keras .weights.h5 or .keras file (default: bundled den-ref-v1)")
     add_params_argument(parser)
     parser.add_argument("--no-png", action="store_true", help="do not draw the heatmap pictures")
@@ -139,6 +153,7 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             gathered.entries, gathered.table_name = share_for_this_part(
                 gathered.entries, gathered.carried_columns, output, extractor,
                 num_parts=arguments.num_parts, part_id=arguments.part_id, png=not arguments.no_png)
+        _check_table_paths(arguments, gathered, output)
         outcomes: list[CaseOutcome] = []
         try:
             _run_with_progress(gathered.entries, arguments, output, extractor, outcomes)
@@ -148,8 +163,9 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             _summarise(outcomes, len(gathered.entries))
             raise
         remove_leftover_partials(output)  # those of workers that were killed mid-case
-        _write_table(arguments, gathered, outcomes, output, settings, "cohort table")
-        return _summarise(outcomes, len(gathered.entries))
+        tables_written = _write_table(arguments, gathered, outcomes, output, settings, "cohort table")
+        status = _summarise(outcomes, len(gathered.entries))
+        return status if tables_written else EXIT_CASE_FAILED
 
 
 def _sources_given(arguments: argparse.Namespace) -> list[bool]:
@@ -182,6 +198,11 @@ def _check_options(arguments: argparse.Namespace, parser: argparse.ArgumentParse
         parser.error("with --cases, each case's MRI is the CSV's image column")
     if arguments.cohort is not None and arguments.image:
         parser.error("in a cohort, name each case's MRI with --image-pattern, not --image")
+    if arguments.grid and (arguments.cases is not None or arguments.cohort is not None):
+        parser.error("--grid pairs with segmentation files; in a cases CSV, give each case's grid in a 'grid' column")
+    if (arguments.series or arguments.roi) and (arguments.cases is not None or arguments.cohort is not None):
+        parser.error("--series and --roi pair with segmentation files; in a cases CSV, give each case's in a 'series' "
+                     "or 'roi' column")
     if arguments.cohort is None and arguments.image_pattern:
         parser.error("--image-pattern only applies with --cohort")
     if (arguments.parquet or arguments.slice_table) and not _cohort_given(arguments):
@@ -205,7 +226,8 @@ def _gather_cases(arguments: argparse.Namespace, output: Path) -> Gathered:
                         cohort=True)
     if arguments.demo is not None:
         return _demo_cases(arguments, output)
-    return Gathered(entries_from_cases(cases_from_files(arguments.segmentations, arguments.image)))
+    return Gathered(entries_from_cases(cases_from_files(arguments.segmentations, arguments.image, arguments.grid,
+                                                        series=arguments.series, roi=arguments.roi, out_dir=output)))
 
 
 def _cohort_entries(arguments: argparse.Namespace, folder: Path, pattern: str, image_pattern: str | None,
@@ -223,7 +245,7 @@ def _demo_cases(arguments: argparse.Namespace, output: Path) -> Gathered:
     (``../shared/data/brats2015``, a cohort) where that folder is there, else (and with ``--demo synthetic``) a
     synthetic glioblastoma generated into the output folder."""
     if arguments.demo not in ("auto", "synthetic"):
-        return Gathered(entries_from_cases(cases_from_files([Path(arguments.demo)], arguments.image)))
+        return Gathered(entries_from_cases(cases_from_files([Path(arguments.demo)], arguments.image, out_dir=output)))
     if arguments.demo == "auto" and DEMO_SHARED_COHORT.is_dir():
         entries = _cohort_entries(arguments, DEMO_SHARED_COHORT, DEMO_SHARED_PATTERN, None)
         _say(arguments, f"demo: the {len(entries)} real BraTS 2015 case(s) in {DEMO_SHARED_COHORT}")
@@ -232,7 +254,7 @@ def _demo_cases(arguments: argparse.Namespace, output: Path) -> Gathered:
     reason = f"no {DEMO_SHARED_COHORT} here, so " if arguments.demo == "auto" else ""
     _say(arguments, f"demo: {reason}a generated synthetic glioblastoma label map: {arguments.output / DEMO_CASE_NAME}")
     write_synthetic_case(demo_case)
-    return Gathered(entries_from_cases(cases_from_files([demo_case], arguments.image)))
+    return Gathered(entries_from_cases(cases_from_files([demo_case], arguments.image, out_dir=output)))
 
 
 def _run_with_progress(
@@ -267,28 +289,58 @@ def _run_with_progress(
         bar.close()
 
 
-def _write_table(arguments: argparse.Namespace, gathered: Gathered, outcomes: list[CaseOutcome], output: Path,
-                 settings: ExtractionSettings, what: str) -> None:
-    """For a cohort, write its table (rows in the cohort's order), and the Parquet and per-slice tables asked
-    for, and say where."""
+def _table_paths(arguments: argparse.Namespace, output: Path, stem: str) -> list[Path]:
+    """The tables a cohort run writes: the cohort table, and the Parquet and per-slice tables asked for; ``stem`` is
+    ``den_cohort`` or an array job part's ``den_cohort.part-I-of-K``."""
+    paths = [output / f"{stem}.csv"]
+    if arguments.parquet:
+        paths.append(output / f"{stem}.parquet")
+    if arguments.slice_table:
+        paths.append(output / (stem.replace("den_cohort", "den_slices", 1) + (".parquet" if arguments.parquet else ".csv")))
+    return paths
+
+
+def _check_table_paths(arguments: argparse.Namespace, gathered: Gathered, output: Path) -> None:
+    """Before any work: refuse a table name taken by a folder (the tables could not be written after the run)."""
     if not gathered.cohort:
         return
+    for path in _table_paths(arguments, output, gathered.table_name.removesuffix(".csv")):
+        if path.is_dir():
+            raise DENError(path, "a table of this run would replace this existing folder: move it or choose another "
+                                 "output folder")
+
+
+def _write_table(arguments: argparse.Namespace, gathered: Gathered, outcomes: list[CaseOutcome], output: Path,
+                 settings: ExtractionSettings, what: str) -> bool:
+    """For a cohort, write its table (rows in the cohort's order), and the Parquet and per-slice tables asked
+    for, and say where; return whether every table was written (each is tried, whichever fails)."""
+    if not gathered.cohort:
+        return True
     ordered = in_case_order(outcomes, gathered.entries)
     columns = (gathered.carried_columns, carried_values(gathered.entries), settings)
-    table = write_cohort_table(ordered, output / gathered.table_name, *columns)
-    _say(arguments, f"{what}: {table}")
-    _extra_tables(arguments, ordered, output, gathered.table_name.removesuffix(".csv"), columns, what)
+    return _write_tables(arguments, ordered, output, gathered.table_name.removesuffix(".csv"), columns, what)
 
 
-def _extra_tables(arguments: argparse.Namespace, ordered: list[CaseOutcome], output: Path, stem: str,
-                  columns: tuple, what: str) -> None:
-    """The Parquet cohort table and the per-slice table, when asked for; ``stem`` is ``den_cohort`` or an array
-    job part's ``den_cohort.part-I-of-K``."""
-    if arguments.parquet:
-        _say(arguments, f"{what} as Parquet: {write_cohort_parquet(ordered, output / f'{stem}.parquet', *columns)}")
-    if arguments.slice_table:
-        slices = output / (stem.replace("den_cohort", "den_slices", 1) + (".parquet" if arguments.parquet else ".csv"))
-        _say(arguments, f"per-slice table: {write_slice_table(ordered, slices, parquet=arguments.parquet)}")
+def _write_tables(arguments: argparse.Namespace, ordered: list[CaseOutcome], output: Path, stem: str,
+                  columns: tuple, what: str, *, csv_table: bool = True) -> bool:
+    """The cohort table (unless ``csv_table`` is False: ``--merge`` writes it itself), the Parquet cohort table and
+    the per-slice table, when asked for, each on its own: one that cannot be written is reported in one line and
+    the others are still written. Returns whether all were."""
+    paths = _table_paths(arguments, output, stem)
+    writers = {paths[0]: (what, lambda path: write_cohort_table(ordered, path, *columns))} if csv_table else {}
+    for path in paths[1:]:
+        if path.name.startswith("den_cohort"):
+            writers[path] = (f"{what} as Parquet", lambda path: write_cohort_parquet(ordered, path, *columns))
+        else:
+            writers[path] = ("per-slice table", lambda path: write_slice_table(ordered, path, parquet=arguments.parquet))
+    written = True
+    for path, (words, write) in writers.items():
+        try:
+            _say(arguments, f"{words}: {write(path)}")
+        except Exception as error:  # one table's fault must not lose the others
+            say(f"den-extract: error: {path}: {words} not written ({describe_error(error)})", level=logging.ERROR)
+            written = False
+    return written
 
 
 def _summarise(outcomes: list[CaseOutcome], total: int) -> int:
@@ -309,16 +361,18 @@ def _merge(folder: Path, arguments: argparse.Namespace) -> int:
 
     _check_table_libraries(arguments)
     result = merge_parts(folder)
+    tables_written = True
     if arguments.parquet or arguments.slice_table:
         manifest = read_manifest(folder)
         carried = {entry.case.case_id: entry.columns for entry in manifest.entries}
-        _extra_tables(arguments, result.outcomes, folder, "den_cohort",
-                      (manifest.carried_columns, carried, manifest.settings), "cohort table")
+        tables_written = _write_tables(arguments, result.outcomes, folder, "den_cohort",
+                                       (manifest.carried_columns, carried, manifest.settings), "cohort table",
+                                       csv_table=False)
     for outcome in result.missing:
         say(f"den-extract: missing: {outcome.case.case_id}: {outcome.message}", level=logging.ERROR)
     done = len(result.outcomes) - len(result.missing)
     say(f"{len(result.outcomes)} case(s): {done} complete, {len(result.missing)} missing; cohort table: {result.table}")
-    return EXIT_CASE_FAILED if result.missing else EXIT_OK
+    return EXIT_CASE_FAILED if result.missing or not tables_written else EXIT_OK
 
 
 def _say(arguments: argparse.Namespace, text: str) -> None:

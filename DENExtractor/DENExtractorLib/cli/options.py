@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import difflib
 import logging
 import os
 import signal
 import sys
+import textwrap
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NoReturn
 
 from .._version import __version__
 from ..errors import DENError, describe_error
 from ..params import SCHEMA, ParamsFile
-from ..settings import MODES, PLANES, ExtractionSettings
+from ..settings import MODES, PLANES, SETTING_NAMES, ExtractionSettings
 from .logs import LIBRARY_LOGGER, command_logging, say
 
 EXIT_OK, EXIT_CASE_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -30,8 +32,45 @@ EXIT_STATUSES = (
 )
 
 
-SETTING_NAMES = ("mode", "plane", "labels", "weights", "label_max")
-"""The options (and settings-file keys) that make an :class:`ExtractionSettings`."""
+class CommandParser(argparse.ArgumentParser):
+    """The commands' argument parser: the description and epilog keep their line breaks (each example on its own
+    line), and an unknown option gets a "did you mean" with the nearest real one."""
+
+    def __init__(self, **options: object) -> None:
+        """An :class:`argparse.ArgumentParser` with :class:`LineKeepingFormatter`."""
+        super().__init__(formatter_class=LineKeepingFormatter, **options)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> NoReturn:
+        """argparse's one-line usage error (exit 2), naming the nearest option to each unknown one."""
+        if message.startswith("unrecognized arguments:"):
+            message += _suggestions(message.split(":", 1)[1].split(), self._option_string_actions)
+        super().error(message)
+
+
+class LineKeepingFormatter(argparse.HelpFormatter):
+    """Help text wrapped line by line: a line break in a description or epilog is kept, and an indented line (an
+    example command) is printed as it is, never broken."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        """Wrap each unindented line of ``text`` on its own; keep indented lines whole."""
+        return "\n".join(indent + line if line.startswith(" ") else
+                         textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent)
+                         for line in text.splitlines())
+
+
+SUGGESTION_CUTOFF = 0.75
+"""How alike (difflib's ratio) an unknown option must be to a real one to be suggested (``--outptu``: 0.875)."""
+
+
+def _suggestions(words: list[str], options: Mapping[str, object]) -> str:
+    """``" (did you mean --output?)"`` for the unknown options that are near a real one; empty when none is."""
+    names = [name for name in options if name.startswith("--")]
+    unknown = [word.split("=", 1)[0] for word in words if word.startswith("-")]
+    near: list[str] = []
+    for word in unknown:
+        for match in difflib.get_close_matches(word, names, n=1, cutoff=SUGGESTION_CUTOFF):
+            near.append(match if len(unknown) == 1 else f"{match} for {word}")
+    return f" (did you mean {', '.join(near)}?)" if near else ""
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser, weights_help: str) -> None:
@@ -169,8 +208,9 @@ def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
                        help="build OUT/den_cohort.csv from the parts' outputs, checking each case; lists missing "
                             "cases (exit 1 if any)")
     group.add_argument("--scheduler", metavar="ADDRESS",
-                       help="run the cases on a Dask cluster: tcp://HOST:PORT, or 'local' for a local cluster of "
-                            "--jobs workers (needs Dask: pip install -e '.[dask]' from a checkout)")
+                       help="run the cases on a Dask cluster: its scheduler's address HOST:PORT (as 'dask "
+                            "scheduler' prints it; the tcp scheme may be given or not), or 'local' for a local cluster "
+                            "of --jobs workers (needs Dask: pip install -e '.[dask]' from a checkout)")
 
 
 def check_scale_arguments(arguments: argparse.Namespace, parser: argparse.ArgumentParser, cohort_given: bool) -> None:

@@ -7,18 +7,20 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from .options import EXIT_OK, add_common_arguments, exit_with, run_command
+from .options import EXIT_CASE_FAILED, EXIT_OK, CommandParser, add_common_arguments, exit_with, run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``den-score`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="den-score",
         description="Score cases with a classifier den-train saved (trunk den_trained.weights.h5 plus head "
         "den_head.npz, checked against den_trained.json): preprocessing and features exactly as den-extract, then "
         "the head on every tumour slice, averaged per case. Writes the table and, beside it, TABLE.json "
         "(provenance).",
-        epilog="Example: den-score --model model --cases new_cases.csv -o scores.csv",
+        epilog="example:\n  den-score --model model --cases new_cases.csv -o scores.csv\n\nexit status: 0 every case "
+        "scored; 1 a case could not be scored (the others are still in the table); 2 bad arguments, model or cases "
+        "CSV (nothing scored); 130 interrupted",
     )
     parser.add_argument("--model", type=Path, required=True, metavar="MODEL_DIR", help="den-train's output folder")
     parser.add_argument("--cases", type=Path, required=True, metavar="CSV",
@@ -29,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``den-score``; return the exit status (0 scored, 1 internal error, 2 bad input, 130 interrupted)."""
+    """Run ``den-score``; return the exit status (0 every case scored, 1 a case could not be scored or an internal
+    error, 2 bad input, 130 interrupted)."""
     arguments = build_parser().parse_args(argv)
     return run_command("den-score", lambda: _score(arguments), debug=arguments.debug,
                        interrupted="interrupted; no scores table was written")
@@ -43,9 +46,10 @@ def _score(arguments: argparse.Namespace) -> int:
         if not arguments.quiet or status != "scored":
             print(f"{case_id}: {status}", file=sys.stderr)
 
-    table = score_cohort(arguments.model, arguments.cases, arguments.output, on_case=report)
-    print(f"scores: {table}", file=sys.stderr)
-    return EXIT_OK
+    scores = score_cohort(arguments.model, arguments.cases, arguments.output, on_case=report)
+    print(f"scores: {scores.table}" + (f" ({len(scores.failed)} case(s) could not be scored)" if scores.failed else ""),
+          file=sys.stderr)
+    return EXIT_CASE_FAILED if scores.failed else EXIT_OK
 
 
 

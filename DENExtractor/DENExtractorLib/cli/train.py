@@ -11,6 +11,7 @@ from ..training.config import TRAIN_LAYERS, TrainingConfig
 from .logs import LIBRARY_LOGGER, say
 from .options import (
     EXIT_OK,
+    CommandParser,
     add_common_arguments,
     add_logging_arguments,
     add_settings_arguments,
@@ -23,7 +24,7 @@ from .options import (
 def build_parser() -> argparse.ArgumentParser:
     """The ``den-train`` argument parser."""
     defaults = TrainingConfig()
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="den-train",
         description="Train DEN's weights on your labelled cohort: DEN as extracted plus a softmax head (Adam, "
         "categorical cross-entropy), split by patient (group column) into training, validation (early stopping) and "
@@ -31,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Writes den_trained.weights.h5 (for den-extract --weights), den_head.npz (for den-score), den_trained.json, "
         "den_trained_card.md, den_trained.png, den_trained_reliability.png, val_predictions.csv and "
         "test_predictions.csv into MODEL_DIR.",
-        epilog="Example: den-train --cases labels.csv --label-column grade -o model && "
-        "den-extract seg.nii.gz --weights model/den_trained.weights.h5 -o out",
+        epilog="example:\n  den-train --cases labels.csv --label-column grade -o model\n"
+        "  den-extract seg.nii.gz --weights model/den_trained.weights.h5 -o out",
     )
     parser.add_argument("--cases", type=Path, required=True, metavar="CSV",
                         help="cases CSV (case_id, segmentation[, image], a label column, optional group and split "
@@ -55,7 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
                         help=f"Adam's learning rate (default {defaults.learning_rate:g})")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the split, the head and the shuffles (default 0)")
+    parser.add_argument("--one-case-per-patient", action="store_true",
+                        help="every case is a different patient (for a CSV without a 'group' column): without the "
+                        "column or this option, cases are taken as independent patients and den-train calls nothing "
+                        "better than chance or the baseline")
     parser.add_argument("--model-id", help="model id recorded in provenance (default: den-trained-LABEL-<sha256 prefix>)")
+    parser.add_argument("--min-icc", type=float, metavar="X",
+                        help="baseline probe on base weights: keep only features whose ICC over the training cases' "
+                             "perturbations is at least X (with --robustness)")
+    parser.add_argument("--robustness", type=Path, metavar="TABLE",
+                        help="den-robustness's den_robustness_icc.csv (or its folder); the ICC is computed again from "
+                             "the training cases' outputs there, never from validation or test cases")
     add_common_arguments(parser, "print only errors and the verdict")
     add_logging_arguments(parser)
     return parser
@@ -78,7 +89,9 @@ def _train(arguments: argparse.Namespace) -> int:
         settings=settings_from(arguments), train_layers=arguments.train_layers, val_fraction=arguments.val_fraction,
         test_fraction=arguments.test_fraction,
         epochs=arguments.epochs, batch_size=arguments.batch_size, learning_rate=arguments.learning_rate,
-        patience=arguments.patience, seed=arguments.seed, model_id=arguments.model_id,
+        patience=arguments.patience, seed=arguments.seed, model_id=arguments.model_id, min_icc=arguments.min_icc,
+        robustness=arguments.robustness,
+        one_case_per_patient=arguments.one_case_per_patient,
     )
     result = train(arguments.cases, arguments.label_column, arguments.output, config, on_message=_printer(arguments.quiet))
     if arguments.quiet:

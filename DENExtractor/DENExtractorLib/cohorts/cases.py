@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DENError
+from ..outputs.files import output_paths
+from ..outputs.record import read_record
 from ..readers import strip_volume_suffix
 
 CASE_ID_PLACEHOLDER = "{id}"
@@ -21,13 +23,18 @@ class Case:
     """One case of a cohort: its id, its segmentation file and, for image mode, its MRI.
 
     ``labels``: the label values this case keeps (a cases CSV row's pyradiomics ``Label``), or None for the run's
-    own ``--labels`` setting.
+    own ``--labels`` setting. ``grid``: an image (a DICOM series folder) whose grid a DICOM SEG is placed on, for
+    its geometry only. ``series``: the Series Instance UID read from a DICOM folder of several series; ``roi``: the
+    ROI an RTSTRUCT is read for.
     """
 
     case_id: str
     segmentation: Path
     image: Path | None = None
     labels: tuple[int, ...] | None = None
+    grid: Path | None = None
+    series: str | None = None
+    roi: str | None = None
 
 
 @dataclass
@@ -89,20 +96,46 @@ GENERIC_STEMS = frozenset({
 """File names (without suffix, any case) that say what a file is, not whose: such a file is named by its folder."""
 
 
-def cases_from_files(segmentations: list[Path], images: list[Path] | None = None) -> list[Case]:
-    """One case per segmentation file, named by its file name, or by its folder's name where file names collide
-    or are generic (every BraTS case is ``OTMultiClass.nii.gz``: ``pat0003/OTMultiClass.nii.gz`` is case
-    ``pat0003``, also alone); ``images`` pairs an MRI with each, in order."""
+def cases_from_files(segmentations: list[Path], images: list[Path] | None = None,
+                     grids: list[Path] | None = None, *, series: str | None = None,
+                     roi: str | None = None, out_dir: Path | None = None) -> list[Case]:
+    """One case per segmentation file, named by its file name, or by its folder's name where that name is not the
+    patient's (:func:`file_case_ids`); ``images`` pairs an MRI with each, in order, ``grids`` a DICOM SEG's series;
+    ``series`` and ``roi`` apply to every case. ``out_dir``: the run's output folder, where a file name already
+    naming another segmentation's results makes this case take its folder's name too (so a second patient's
+    ``fusion_mav_MODELPRED.nii.gz`` never meets the first one's outputs)."""
     if images and len(images) != len(segmentations):
         raise DENError(images[0], f"{len(images)} images given for {len(segmentations)} segmentations: give one per segmentation")
-    stems = [strip_volume_suffix(path) for path in segmentations]
-    colliding = {stem for stem in stems if stems.count(stem) > 1 or stem.lower() in GENERIC_STEMS}
-    cases = [
-        Case(Path(path).absolute().parent.name if stem in colliding else stem, Path(path), Path(images[index]) if images else None)
-        for index, (path, stem) in enumerate(zip(segmentations, stems, strict=True))
-    ]
+    if grids and len(grids) != len(segmentations):
+        raise DENError(grids[0], f"{len(grids)} grids given for {len(segmentations)} segmentations: give one per segmentation")
+    ids = file_case_ids(segmentations, out_dir)
+    cases = [Case(case_id, Path(path), Path(images[index]) if images else None,
+                  grid=Path(grids[index]) if grids else None, series=series, roi=roi)
+             for index, (path, case_id) in enumerate(zip(segmentations, ids, strict=True))]
     _refuse_duplicate_ids(cases, segmentations[0].parent)
     return cases
+
+
+def file_case_ids(segmentations: list[Path], out_dir: Path | None = None) -> list[str]:
+    """The case ids of segmentation files named by their files, decided once per run: the file name without its
+    volume suffix, or the folder's name where file names are equal (two TCGA patients' ``fusion_mav_MODELPRED``),
+    generic (every BraTS case is ``OTMultiClass.nii.gz``: ``pat0003/OTMultiClass.nii.gz`` is ``pat0003``, also
+    alone), or already name another segmentation's results in ``out_dir``."""
+    stems = [strip_volume_suffix(path) for path in segmentations]
+    by_folder = {stem for stem in stems if stems.count(stem) > 1 or stem.lower() in GENERIC_STEMS}
+    by_folder |= {stem for stem, path in zip(stems, segmentations, strict=True)
+                  if out_dir is not None and _names_other_results(out_dir, stem, path)}
+    return [Path(path).absolute().parent.name if stem in by_folder else stem
+            for path, stem in zip(segmentations, stems, strict=True)]
+
+
+def _names_other_results(out_dir: Path, stem: str, segmentation: Path) -> bool:
+    """Whether ``out_dir`` holds a readable record under ``stem`` made from another segmentation file."""
+    try:
+        record = read_record(output_paths(out_dir, stem)["json"])
+    except (DENError, OSError):
+        return False
+    return record.segmentation[0] != os.path.abspath(segmentation)
 
 
 def _relative_files(directory: Path, depth: int | None) -> list[str]:

@@ -9,9 +9,12 @@ The format, as a user writes it::
 - Column names are matched without regard to case or surrounding spaces. pyradiomics' batch headers work as they
   are: ``Mask`` stands for ``segmentation``, ``Image`` for ``image`` and ``ID`` for ``case_id`` (each only when our
   own name is absent). Without an id column, a case is named by its segmentation's file name (``pat1.nii.gz`` ->
-  ``pat1``).
+  ``pat1``), or by its folder's name where file names are equal or generic (``pat0002/OTMultiClass.nii.gz`` ->
+  ``pat0002``), as files given on the command line are.
 - Relative paths resolve against the CSV's folder, not the working directory. An empty ``image`` cell means the
-  case has no MRI.
+  case has no MRI. An optional ``grid`` column names the image (a DICOM series folder) whose grid a DICOM SEG is
+  placed on in label mode (``--grid``); ``series`` the Series Instance UID to read from a DICOM folder holding
+  several (``--series``); ``roi`` the ROI an RTSTRUCT is read for (``--roi``).
 - Every other column (``label``, ``site``, pyradiomics' ``Label``...) is carried through unchanged, in order.
 - pyradiomics' ``Label`` column (spelt so, as pyradiomics writes it; a lower-case ``label`` is a class for
   ``den-train``) keeps that label value for its row exactly as ``--labels`` does for a run (``1,4``, quoted, keeps
@@ -36,10 +39,12 @@ from pathlib import Path
 
 from ..errors import DENError
 from ..readers import strip_volume_suffix
-from .cases import Case
+from .cases import Case, file_case_ids
 
-CASE_ID_COLUMN, SEGMENTATION_COLUMN, IMAGE_COLUMN = "case_id", "segmentation", "image"
-PYRADIOMICS_ALIASES = {CASE_ID_COLUMN: "id", SEGMENTATION_COLUMN: "mask", IMAGE_COLUMN: "image"}
+CASE_ID_COLUMN, SEGMENTATION_COLUMN, IMAGE_COLUMN, GRID_COLUMN = "case_id", "segmentation", "image", "grid"
+SERIES_COLUMN, ROI_COLUMN = "series", "roi"
+PYRADIOMICS_ALIASES = {CASE_ID_COLUMN: "id", SEGMENTATION_COLUMN: "mask", IMAGE_COLUMN: "image", GRID_COLUMN: "grid",
+                       SERIES_COLUMN: "series", ROI_COLUMN: "roi"}
 MAX_CASE_ID_LENGTH = 200
 LABEL_COLUMN, LABEL_CHANNEL_COLUMN = "Label", "Label_channel"
 """pyradiomics' batch-file columns choosing the label value (and the channel of a multi-channel mask) per row."""
@@ -61,13 +66,16 @@ class CaseRow:
     columns: Mapping[str, str]
     problem: str | None = None
     labels: tuple[int, ...] | None = None
+    grid: Path | None = None
+    series: str | None = None
+    roi: str | None = None
 
     @property
     def case(self) -> Case:
         """The row as a cohort :class:`~DENExtractorLib.cohorts.cases.Case` (only for rows without a problem)."""
         if self.problem is not None or self.segmentation is None:
             raise ValueError(f"row {self.row} has a problem and cannot run: {self.problem}")
-        return Case(self.case_id, self.segmentation, self.image, self.labels)
+        return Case(self.case_id, self.segmentation, self.image, self.labels, self.grid, self.series, self.roi)
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,12 @@ class CasesTable:
     def problems(self) -> list[CaseRow]:
         """The rows that cannot run, each with its one-line ``problem``."""
         return [row for row in self.rows if row.problem is not None]
+
+    @property
+    def carried_cells(self) -> dict[str, Mapping[str, str]]:
+        """Every row's carried-through cells by case id, as the cohort tables take them
+        (``cohort_dataframe(outcomes, table.carried_columns, table.carried_cells, settings=...)``)."""
+        return {row.case_id: row.columns for row in self.rows}
 
     def columns_of(self, case_id: str) -> Mapping[str, str]:
         """The carried-through cells of the case ``case_id`` (empty if no row has that id)."""
@@ -109,6 +123,8 @@ def read_cases_csv(path: str | Path, *, select_labels: bool = False) -> CasesTab
     if not data:
         raise DENError(path, "no cases: the header row is followed by no data rows")
     rows = tuple(_case_row(line, cells, names, roles, carried, path) for line, cells in data)
+    if CASE_ID_COLUMN not in roles:
+        rows = _named_by_files(rows)
     if select_labels:
         rows = tuple(_with_row_labels(row, path) for row in rows)
     _refuse_repeated_ids(rows, path)
@@ -141,8 +157,10 @@ def _column_roles(names: list[str], path: Path) -> dict[str, int]:
     """Which column holds the case id, segmentation and image (by index); refuse repeated or missing columns."""
     folded = [name.lower() for name in names]
     for index, name in enumerate(folded):
-        if name and name in folded[:index]:
-            raise DENError(path, f"the column {names[index]!r} appears twice in the header")
+        if name in folded[:index]:
+            first = folded.index(name) + 1
+            raise DENError(path, f"the column {names[index]!r} appears twice in the header" if name else
+                                 f"columns {first} and {index + 1} of the header have no name: name them or remove them")
     roles = {}
     for role, alias in PYRADIOMICS_ALIASES.items():
         for name in (role, alias):
@@ -166,13 +184,27 @@ def _case_row(line: int, cells: list[str], names: list[str], roles: dict[str, in
     image_cell = padded[roles[IMAGE_COLUMN]] if IMAGE_COLUMN in roles else ""
     segmentation = _resolve(segmentation_cell, path) if segmentation_cell else None
     image = _resolve(image_cell, path) if image_cell else None
+    grid_cell = padded[roles[GRID_COLUMN]] if GRID_COLUMN in roles else ""
+    grid = _resolve(grid_cell, path) if grid_cell else None
     if CASE_ID_COLUMN in roles:
         case_id = padded[roles[CASE_ID_COLUMN]]
     else:
         case_id = strip_volume_suffix(segmentation_cell) if segmentation_cell else ""
     problem = _row_problem(cells, names, case_id, segmentation, image)
+    if problem is None and grid is not None and not grid.exists():
+        problem = f"case {case_id!r}: grid not found: {grid}"
     message = str(DENError(f"{path} row {line}", problem)) if problem else None
-    return CaseRow(line, case_id, segmentation, image, columns, message)
+    series, roi = (padded[roles[role]] if role in roles else "" for role in (SERIES_COLUMN, ROI_COLUMN))
+    return CaseRow(line, case_id, segmentation, image, columns, message, grid=grid, series=series or None,
+                   roi=roi or None)
+
+
+def _named_by_files(rows: tuple[CaseRow, ...]) -> tuple[CaseRow, ...]:
+    """Rows without an id column named as segmentation files given on the command line are
+    (:func:`~.cases.file_case_ids`): equal or generic file names take their folder's name."""
+    named = {row.row: row.segmentation for row in rows if row.segmentation is not None}
+    ids = dict(zip(named, file_case_ids(list(named.values())), strict=True))
+    return tuple(replace(row, case_id=ids[row.row]) if row.row in ids else row for row in rows)
 
 
 def _row_problem(cells: list[str], names: list[str], case_id: str, segmentation: Path | None,
@@ -210,17 +242,27 @@ def row_labels(label_cell: str, channel_cell: str) -> tuple[tuple[int, ...] | No
     """
     channel = channel_cell.strip()
     if channel and _whole_number(channel) != 0:
-        return None, (f"{LABEL_CHANNEL_COLUMN} {channel!r} cannot be honoured: DEN reads one label map per case (a "
+        return None, (f"{LABEL_CHANNEL_COLUMN} {_shown_cell(channel)} cannot be honoured: DEN reads one label map per case (a "
                       ".seg.nrrd's layers are merged, each segment keeping its label value); give the segment's "
                       f"value in {LABEL_COLUMN} and leave {LABEL_CHANNEL_COLUMN} empty or 0")
-    parts = [part.strip() for part in label_cell.split(",")]
-    if not any(parts):
+    if not label_cell.strip():
         return None, None
+    parts = [part.strip() for part in label_cell.split(",")]
     values = [_whole_number(part) for part in parts]
     if any(value is None or value <= 0 for value in values):
-        return None, (f"{LABEL_COLUMN} {label_cell.strip()!r} cannot be honoured: give a positive whole label value "
+        return None, (f"{LABEL_COLUMN} {_shown_cell(label_cell)} cannot be honoured: give a positive whole label value "
                       "(0 is background), or several as '1,4'")
     return tuple(sorted({int(value) for value in values if value is not None})), None
+
+
+SHOWN_CELL_CHARACTERS = 40
+"""How much of a refused cell a message repeats."""
+
+
+def _shown_cell(cell: str) -> str:
+    """A cell as a message quotes it, cut to :data:`SHOWN_CELL_CHARACTERS`."""
+    text = cell.strip()
+    return repr(text if len(text) <= SHOWN_CELL_CHARACTERS else text[: SHOWN_CELL_CHARACTERS - 3] + "...")
 
 
 def _whole_number(text: str) -> int | None:

@@ -30,8 +30,9 @@ import distributed
 from ..errors import DENError, describe_error
 from ..network.runtime import available_cores
 from ..settings import ExtractionSettings
-from .case_worker import CaseWorker
+from .case_worker import CaseJob, CaseWorker
 from .cases import Case, CaseOutcome
+from .run import run_case
 
 PLUGIN_NAME = "den-extractor"
 WORKER_PRELOAD = "DENExtractorLib.cohorts.dask_worker_process"
@@ -61,17 +62,19 @@ def run_cases_on_dask(
     resume: bool = False,
     png: bool = True,
     on_case_done: Callable[[CaseOutcome], None] | None = None,
+    job: CaseJob = run_case,
 ) -> list[CaseOutcome]:
     """Run ``cases`` on the Dask cluster at ``scheduler`` (or a local one of ``jobs`` workers for "local");
-    return their outcomes in the order of ``cases``, reporting each to ``on_case_done`` as it arrives.
+    return their outcomes in the order of ``cases``, reporting each to ``on_case_done`` as it arrives. ``job``:
+    what a worker does with each case (:data:`~.case_worker.CaseJob`).
 
     Raises :class:`DENError` when the scheduler cannot be reached, or a worker cannot build
     the model (for example its copy of the weights differs from the client's).
     """
     out_dir = Path(out_dir)
     with _dask_records_in_our_log(), _client(scheduler, jobs) as client:
-        threads = max(1, available_cores() // jobs) if scheduler == LOCAL else None
-        plugin = DENWorkerPlugin(settings, settings.weights_identity().sha256, threads)
+        lanes = max(1, available_cores() // jobs) if scheduler == LOCAL else None
+        plugin = DENWorkerPlugin(settings, settings.weights_identity().sha256, lanes)
         run = uuid.uuid4().hex[:12]  # task keys unique to this run: a shared scheduler may hold another run's keys
         try:
             try:
@@ -79,7 +82,7 @@ def run_cases_on_dask(
             except WorkerSetupFailed as error:
                 raise DENError(*error.args) from None
             futures = {
-                client.submit(_extract_case, case, out_dir, resume, png, key=f"den-{index}-{case.case_id}-{run}", pure=False): index
+                client.submit(_extract_case, case, out_dir, resume, png, job, key=f"den-{index}-{case.case_id}-{run}", pure=False): index
                 for index, case in enumerate(cases)
             }
             outcomes: list[CaseOutcome | None] = [None] * len(cases)
@@ -176,30 +179,30 @@ class _ForwardToOurLog(logging.Handler):
 class DENWorkerPlugin(distributed.WorkerPlugin):
     """Builds the model once per worker and checks its weights before the first case; one case at a time."""
 
-    def __init__(self, settings: ExtractionSettings, expected_sha256: str, threads: int | None) -> None:
-        """Keep what :meth:`setup` needs on the worker (``threads``: TensorFlow's thread count, None for all)."""
-        self._keep(settings, expected_sha256, threads)
+    def __init__(self, settings: ExtractionSettings, expected_sha256: str, lanes: int | None) -> None:
+        """Keep what :meth:`setup` needs on the worker (``lanes``: batches run at once, None for one per core)."""
+        self._keep(settings, expected_sha256, lanes)
 
-    def _keep(self, settings: ExtractionSettings, expected_sha256: str, threads: int | None) -> None:
+    def _keep(self, settings: ExtractionSettings, expected_sha256: str, lanes: int | None) -> None:
         """Set the plugin's state: what travels, and the worker-side model slot, lock and stop flag."""
-        self.settings, self.expected_sha256, self.threads = settings, expected_sha256, threads
+        self.settings, self.expected_sha256, self.lanes = settings, expected_sha256, lanes
         self.case_worker: CaseWorker | None = None
         self.lock = threading.Lock()
         self.stopped = False
 
     def __getstate__(self) -> dict:
         """Only the settings travel to the workers (a lock and a model cannot be pickled)."""
-        return {"settings": self.settings, "expected_sha256": self.expected_sha256, "threads": self.threads}
+        return {"settings": self.settings, "expected_sha256": self.expected_sha256, "lanes": self.lanes}
 
     def __setstate__(self, state: dict) -> None:
         """Rebuild the plugin on the worker from :meth:`__getstate__`."""
-        self._keep(state["settings"], state["expected_sha256"], state["threads"])
+        self._keep(state["settings"], state["expected_sha256"], state["lanes"])
 
     def setup(self, worker) -> None:
         """Configure TensorFlow, build the model and check its weights' sha256 against the client's."""
         gpu_slot = worker.name if isinstance(worker.name, int) else None
         try:
-            self.case_worker = CaseWorker(self.settings, self.expected_sha256, threads=self.threads, gpu_slot=gpu_slot)
+            self.case_worker = CaseWorker(self.settings, self.expected_sha256, lanes=self.lanes, gpu_slot=gpu_slot)
         except DENError as error:
             raise WorkerSetupFailed(error.source, f"on Dask worker {worker.address}: {error.fault}") from None
 
@@ -208,16 +211,16 @@ class DENWorkerPlugin(distributed.WorkerPlugin):
         self.case_worker = None
 
 
-def _extract_case(case: Case, out_dir: Path, resume: bool, png: bool) -> CaseOutcome | None:
-    """A Dask task: extract one case with this worker's model (built by the plugin), one case at a time; None when
-    the run was interrupted before the case started."""
+def _extract_case(case: Case, out_dir: Path, resume: bool, png: bool, job: CaseJob) -> CaseOutcome | None:
+    """A Dask task: run ``job`` (extract) on one case with this worker's model (built by the plugin), one case at a
+    time; None when the run was interrupted before the case started."""
     plugin = distributed.get_worker().plugins[PLUGIN_NAME]
     if not isinstance(plugin, DENWorkerPlugin) or plugin.case_worker is None:
         raise RuntimeError(f"the {PLUGIN_NAME} plugin has not set up this worker")
     with plugin.lock:
         if plugin.stopped:  # the run was interrupted before this case started
             return None
-        return plugin.case_worker.run(case, out_dir, resume=resume, png=png)
+        return plugin.case_worker.run(case, out_dir, resume=resume, png=png, job=job)
 
 
 def _finish_cases_in_progress(client: distributed.Client, unfinished: list[distributed.Future]) -> Iterator:

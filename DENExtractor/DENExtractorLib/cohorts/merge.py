@@ -63,7 +63,8 @@ def _merged_outcome(entry: CohortEntry, part: int, manifest: CohortManifest, out
     if entry.problem is not None:
         return CaseOutcome(case, "failed", entry.problem)
     reusable = reusable_outputs(output_paths(out_dir, case.case_id), case.segmentation, case.image,
-                                manifest.settings.with_labels(case.labels), manifest.png)
+                                manifest.settings.with_labels(case.labels), manifest.png, case.grid,
+                                series=case.series, roi=case.roi)
     if reusable is None:
         message = reported.get(case.case_id) or (
             f"{case.segmentation}: no complete, valid output in {out_dir} "

@@ -133,14 +133,17 @@ def _manifest_entry(item: object, path: Path) -> CohortEntry:
     fault = case_id_fault(case_id)
     if fault:
         raise DENError(path, f"damaged manifest: {fault}")
-    image = entry["image"]
+    image, grid = entry["image"], entry.get("grid")
     problem = entry["problem"]
     labels = entry.get("labels")
     columns = _typed(entry["columns"], dict, "columns", path)
     return CohortEntry(
         Case(case_id, Path(_typed(entry["segmentation"], str, "segmentation", path)),
              Path(_typed(image, str, "image", path)) if image is not None else None,
-             tuple(_typed(labels, list, "labels", path)) if labels is not None else None),
+             tuple(_typed(labels, list, "labels", path)) if labels is not None else None,
+             Path(_typed(grid, str, "grid", path)) if grid is not None else None,
+             *(_typed(entry.get(name), str, name, path) if entry.get(name) is not None else None
+               for name in ("series", "roi"))),
         {_typed(name, str, "column", path): _typed(value, str, "cell", path) for name, value in columns.items()},
         _typed(problem, str, "problem", path) if problem is not None else None,
     )
@@ -168,6 +171,9 @@ def _manifest_record(manifest: CohortManifest) -> dict:
                 "segmentation": _path_text(entry.case.segmentation, entry.problem is None),
                 "image": _path_text(entry.case.image, entry.problem is None) if entry.case.image else None,
                 "labels": list(entry.case.labels) if entry.case.labels is not None else None,
+                "grid": _path_text(entry.case.grid, entry.problem is None) if entry.case.grid else None,
+                "series": entry.case.series,
+                "roi": entry.case.roi,
                 "columns": dict(entry.columns),
                 "problem": entry.problem,
             }

@@ -23,8 +23,9 @@ from pathlib import Path
 from ..errors import DENError
 from ..network.runtime import available_cores
 from ..settings import ExtractionSettings
-from .case_worker import CaseWorker
+from .case_worker import CaseJob, CaseWorker
 from .cases import Case, CaseOutcome
+from .run import run_case
 
 SPAWN = multiprocessing.get_context("spawn")
 STOP_SECONDS = 10.0
@@ -55,17 +56,19 @@ def run_cases_in_processes(
     resume: bool = False,
     png: bool = True,
     on_case_done: Callable[[CaseOutcome], None] | None = None,
+    job: CaseJob = run_case,
 ) -> list[CaseOutcome]:
     """Run ``cases`` in ``jobs`` spawned worker processes; return their outcomes in the order of ``cases``.
 
-    ``resume`` and ``png`` mean what they mean for :func:`cohort.run_case`. ``on_case_done`` is called in this
-    process as each case finishes. Raises :class:`DENError` if a worker cannot build the model (for example an
-    unusable weights file), after stopping every worker.
+    ``resume`` and ``png`` mean what they mean for :func:`.run.run_case`; ``job`` is what a worker does with each
+    case (:data:`~.case_worker.CaseJob`). ``on_case_done`` is called in this process as each case finishes. Raises
+    :class:`DENError` if a worker cannot build the model (for example an unusable weights file), after stopping every
+    worker.
     """
     if jobs < 1:
         raise DENError("--jobs", f"needs at least 1 worker, got {jobs}")
     out_dir = Path(out_dir)
-    task_options = (out_dir, resume, png)
+    task_options = (out_dir, resume, png, job)
     start = (settings, settings.weights_identity().sha256, max(1, available_cores() // jobs))
     outcomes: list[CaseOutcome | None] = [None] * len(cases)
     waiting = deque(range(len(cases)))
@@ -97,18 +100,19 @@ def run_cases_in_processes(
     return [outcome for outcome in outcomes if outcome is not None]
 
 
-def _start_worker(settings: ExtractionSettings, expected_sha256: str, threads: int, slot: int) -> _Worker:
+def _start_worker(settings: ExtractionSettings, expected_sha256: str, lanes: int, slot: int) -> _Worker:
     """Spawn one worker process with its own pipe."""
     parent_end, child_end = SPAWN.Pipe()
-    process = SPAWN.Process(target=_worker_main, args=(child_end, settings, expected_sha256, threads, slot), daemon=True,
+    process = SPAWN.Process(target=_worker_main, args=(child_end, settings, expected_sha256, lanes, slot), daemon=True,
                             name=f"den-worker-{slot}")
     process.start()
     child_end.close()
     return _Worker(process, parent_end)
 
 
-def _hand_out(worker: _Worker, waiting: deque, cases: list[Case], task_options: tuple[Path, bool, bool]) -> None:
-    """Give an idle worker the next waiting case, if any, with the output folder, ``resume`` and ``png``."""
+def _hand_out(worker: _Worker, waiting: deque, cases: list[Case], task_options: tuple[Path, bool, bool, CaseJob],
+              ) -> None:
+    """Give an idle worker the next waiting case, if any, with the output folder, ``resume``, ``png`` and the job."""
     if waiting:
         worker.case_index = index = waiting.popleft()
         with contextlib.suppress(OSError):  # the worker died just now: the main loop sees its exit and fails this case
@@ -165,7 +169,7 @@ def _stop(workers: list[_Worker], *, at_once: bool) -> None:
         worker.connection.close()
 
 
-def _worker_main(connection: Connection, settings: ExtractionSettings, expected_sha256: str, threads: int,
+def _worker_main(connection: Connection, settings: ExtractionSettings, expected_sha256: str, lanes: int,
                  slot: int) -> None:
     """A worker process: build the model once, then extract the cases the parent sends until it sends None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (Ctrl-C reaches the whole group)
@@ -173,13 +177,13 @@ def _worker_main(connection: Connection, settings: ExtractionSettings, expected_
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         try:
-            worker = CaseWorker(settings, expected_sha256, threads=threads, gpu_slot=slot)
+            worker = CaseWorker(settings, expected_sha256, lanes=lanes, gpu_slot=slot)
         except DENError as error:
             connection.send(("fatal", error))
             return
         while (task := connection.recv()) is not None:
-            case, out_dir, resume, png = task
-            connection.send(("outcome", worker.run(case, out_dir, resume=resume, png=png)))
+            case, out_dir, resume, png, job = task
+            connection.send(("outcome", worker.run(case, out_dir, resume=resume, png=png, job=job)))
     except (KeyboardInterrupt, EOFError, BrokenPipeError):  # stopped, or the parent is gone
         return
 

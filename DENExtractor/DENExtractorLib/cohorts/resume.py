@@ -2,12 +2,12 @@
 
 A case's outputs are one unit: the ``.json`` (written last) records the sha256 of the ``.npy`` and ``.png`` beside
 it. They are reused only when that record is intact, names the very files present, and was made from the same
-input bytes, image, weights and settings. Anything damaged, missing or different means "recompute", never a crash.
+input bytes, image and settings (weights included: ``record.settings == settings.effective``, the comparison the
+overwrite guard makes too). Anything damaged, missing or different means "recompute", never a crash.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +15,8 @@ import numpy as np
 
 from ..hashing import file_sha256
 from ..network.architecture import FEATURE_COUNT
-from ..outputs.files import RECORD_CHECKSUM, check_not_overwriting, output_paths, record_sha256
+from ..outputs.files import check_not_overwriting, output_paths
+from ..outputs.record import read_record
 from ..readers import source_sha256
 from ..settings import ExtractionSettings
 from .cases import CohortEntry
@@ -31,49 +32,47 @@ class ReusableOutputs:
 
 
 def reusable_outputs(
-    paths: dict[str, Path], segmentation: Path, image: Path | None, settings: ExtractionSettings, png: bool
+    paths: dict[str, Path], segmentation: Path, image: Path | None, settings: ExtractionSettings, png: bool,
+    grid: Path | None = None, *, series: str | None = None, roi: str | None = None,
 ) -> ReusableOutputs | None:
-    """Return the verified earlier outputs of a case, or None when it must be recomputed."""
+    """Return the verified earlier outputs of a case, or None when it must be recomputed (``series``, ``roi``: the
+    DICOM series and RTSTRUCT ROI the case chooses)."""
     try:
-        return _verified(paths, segmentation, image, settings, png)
+        return _verified(paths, segmentation, image, settings, png, grid, series, roi)
     except Exception:  # any damage to old outputs (bad JSON shapes, truncated .npy...) means: recompute
         return None
 
 
 def _verified(
-    paths: dict[str, Path], segmentation: Path, image: Path | None, settings: ExtractionSettings, png: bool
+    paths: dict[str, Path], segmentation: Path, image: Path | None, settings: ExtractionSettings, png: bool,
+    grid: Path | None, series: str | None, roi: str | None,
 ) -> ReusableOutputs | None:
     """The checks of :func:`reusable_outputs`; may raise on damaged files."""
     if not paths["json"].is_file() or not paths["npy"].is_file():
         return None
-    provenance = json.loads(paths["json"].read_text(encoding="utf-8"))
-    if provenance.get(RECORD_CHECKSUM) != record_sha256(provenance):
+    record = read_record(paths["json"])
+    if not record.intact:
         return None  # edited by hand, or written before records carried their checksum
-    outputs = provenance["outputs"]
     wanted = ("npy", "png") if png else ("npy",)
     for kind in wanted:
-        if file_sha256(paths[kind]) != outputs[kind]["sha256"]:
+        if file_sha256(paths[kind]) != record.outputs[kind]["sha256"]:
             return None
-    preprocessing = provenance["preprocessing"]
-    image_record = provenance["image"] or {}
     same_inputs = (
-        provenance["input"]["sha256"] == source_sha256(segmentation)
-        and image_record.get("sha256") == (source_sha256(image) if image else None)
-        and provenance["model"]["weights_sha256"] == settings.identity.sha256
-        and preprocessing["mode"] == settings.mode
-        and (settings.mode == "reference" or preprocessing["plane"] == settings.effective_plane)
-        and (settings.mode == "reference" or preprocessing.get("label_max", "case") == settings.label_scale)
-        and preprocessing["labels"] == settings.labels_record
+        record.settings == settings.effective
+        and record.segmentation[1] == source_sha256(segmentation)
+        and (record.image[1] if record.image is not None else None) == (source_sha256(image, series) if image else None)
+        and record.grid_sha256 == (source_sha256(grid, series) if grid else None)
+        and (roi is None or record.segments == [{"number": 1, "label": roi}])
     )
     if not same_inputs:
         return None
     features = np.load(paths["npy"], allow_pickle=False)
-    foreground = np.asarray(provenance["features"]["foreground_rows"], dtype=np.int64)
+    foreground = record.foreground_rows
     valid_matrix = (
         features.dtype == np.float32
         and features.ndim == 2
         and features.shape[1] == FEATURE_COUNT
-        and list(features.shape) == provenance["features"]["shape"]
+        and features.shape == record.feature_shape
         and foreground.ndim == 1
         and foreground.size > 0
         and int(foreground.min()) >= 0
@@ -92,7 +91,7 @@ def refuse_overwrites(entries: list[CohortEntry], out_dir: Path, settings: Extra
         if entry.problem is not None or not _is_file(paths["json"]):
             continue
         case_settings = settings.with_labels(entry.case.labels)  # a cases CSV row's own Label
-        check_not_overwriting(paths, entry.case.segmentation, entry.case.image, case_settings, settings.identity.sha256)
+        check_not_overwriting(paths, entry.case.segmentation, entry.case.image, case_settings)
 
 
 

@@ -105,10 +105,12 @@ def _read_case(
         paths = check_output_names(out_dir, case.case_id)
         if resume:
             settings = extractor.settings.with_labels(case.labels)
-            reusable = reusable_outputs(paths, case.segmentation, case.image, settings, png)
+            reusable = reusable_outputs(paths, case.segmentation, case.image, settings, png, case.grid,
+                                        series=case.series, roi=case.roi)
             if reusable is not None:
                 return finished_outcome(case, "resumed", reusable.features, reusable.foreground_rows, reusable.paths)
-        return _ReadCase(case, *load_case(case.segmentation, case.image))
+        return _ReadCase(case, *load_case(case.segmentation, case.image, grid=case.grid, series=case.series,
+                                          roi=case.roi))
     except Exception as error:
         return _failed(case, error)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import DENError
 from ..extractor import DENExtractor
+from .case_worker import CaseJob
 from .cases import Case, CaseOutcome, CohortEntry
 from .cases_csv import read_cases_csv
 from .parts import (
@@ -22,7 +23,7 @@ from .parts import (
     resolve_part_id,
     write_manifest,
 )
-from .run import run_cohort
+from .run import run_case, run_cohort
 from .table import SETTINGS_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ def entries_from_csv(path: Path) -> tuple[list[CohortEntry], tuple[str, ...]]:
     if clashing:
         raise DENError(path, f"the column {clashing[0]!r} would clash with den_cohort.csv's own column of that name: "
                              "rename it")
-    entries = [CohortEntry(Case(row.case_id, row.segmentation or Path(), row.image, row.labels), row.columns,
+    entries = [CohortEntry(Case(row.case_id, row.segmentation or Path(), row.image, row.labels, row.grid, row.series,
+                                row.roi), row.columns,
                            row.problem) for row in table.rows]
     return sorted(entries, key=_case_id), table.carried_columns
 
@@ -61,10 +63,12 @@ def share_for_this_part(entries: list[CohortEntry], carried_columns: tuple[str, 
 
 
 def run_entries(entries: list[CohortEntry], output: Path, extractor: DENExtractor, *, resume: bool, png: bool,
-                jobs: int, scheduler: str | None, on_case_done: Callable[[CaseOutcome], None]) -> None:
+                jobs: int, scheduler: str | None, on_case_done: Callable[[CaseOutcome], None],
+                job: CaseJob = run_case) -> None:
     """Report the entries that cannot run as failed, then run the others with the runner chosen: Dask
     (``scheduler``: an address or "local"), worker processes (``jobs`` > 1) or this process. Each outcome is
-    logged (in this process, whichever runner computed it)."""
+    logged (in this process, whichever runner computed it). ``job``: what each case gets (by default extraction, which
+    the one-process run does reading the next case ahead; see :data:`~.case_worker.CaseJob`)."""
     on_case_done = _logging(on_case_done)
     for entry in entries:
         if entry.problem is not None:
@@ -82,14 +86,17 @@ def run_entries(entries: list[CohortEntry], output: Path, extractor: DENExtracto
         from .dask_cluster import run_cases_on_dask
 
         run_cases_on_dask(cases, output, extractor.settings, scheduler=scheduler, jobs=jobs, resume=resume, png=png,
-                          on_case_done=on_case_done)
+                          on_case_done=on_case_done, job=job)
     elif jobs > 1:
         from .processes import run_cases_in_processes
 
         run_cases_in_processes(cases, output, extractor.settings, jobs=jobs, resume=resume, png=png,
-                               on_case_done=on_case_done)
-    else:
+                               on_case_done=on_case_done, job=job)
+    elif job is run_case:
         run_cohort(cases, output, extractor, resume=resume, png=png, on_case_done=on_case_done)
+    else:
+        for case in cases:
+            on_case_done(job(case, output, extractor, resume=resume, png=png))
 
 
 def _logging(on_case_done: Callable[[CaseOutcome], None]) -> Callable[[CaseOutcome], None]:

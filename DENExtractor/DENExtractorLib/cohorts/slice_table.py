@@ -2,7 +2,8 @@
 statistician fits mixed models on.
 
 Columns: ``case_id``, ``slice`` (the feature matrix's row), ``foreground`` (``True`` where the slice holds tumour)
-and ``feature_0 .. feature_4095``. Written as CSV (``den_slices.csv``, floats always with a decimal point) or, with
+and ``feature_0 .. feature_4095``. Written as CSV (``den_slices.csv``, floats always with a decimal point, a case id
+that a spreadsheet would run as a formula written with a leading apostrophe, as in den_cohort.csv) or, with
 ``--parquet``, as Parquet (``den_slices.parquet``, float32, one row group per case). Only finished cases are
 listed. Memory is one case's matrix at a time, read from the outputs already written; the file is written
 atomically.
@@ -11,7 +12,6 @@ atomically.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +20,9 @@ import numpy as np
 from ..dataframes import float_cell, require, slice_columns, slice_dataframe
 from ..network.architecture import FEATURE_COUNT
 from ..outputs.atomic import write_atomically
+from ..outputs.record import read_record
 from .cases import CaseOutcome
+from .table import spreadsheet_safe
 
 SLICE_TABLE_NAME, SLICE_PARQUET_NAME = "den_slices.csv", "den_slices.parquet"
 
@@ -38,8 +40,7 @@ def _finished(outcomes: list[CaseOutcome]) -> Iterator[tuple[str, np.ndarray, np
         if outcome.pooled is None:
             continue
         features = np.load(outcome.outputs["npy"], mmap_mode="r", allow_pickle=False)
-        record = json.loads(Path(outcome.outputs["json"]).read_text(encoding="utf-8"))
-        yield outcome.case.case_id, features, np.asarray(record["features"]["foreground_rows"], dtype=np.int64)
+        yield outcome.case.case_id, features, read_record(outcome.outputs["json"]).foreground_rows
 
 
 def _write_csv(outcomes: list[CaseOutcome], temporary: Path) -> None:
@@ -50,7 +51,8 @@ def _write_csv(outcomes: list[CaseOutcome], temporary: Path) -> None:
         for case_id, features, foreground_rows in _finished(outcomes):
             foreground = set(foreground_rows.tolist())
             for row in range(features.shape[0]):
-                writer.writerow([case_id, row, row in foreground, *(float_cell(value) for value in features[row])])
+                writer.writerow([spreadsheet_safe(case_id), row, row in foreground,
+                                 *(float_cell(value) for value in features[row])])
 
 
 def _write_parquet(outcomes: list[CaseOutcome], temporary: Path) -> None:

@@ -11,6 +11,8 @@ float64. The same rows are available as a pandas DataFrame (:func:`cohort_datafr
 from __future__ import annotations
 
 import csv
+import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,7 +124,8 @@ def cohort_dataframe(
     settings: ExtractionSettings | None = None,
 ) -> Any:
     """The cohort table as a pandas DataFrame (needs pandas): the CSV's columns, features float32 (NaN for a
-    failed case), ``rows`` and ``foreground_rows`` nullable integers, ``image_mode`` bool."""
+    failed case), ``rows`` and ``foreground_rows`` nullable integers, ``image_mode`` bool, and each carried column
+    typed as its cells are written (``Age`` 63 an integer, ``weight`` 71.5 a float, ``site`` text)."""
     pandas = require("pandas", "a cohort DataFrame")
     table = cohort_rows(outcomes, carried_columns, carried, settings)
     leading_names = table.header[: -len(FEATURE_COLUMNS)]
@@ -130,6 +133,8 @@ def cohort_dataframe(
     for name in ("rows", "foreground_rows"):
         frame[name] = frame[name].astype("Int64")
     frame["image_mode"] = frame["image_mode"].astype(bool)
+    for name in carried_columns:
+        frame[name] = _typed_column(pandas, frame[name])
     features = np.full((len(table.pooled), len(FEATURE_COLUMNS)), np.nan, dtype=np.float32)
     for index, pooled in enumerate(table.pooled):
         if pooled is not None:
@@ -151,13 +156,29 @@ def write_cohort_parquet(
     return write_atomically(path, lambda temporary: frame.to_parquet(temporary, engine="pyarrow", index=False))
 
 
+INTEGER_TEXT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
+DECIMAL_TEXT = re.compile(r"[+-]?(0|[1-9][0-9]*)?(\.[0-9]*)?([eE][+-]?[0-9]+)?")
+"""Cells that are numbers as written: no leading zero (``007`` is a code, kept as text), no words."""
+
+
+def _typed_column(pandas: Any, column: Any) -> Any:
+    """A carried column as the CSV's numbers read back: nullable integers (``Int64``) where every non-empty cell is
+    a whole number, floats where every one is a number, else text; an empty cell is missing (``<NA>``/NaN)."""
+    cells = [str(cell) for cell in column if cell not in ("", None)]
+    if cells and all(INTEGER_TEXT.fullmatch(cell) for cell in cells):
+        return pandas.to_numeric(column.replace("", None)).astype("Int64")
+    if cells and all(DECIMAL_TEXT.fullmatch(cell) and any(c.isdigit() for c in cell) for cell in cells):
+        return pandas.to_numeric(column.replace("", None)).astype("float64")
+    return column
+
+
 def _text(cell: Any) -> str:
     """A leading cell as CSV text: empty for a missing count."""
     return "" if cell is None else str(cell)
 
 
 def _absolute(path: Path) -> str:
-    """An input path as the table records it: absolute, so rows from different folders compare (empty for a
-    cases CSV row that named none)."""
-    return "" if Path(path) == Path() else str(Path(path).absolute())
+    """An input path as the table records it: absolute and without ``.`` or ``..`` parts, so rows from different
+    folders compare (empty for a cases CSV row that named none)."""
+    return "" if Path(path) == Path() else os.path.abspath(path)
 

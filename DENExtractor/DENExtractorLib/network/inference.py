@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -11,6 +13,7 @@ from ..errors import ExtractionCancelled
 from ..preprocessing import SliceStack
 from .architecture import FEATURE_COUNT
 from .model import LoadedModel
+from .runtime import concurrent_batches
 
 BATCH_SIZE = 32
 """Most slices per network call: large enough for fast matrix products, small enough to keep memory low."""
@@ -28,7 +31,12 @@ def run_network(
     source: str = "",
 ) -> np.ndarray:
     """Compute the (rows, 4096) features of a slice stack: foreground slices in batches, each computed only where
-    it differs from the empty slice (:mod:`windowed`); the empty slice's row is computed once per model."""
+    it differs from the empty slice (:mod:`windowed`); the empty slice's row is computed once per model.
+
+    The batches depend on the stack alone (:func:`batch_bounds`); up to :func:`runtime.concurrent_batches` of them
+    run at once, each kernel on one thread, so the features are the same whatever the lanes. Progress is reported
+    batch by batch in order; a cancel is seen before each batch is started and after each one ends.
+    """
     network = model.windowed()
     computed = len(stack.foreground_rows) + 1
     done = 0
@@ -45,9 +53,32 @@ def run_network(
     features = np.empty((stack.row_count, FEATURE_COUNT), dtype=np.float32)
     features[:] = network.empty_row
     step(1)
-    for start, stop in batch_bounds(len(stack.foreground_rows)):
-        features[stack.foreground_rows[start:stop]] = network.predict(stack.batch(start, stop))
+    bounds = batch_bounds(len(stack.foreground_rows))
+    lanes = min(concurrent_batches(), len(bounds))
+    if lanes <= 1:
+        for start, stop in bounds:
+            features[stack.foreground_rows[start:stop]] = network.predict(stack.batch(start, stop))
+            step(stop - start)
+        return features
+    in_flight: deque[tuple[int, int, Future]] = deque()
+
+    def finish_oldest() -> None:
+        start, stop, future = in_flight.popleft()
+        features[stack.foreground_rows[start:stop]] = future.result()
         step(stop - start)
+
+    with ThreadPoolExecutor(lanes, thread_name_prefix="den-batch") as pool:
+        try:
+            for start, stop in bounds:
+                if len(in_flight) == lanes:
+                    finish_oldest()
+                step(0)
+                in_flight.append((start, stop, pool.submit(network.predict, stack.batch(start, stop))))
+            while in_flight:
+                finish_oldest()
+        finally:
+            for _, _, future in in_flight:
+                future.cancel()
     return features
 
 

@@ -14,12 +14,11 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
 from collections.abc import Callable
 from pathlib import Path
 
 from .bundled import cache_folder
-from .runtime import available_cores
+from .environment import numeric_environment_key
 
 PROBE_CACHE_NAME = "windowed-probe.json"
 
@@ -30,18 +29,9 @@ def probe_cache_path() -> Path:
 
 
 def platform_key(weights_sha256: str) -> str:
-    """The key of a probe answer: CPU, instruction sets, system, TensorFlow, Keras, oneDNN switch, threads, weights."""
-    import keras
-    import tensorflow as tf
-
-    threads = tf.config.threading.get_intra_op_parallelism_threads()
-    parts = [
-        platform.system(), platform.machine(), _cpu_identity(), f"tensorflow {tf.__version__}",
-        f"keras {keras.__version__}", f"oneDNN {os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')}",
-        f"threads {threads or available_cores()}",
-        f"weights {weights_sha256}",
-    ]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+    """The key of a probe answer: what decides the kernels' bits here (:func:`environment.numeric_environment_key`:
+    CPU, instruction set, threads per kernel, oneDNN switch, builds) and the weights."""
+    return hashlib.sha256(f"{numeric_environment_key()}|weights {weights_sha256}".encode()).hexdigest()
 
 
 def cached_probe_answer(weights_sha256: str, probe: Callable[[], bool]) -> bool:
@@ -54,17 +44,6 @@ def cached_probe_answer(weights_sha256: str, probe: Callable[[], bool]) -> bool:
     answers[key] = answer
     _write_answers(probe_cache_path(), answers)
     return answer
-
-
-def _cpu_identity() -> str:
-    """The CPU's model name and instruction-set flags (from /proc/cpuinfo on Linux), or what platform knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            lines = handle.read().splitlines()
-    except OSError:
-        return platform.processor()
-    wanted = [line.split(":", 1)[1].strip() for line in lines if line.lower().startswith(("model name", "flags"))]
-    return " ".join(wanted[:2]) or platform.processor()
 
 
 def _read_answers(path: Path) -> dict:

@@ -8,9 +8,8 @@ reader (and ``--resume``) trusts a ``.json`` only beside the very files it names
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -18,11 +17,13 @@ import numpy as np
 
 from ..errors import DENError
 from ..hashing import file_sha256
+from ..readers import strip_volume_suffix
 from ..result import ExtractionResult
 from ..settings import ExtractionSettings
 from .atomic import atomic_path
 from .heatmap import save_heatmap_png
 from .output_folder import prepare_output_folder
+from .record import CaseRecord, case_record, read_record, write_record
 
 OUTPUT_SUFFIX = "_den"
 OUTPUT_KINDS = ("npy", "json", "png")
@@ -30,8 +31,6 @@ LOWEST_END_OF_RAS_AXIS = {"R": "left", "A": "posterior", "S": "inferior"}
 """Where row 0 of an oriented-mode stack lies: the low end of the RAS axis the slices are stacked along."""
 MAX_NAME_BYTES = 255
 """Longest file name most file systems accept."""
-RECORD_CHECKSUM = "record_sha256"
-"""The provenance field holding the checksum of the rest of the record."""
 
 
 def output_paths(out_dir: str | Path, stem: str) -> dict[str, Path]:
@@ -52,7 +51,7 @@ def check_output_names(out_dir: str | Path, stem: str) -> dict[str, Path]:
 
 
 def write_outputs(result: ExtractionResult, out_dir: str | Path, stem: str, *, png: bool = True) -> dict[str, Path]:
-    """Write the feature matrix, (unless ``png=False``) the heatmap, then the provenance; return their paths.
+    """Write the feature matrix, (unless ``png=False``) the heatmap, then the record; return their paths.
 
     ``out_dir`` is created if needed (:class:`DENError` naming it when it cannot be).
     """
@@ -66,72 +65,73 @@ def write_outputs(result: ExtractionResult, out_dir: str | Path, stem: str, *, p
         temporary = {kind: commits.enter_context(atomic_path(paths[kind])) for kind in kinds}
         np.save(temporary["npy"], result.features, allow_pickle=False)
         if png:
-            save_heatmap_png(result.features, temporary["png"], heatmap_title(stem, result.provenance),
-                             heatmap_row_label(result.provenance))
-        provenance = dict(result.provenance, outputs={
+            record = case_record(result.provenance)
+            save_heatmap_png(result.features, temporary["png"], heatmap_title(stem, record), heatmap_row_label(record))
+        write_record(temporary["json"], result.provenance, {
             kind: {"file": paths[kind].name, "sha256": file_sha256(temporary[kind])}
             for kind in ("npy", "png") if kind in temporary})
-        provenance[RECORD_CHECKSUM] = record_sha256(provenance)
-        temporary["json"].write_text(json.dumps(provenance, indent=2), encoding="utf-8")
     return {kind: paths[kind] for kind in ("npy", "png", "json") if kind in temporary}
 
 
-def record_sha256(provenance: dict) -> str:
-    """The sha256 of a provenance record without its own checksum field (keys sorted, compact JSON): a ``.json``
-    edited by hand no longer matches it, so ``--resume`` and ``--merge`` do not trust it."""
-    body = {key: value for key, value in provenance.items() if key != RECORD_CHECKSUM}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
-
-
 def check_not_overwriting(paths: dict[str, Path], segmentation: Path, image: Path | None,
-                          settings: ExtractionSettings, weights_sha256: str) -> None:
+                          settings: ExtractionSettings) -> None:
     """Refuse to replace outputs made from another input or image, or with other settings, under the same names.
 
-    Raises :class:`DENError` naming the ``.json`` and the difference, and saying how to proceed (``--overwrite``,
-    another output folder, or ``--resume`` with the same settings). Outputs of the same input and settings (a
-    rerun), and damaged records (which ``--resume`` recomputes too), may be replaced.
+    Raises :class:`DENError` naming the ``.json`` and the difference, and saying how to proceed. ``--overwrite`` is
+    offered only when the outputs are this very case's (same segmentation and image, other settings): replacing
+    another input's outputs would destroy another case's results, so then the way out is another output folder or
+    another case id. Outputs of the same input and settings (a rerun), and damaged records (which ``--resume``
+    recomputes too), may be replaced.
     """
     try:
-        record = json.loads(paths["json"].read_text(encoding="utf-8"))
-        recorded_input = str(record["input"]["source"])
-        recorded_image = (record.get("image") or {}).get("source")
-        preprocessing = record["preprocessing"]
-        recorded_weights = record["model"]["weights_sha256"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        record = read_record(paths["json"])
+    except DENError:
         return
     differences = []
-    if recorded_input != os.path.abspath(segmentation):
-        differences.append(f"another segmentation ({recorded_input})")
+    if record.segmentation[0] != os.path.abspath(segmentation):
+        differences.append(f"another segmentation ({record.segmentation[0]})")
+    recorded_image = record.image[0] if record.image is not None else None
     if recorded_image != (os.path.abspath(image) if image is not None else None):
         differences.append(f"another image ({recorded_image or 'none'})")
-    labels = "all" if settings.labels is None else list(settings.labels)
-    if (preprocessing.get("mode") != settings.mode or preprocessing.get("labels") != labels
-            or (settings.mode != "reference" and preprocessing.get("plane") != settings.effective_plane)):
-        differences.append(f"other settings (mode {preprocessing.get('mode')}, plane {preprocessing.get('plane')}, "
-                           f"labels {preprocessing.get('labels')})")
-    if recorded_weights != weights_sha256:
-        differences.append("other weights")
-    if differences:
-        raise DENError(paths["json"], f"holds results of {' and '.join(differences)} under the same name; nothing was "
-                                      "computed: rerun with --overwrite to replace them, choose another output folder, "
-                                      "or use --resume with the same inputs and settings")
+    another_case = bool(differences)
+    wanted = settings.effective
+    if record.settings != wanted:
+        differences.append(f"other settings ({record.settings.describe()}; this run: {wanted.describe()})")
+    if not differences:
+        return
+    way_out = ("choose another output folder, or name this case otherwise (a cases CSV's case_id column); "
+               "--overwrite would destroy that case's results" if another_case else
+               "rerun with --overwrite to replace them, choose another output folder, or use --resume with the "
+               "same settings")
+    raise DENError(paths["json"], f"holds results of {' and '.join(differences)} under the same name; nothing was "
+                                  f"computed: {way_out}")
 
 
-def heatmap_title(stem: str, provenance: dict) -> str:
-    """The heatmap's title: case, model, mode, plane (or the first stored axis) and whether an MRI was used."""
-    preprocessing = provenance.get("preprocessing", {})
-    mode = preprocessing.get("mode", "reference")
-    plane = f"{preprocessing.get('plane')} plane" if mode == "oriented" else _first_stored_axis(preprocessing)
-    source = "MRI inside the segmentation" if provenance.get("image") else "label values"
-    return f"DEN features of {stem} ({provenance['model']['id']}; {mode} mode, {plane}; {source})"
+def heatmap_title(stem: str, record: CaseRecord) -> str:
+    """The heatmap's title: the case (with its folder, where the case is named by a file name that does not name
+    the patient), model, mode, plane (or the first stored axis) and whether an MRI was used."""
+    settings = record.settings
+    plane = f"{settings.plane} plane" if settings.mode == "oriented" else _first_stored_axis(record.preprocessing)
+    source = "MRI inside the segmentation" if record.image is not None else "label values"
+    return f"DEN features of {_case_name(stem, record.segmentation[0])} ({record.model_id}; {settings.mode} mode, " \
+           f"{plane}; {source})"
 
 
-def heatmap_row_label(provenance: dict) -> str:
+def _case_name(stem: str, segmentation: str) -> str:
+    """The case as the title names it: ``FOLDER/stem`` when the case is named by its segmentation's file name
+    (``TCGA-02-0003/fusion_mav_MODELPRED``: the file name is the same for every patient), else the case id."""
+    path = Path(segmentation)
+    if path.parent.name and strip_volume_suffix(path) == stem:
+        return f"{path.parent.name}/{stem}"
+    return stem
+
+
+def heatmap_row_label(record: CaseRecord) -> str:
     """What the heatmap's rows are: slices along which axis."""
-    preprocessing = provenance.get("preprocessing", {})
-    if preprocessing.get("mode") == "oriented":
+    preprocessing = record.preprocessing
+    if record.settings.mode == "oriented":
         first = LOWEST_END_OF_RAS_AXIS.get(preprocessing.get("slice_axis_ras", ""), "lowest index")
-        return f"{preprocessing.get('plane')} slice (row 0 = most {first})"
+        return f"{record.settings.plane} slice (row 0 = most {first})"
     anatomy = preprocessing.get("slice_axis_anatomy")
     if anatomy is None:
         return "slice along the first stored axis (row r = voxel index i = r)"
@@ -139,7 +139,7 @@ def heatmap_row_label(provenance: dict) -> str:
     return f"{plane} slice, {direction} (row r = voxel index i = r)"
 
 
-def _first_stored_axis(preprocessing: dict) -> str:
+def _first_stored_axis(preprocessing: Mapping) -> str:
     """Reference mode's slicing axis for a title: the first stored axis, named anatomically when that is recorded."""
     anatomy = preprocessing.get("slice_axis_anatomy")
     return f"first stored axis: {anatomy}" if anatomy else "first stored axis"

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-HEATMAP_COLORMAP = "viridis"
 SIZE = (1000, 500)
 PLOT = (90, 34, 806, 440)
 """The matrix's box in the picture: left, top, right, bottom (pixels)."""

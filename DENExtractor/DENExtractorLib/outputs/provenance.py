@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import shlex
 import sys
@@ -14,13 +13,17 @@ import numpy as np
 
 from .._version import __version__
 from ..network.architecture import FEATURE_COUNT
+from ..network.environment import numeric_environment
+from .record import RECORDED_SETTINGS
 
 if TYPE_CHECKING:
     from ..network.model import LoadedModel
     from ..preprocessing import SliceStack
     from ..volume import Volume
 
-PROVENANCE_FORMAT = "den-provenance/1"
+PROVENANCE_FORMAT = "den-provenance/2"
+"""Version 2 keeps each setting once, in ``settings`` (version 1 repeated mode, plane, labels and label scale in
+``preprocessing``); :mod:`.record` reads both."""
 
 # For each RAS axis (+x = patient right, +y = anterior, +z = superior): the plane of a slice perpendicular to it,
 # and the patient's side at its low and high ends.
@@ -36,7 +39,8 @@ def build_provenance(
     settings: dict | None = None,
 ) -> dict:
     """Return the JSON-serialisable record of how a feature matrix was computed; ``settings``: the effective
-    settings and where each came from (:meth:`ExtractionSettings.record`)."""
+    settings and where each came from (:meth:`ExtractionSettings.provenance_record`), the one place the record
+    keeps them (``preprocessing`` holds the rest of what preprocessing did)."""
     return {
         "format": PROVENANCE_FORMAT,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -44,7 +48,9 @@ def build_provenance(
         "model": model.provenance_entry,
         "input": _describe_volume(segmentation),
         "image": _describe_volume(image) if image is not None else None,
-        "preprocessing": _with_slice_axis_anatomy(stack.parameters, segmentation.affine),
+        "preprocessing": _with_slice_axis_anatomy(
+            {name: value for name, value in stack.parameters.items() if name not in RECORDED_SETTINGS},
+            stack.parameters["mode"], segmentation.affine),
         "features": {
             "shape": [stack.row_count, FEATURE_COUNT],
             "dtype": "float32",
@@ -53,7 +59,7 @@ def build_provenance(
             "pooled": "mean then max over foreground rows (8192 values)",
         },
         "software": software_versions(),
-        "compute": compute_description(),
+        "compute": numeric_environment(),
         "command_line": shlex.join(sys.argv),
         "elapsed_seconds": round(float(elapsed_seconds), 3),
     }
@@ -70,9 +76,9 @@ def stored_axis_anatomy(affine: np.ndarray, axis: int = 0) -> str:
     return f"{'oblique, nearest ' if oblique else ''}{plane}, {start} to {end}"
 
 
-def _with_slice_axis_anatomy(parameters: dict, affine: np.ndarray) -> dict:
+def _with_slice_axis_anatomy(parameters: dict, mode: str, affine: np.ndarray) -> dict:
     """In reference mode (slices along the first stored axis, as stored) add what that axis is anatomically."""
-    if parameters.get("mode") != "reference":
+    if mode != "reference":
         return parameters
     return {**parameters, "slice_axis_anatomy": stored_axis_anatomy(affine, parameters.get("slice_axis", 0))}
 
@@ -88,38 +94,6 @@ def software_versions() -> dict:
     return versions
 
 
-def compute_description() -> dict:
-    """The device that ran the network and the oneDNN switch (oneDNN on vs off moves features by about 1e-6)."""
-    return {
-        "device": _gpu_name() or f"CPU: {_cpu_model()}",
-        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TensorFlow's default: on for x86 CPUs)"),
-    }
-
-
-def _gpu_name() -> str | None:
-    """The first GPU TensorFlow sees, if TensorFlow is loaded and sees one."""
-    tensorflow = sys.modules.get("tensorflow")
-    if tensorflow is None:
-        return None
-    devices = tensorflow.config.get_visible_devices("GPU")  # the GPU this worker was given
-    if not devices:
-        return None
-    details = tensorflow.config.experimental.get_device_details(devices[0])
-    return f"GPU: {details.get('device_name', devices[0].name)}"
-
-
-def _cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux), or what the platform module knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _describe_volume(volume: Volume) -> dict:
     """Source, checksum, shape, type and affine of an input volume (and its named segments, where it has them)."""
     described: dict[str, Any] = {
@@ -131,4 +105,6 @@ def _describe_volume(volume: Volume) -> dict:
     }
     if volume.segments is not None:
         described["segments"] = [dict(segment) for segment in volume.segments]
+    if volume.grid is not None:
+        described["grid"] = dict(volume.grid)
     return described

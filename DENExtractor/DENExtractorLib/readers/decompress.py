@@ -115,13 +115,3 @@ class DecompressingInput:
         except (OSError, EOFError, ValueError, zlib.error, getattr(fast_zlib, "error", zlib.error)) as error:
             raise CorruptData(self._source, f"the compressed voxel data is corrupt ({describe_error(error)})") from None
         return b""
-
-
-def read_decompressed(stream: HashedInput, expected: int, encoding: str, source: Path) -> bytearray:
-    """Decompress ``expected`` bytes of ``encoding`` ("gzip" or "bzip2") data from ``stream``, never producing more.
-
-    Returns fewer bytes than ``expected`` when the stream ends early (the caller reports the truncation).
-    """
-    payload = bytearray(expected)
-    del payload[DecompressingInput(stream, encoding, source).read_into(memoryview(payload)) :]
-    return payload

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
+from pathlib import Path
+
+from ..errors import DENError
 
 DEFAULT_MAX_INPUT_GB = 1.0
 """Default largest in-memory size of one input volume, in GiB (a 512x512x1000 int16 CT is 0.5 GiB)."""
@@ -30,3 +34,39 @@ def exceeds_limit(declared_bytes: int) -> str | None:
         f"the header declares {declared_bytes / 2**30:.2f} GiB of voxels, above the {limit / 2**30:.2f} GiB limit "
         f"(set {MAX_INPUT_ENVIRONMENT_VARIABLE} to raise it)"
     )
+
+
+def read_bounded_text(path: Path, limit: int, what: str) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes; a FIFO, device or folder, a larger file or an
+    unreadable one is refused with :class:`DENError` naming ``path`` (``what`` says what it should be)."""
+    return read_bounded_bytes(path, limit, what).decode("utf-8", errors="replace")
+
+
+def read_bounded_bytes(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (see :func:`read_bounded_text`)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+    except OSError as error:
+        raise DENError(path, f"cannot be read as a {what} ({error.strerror or error})") from None
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise DENError(path, f"not a regular file (a {_kind(status.st_mode)}): expected a {what}")
+        if status.st_size > limit:
+            raise DENError(path, f"{status.st_size} bytes is too large for a {what} (at most {limit})")
+        with os.fdopen(descriptor, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)
+    except OSError as error:
+        raise DENError(path, f"cannot be read as a {what} ({error.strerror or error})") from None
+    finally:
+        os.close(descriptor)
+    if len(data) > limit:
+        raise DENError(path, f"more than {limit} bytes is too large for a {what}")
+    return data
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words."""
+    kinds = ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "named pipe"), (stat.S_ISCHR, "device"),
+             (stat.S_ISBLK, "device"), (stat.S_ISSOCK, "socket"))
+    return next((word for test, word in kinds if test(mode)), "special file")

@@ -60,8 +60,17 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
                                  f"{payload_bytes} voxel bytes)")
         stream.drain()
     raw = np.frombuffer(payload, dtype=stored_type, count=count).reshape(shape, order="F")
-    affine = np.asarray(header.get_best_affine(), dtype=np.float64)
-    return _scaled(raw, slope, inter), affine, stream.sha256
+    return _scaled(raw, slope, inter), _affine(header, path), stream.sha256
+
+
+def _affine(header, path: Path) -> np.ndarray:
+    """The header's voxel-to-RAS affine (sform, else qform, as nibabel chooses), or one line saying why not."""
+    try:
+        with np.errstate(all="ignore"):
+            return np.asarray(header.get_best_affine(), dtype=np.float64)
+    except (ValueError, ArithmeticError) as error:
+        raise DENError(path, f"the header's orientation (qform quaternion or sform) is invalid ({_plain(error, path)})"
+                       ) from None
 
 
 def _parse_header(stream: Content, path: Path):
@@ -93,6 +102,9 @@ def _declared(header, path: Path) -> tuple[tuple[int, ...], np.dtype, int, float
         raise DENError(path, f"voxel type {stored_type} is complex: DEN needs real-valued voxels")
     if stored_type.kind not in "iufb":
         raise DENError(path, f"voxel type {stored_type} is not numeric")
+    declared_offset = float(header["vox_offset"])
+    if not np.isfinite(declared_offset) or declared_offset < 0:
+        raise DENError(path, f"the header's vox_offset {declared_offset} is not a byte position")
     offset = int(header.get_data_offset())
     if offset > header.template_dtype.itemsize + 4 + MAX_EXTENSION_BYTES:
         raise DENError(path, f"the header puts the voxels at byte {offset} (vox_offset), past "
@@ -112,7 +124,8 @@ def _scaled(raw: np.ndarray, slope: float, inter: float) -> np.ndarray:
         return raw
     from nibabel.volumeutils import apply_read_scaling
 
-    return apply_read_scaling(raw, np.float64(slope), np.float64(inter))
+    with np.errstate(all="ignore"):  # an overflow gives infinite values, refused in one line by the label checks
+        return apply_read_scaling(raw, np.float64(slope), np.float64(inter))
 
 
 @contextmanager

@@ -90,14 +90,15 @@ class NrrdFile:
                  encoding: str) -> np.ndarray:
         """The voxel bytes from ``stream`` after the skips, decoded; then the rest of the file is hashed."""
         data_path = self.data_path
-        _skip(stream, self.header, expected, encoding, data_path)
+        in_data = "" if self.data_name is None else f"its data file {self.data_name}: "
+        _skip(stream, self.header, expected, encoding, self.header_path, in_data)
         content = stream if encoding == "raw" else DecompressingInput(
             stream, "gzip" if encoding.startswith("gz") else "bzip2", data_path)
         payload = bytearray(expected)
         filled = content.read_into(memoryview(payload))
         stream.drain()
         if filled < expected:
-            raise DENError(data_path, f"truncated voxel data: {filled} of {expected} bytes")
+            raise DENError(self.header_path, f"{in_data}truncated voxel data: {filled} of {expected} bytes")
         return np.frombuffer(payload, dtype=dtype).reshape(sizes, order="F")
 
 
@@ -163,25 +164,27 @@ def _numpy_dtype(header: dict, source: Path) -> np.dtype:
     return np.dtype(("<" if str(header.get("endian", "little")).lower() == "little" else ">") + code)
 
 
-def _skip(stream: HashedInput, header: dict, expected: int, encoding: str, data_path: Path) -> None:
+def _skip(stream: HashedInput, header: dict, expected: int, encoding: str, source: Path, in_data: str) -> None:
     """Move ``stream`` to the first payload byte: ``line skip`` lines, then ``byte skip`` bytes (-1: the last
-    ``expected`` bytes of a raw file)."""
+    ``expected`` bytes of a raw file). Faults are reported against ``source``, the header the user gave, ``in_data``
+    naming a detached data file (``"its data file x.raw: "``) where the fault is found in it."""
     try:
         line_skip = int(header.get("line skip", header.get("lineskip", 0)) or 0)
         byte_skip = int(header.get("byte skip", header.get("byteskip", 0)) or 0)
     except (TypeError, ValueError):
-        raise DENError(data_path, "'line skip' and 'byte skip' must be whole numbers") from None
+        raise DENError(source, "'line skip' and 'byte skip' must be whole numbers") from None
     if line_skip < 0:
-        raise DENError(data_path, f"'line skip' {line_skip} is negative")
+        raise DENError(source, f"'line skip' {line_skip} is negative")
     for _ in range(line_skip):
         if not stream.readline(MAX_HEADER_BYTES):
-            raise DENError(data_path, "'line skip' runs past the end of the data file")
+            raise DENError(source, f"{in_data}'line skip' runs past the end of the data file")
     if byte_skip == -1 and encoding == "raw":
         size = stream.file_size()
         if size - stream.consumed < expected:
-            raise DENError(data_path, f"truncated voxel data: {max(size - stream.consumed, 0)} of {expected} bytes")
+            raise DENError(source, f"{in_data}truncated voxel data: {max(size - stream.consumed, 0)} of {expected} "
+                                   "bytes")
         stream.skip(size - expected - stream.consumed)
     elif byte_skip < 0:
-        raise DENError(data_path, f"'byte skip' {byte_skip} is only valid (as -1) for raw data")
+        raise DENError(source, f"'byte skip' {byte_skip} is only valid (as -1) for raw data")
     elif stream.skip(byte_skip) < byte_skip:
-        raise DENError(data_path, f"'byte skip' {byte_skip} runs past the end of the data file")
+        raise DENError(source, f"{in_data}'byte skip' {byte_skip} runs past the end of the data file")

@@ -73,12 +73,15 @@ class LinearProbe:
         return {"features_kept": len(self.kept), **self.choice, "coefficients_sha256": digest}
 
 
-def fit_probe(features: np.ndarray, labels: np.ndarray, groups: list[str], class_count: int, seed: int) -> LinearProbe:
-    """Fit the probe on these (training) cases, choosing ``C`` by grouped stratified inner cross-validation."""
+def fit_probe(features: np.ndarray, labels: np.ndarray, groups: list[str], class_count: int, seed: int,
+              allowed: np.ndarray | None = None) -> LinearProbe:
+    """Fit the probe on these (training) cases, choosing ``C`` by grouped stratified inner cross-validation;
+    ``allowed``: a mask of the features it may use (``den-train --min-icc``), None for all."""
+    allowed = np.ones(features.shape[1], dtype=bool) if allowed is None else allowed
     low, high = np.percentile(features, [25, 75], axis=0)
-    kept = np.flatnonzero(high - low > MIN_SPREAD)
+    kept = np.flatnonzero((high - low > MIN_SPREAD) & allowed)
     if not len(kept):
-        kept = np.arange(features.shape[1])
+        kept = np.flatnonzero(allowed)
     median = np.median(features[:, kept], axis=0)
     spread = np.maximum(high[kept] - low[kept], MIN_SPREAD)
     scaled = np.clip((features[:, kept] - median) / spread, -CLIP, CLIP)

@@ -6,6 +6,8 @@ the baselines', the verdict and its tests, calibration, intended use and limitat
 
 from __future__ import annotations
 
+from ..robustness.feature_filter import describe_filter
+
 LIMITATIONS = (
     "Trained and tested on one cohort: the test patients come from the same source as the training patients, so "
     "these numbers say nothing about other scanners, centres, segmentation methods or label schemes.",
@@ -15,8 +17,6 @@ LIMITATIONS = (
     "slices along the first stored voxel axis: the same label can enter as different numbers in different cases, "
     "and the field of view and tumour position move the features. Oriented mode uses a fixed label scale.",
     "Every foreground slice is pooled, including stray islands far from the tumour.",
-    "A verdict is a statement about these test patients at alpha 0.05, not a guarantee; intervals are percentile "
-    "bootstrap intervals over patients, which are too narrow for very few patients.",
 )
 
 
@@ -46,9 +46,7 @@ def _data(record: dict) -> str:
     """Cases, groups and classes per side of the split, and the excluded cases."""
     groups = record["split"]["groups"]
     classes = record["classes"]
-    lines = ["## Data", "", f"Split: {record['split']['method']}. "
-             + ("Groups (patients) from the CSV's `group` column." if groups["from_column"]
-                else "No `group` column: every case is its own patient."), "",
+    lines = ["## Data", "", f"Split: {record['split']['method']}. {_patients(groups)}", "",
              "| side | patients | cases | " + " | ".join(f"cases {label}" for label in classes) + " |",
              "|---|---|---|" + "---|" * len(classes)]
     names = (("train", "training"), ("val", "validation (chooses the epoch)"), ("test", "test (scored once)"))
@@ -60,6 +58,16 @@ def _data(record: dict) -> str:
         lines += ["", f"Excluded ({len(record['excluded'])}):"]
         lines += [f"- {item['case_id']}: {item['message']}" for item in record["excluded"][:20]]
     return "\n".join(lines)
+
+
+def _patients(groups: dict) -> str:
+    """Where the patients come from: the ``group`` column, the user's statement, or nowhere."""
+    if groups["from_column"]:
+        return "Groups (patients) from the CSV's `group` column."
+    if groups.get("one_case_per_patient"):
+        return "No `group` column; every case is a different patient, as stated with `--one-case-per-patient`."
+    return ("No `group` column: every case is taken as its own patient, which nothing confirms, so no 'better' claim "
+            "is made.")
 
 
 def _settings(record: dict) -> str:
@@ -77,7 +85,8 @@ def _settings(record: dict) -> str:
             f"- Baseline: {record['baseline']['note']}; chosen C = {record['baseline']['base_weights']['fit']['C']:g} "
             f"(base weights), {record['baseline']['trained_weights']['fit']['C']:g} (trained weights); features kept "
             f"{record['baseline']['base_weights']['fit']['features_kept']} of "
-            f"{record['baseline']['base_weights']['fit']['features_in']}")
+            f"{record['baseline']['base_weights']['fit']['features_in']}"
+            + describe_filter(record["baseline"].get("robustness_filter")))
 
 
 def _results(record: dict) -> str:
@@ -88,8 +97,8 @@ def _results(record: dict) -> str:
     rows = [("trained network", verdict["network"]), ("linear probe, base weights", verdict["baseline"]),
             ("linear probe, trained weights", verdict.get("trained_weights_probe"))]
     lines = ["## Results on the test patients", "",
-             f"{verdict['test_patients']} patients ({verdict['test_cases']} cases); 95% percentile bootstrap intervals "
-             f"over patients ({verdict['resamples']} resamples). Brier: summed over classes (0 best; a constant "
+             f"{verdict['test_patients']} patients ({verdict['test_cases']} cases); {verdict['interval_method']} "
+             f"({verdict['resamples']} resamples). Brier: summed over classes (0 best; a constant "
              f"1/K scores {1 - 1 / len(record['classes']):.3f}).", "",
              "| model | ROC AUC | balanced accuracy | Brier |", "|---|---|---|---|"]
     for name, scores in rows:
@@ -97,14 +106,16 @@ def _results(record: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(_with_interval(scores[key]) for key in
                                                        ("roc_auc", "balanced_accuracy", "brier")) + " |")
     chance, paired = verdict["against_chance"], verdict["against_baseline"]
-    lines += ["", f"- Against chance: {chance['permutation']}, p = {_p(chance['p_value'])} "
-              f"(smallest reachable p with these patients: {verdict['smallest_reachable_p']:.4f}) -> "
-              f"**{verdict['chance']}**",
+    lines += ["", f"- Against chance: {chance['permutation']}, p = {chance['p_text']} "
+              f"(smallest p these patients can support: {verdict['smallest_reachable_p']:.4f}) -> "
+              f"**{verdict['chance']}**; the baseline: p = {verdict['baseline_against_chance']['p_text']} -> "
+              f"**{verdict['baseline_chance']}**",
               f"- Against the baseline (base weights' probe): AUC difference "
-              f"{_number(paired['difference'], '+.3f')} {_bounds(paired['interval'])}, {paired.get('test', '')}, "
-              f"p = {_p(paired['p_value'])} -> **{verdict['baseline_comparison']}**",
-              f"- A claim needs p < {verdict['alpha']:g} and a 95% interval that excludes chance (0.5) or no "
-              "difference (0)."]
+              f"{_number(paired['difference'], '+.3f')} {_bounds(paired)}, {paired['test']}, "
+              f"p = {paired['p_text']} (smallest reachable: {verdict['smallest_reachable_paired_p']:.4f}) -> "
+              f"**{verdict['baseline_comparison']}**",
+              f"- A claim needs p < {verdict['alpha']:g} (a Monte Carlo p with all of its 99% interval below) and a "
+              "95% interval, where one can be computed, that excludes chance (0.5) or no difference (0)."]
     return "\n".join(lines)
 
 
@@ -136,30 +147,53 @@ def _validation(record: dict) -> str:
 
 
 def _use(record: dict) -> str:
-    """Intended use and limitations."""
+    """Intended use, and the limitations of this run first, then of every run."""
     return ("## Intended use\n\n"
             f"Research only: scoring glioblastoma segmentations prepared like the training cases (same label scheme, "
             f"preprocessing mode {record['preprocessing']['mode']}) for **{record['label_column']}**, with "
             "`den-score --model MODEL_DIR --cases CSV -o scores.csv`, or extracting the trained trunk's features with "
             "`den-extract --weights`. Not for clinical decisions.\n\n## Limitations\n\n"
-            + "\n".join(f"- {item}" for item in LIMITATIONS))
+            + "\n".join(f"- {item}" for item in (*_run_limitations(record), *LIMITATIONS)))
+
+
+def _run_limitations(record: dict) -> list[str]:
+    """What this run's test set allows: its patients, how labels vary, the smallest p, what cannot be claimed."""
+    verdict = record["verdict"]
+    if record["test"] is None:
+        return ["This run has no test patients, so it makes no claim; the validation patients chose the epoch and "
+                "their scores are optimistic."]
+    design, patients = verdict["design"], verdict["test_patients"]
+    varying = design["patients_with_varying_labels"]
+    items = [f"This run's verdict rests on {patients} test patients ({verdict['test_cases']} cases). "
+             + (f"Labels vary within {varying} of them: those are judged within the patient (their cases' labels "
+                "shuffled among themselves), and each counts once towards the number of patients."
+                if varying else "Every test patient has one label: labels are permuted between patients.")
+             + f" The smallest p-value these patients can support is {verdict['smallest_reachable_p']:.4f} against "
+             f"chance and {verdict['smallest_reachable_paired_p']:.4f} against the baseline (alpha "
+             f"{verdict['alpha']:g})."]
+    if not verdict["patients_known"]:
+        items.append("The CSV has no `group` column and `--one-case-per-patient` was not given: if a patient has "
+                     "several cases, the network and the baseline can recognise the patient instead of the label, "
+                     "so no 'better' claim is made.")
+    auc = verdict["network"]["roc_auc"]
+    spread = (f"is compatible with a true AUC anywhere in {_bounds(auc)}" if auc["interval"] is not None else
+              f"has no interval ({auc['no_interval']}), and a true AUC well away from it is not ruled out")
+    items.append(f"The verdict cannot claim more than these patients show: the network's AUC of {auc['value']:.3f} on "
+                 f"{patients} patients {spread}; 'no evidence' is not evidence of no effect.")
+    return items
 
 
 def _with_interval(entry: dict) -> str:
     """``value [low, high]``."""
-    return f"{_number(entry['value'], '.3f')} {_bounds(entry['interval'])}"
+    return f"{_number(entry['value'], '.3f')} {_bounds(entry)}"
 
 
-def _bounds(bounds: list[float] | None) -> str:
-    """``[low, high]`` or ``[no interval]``."""
-    return "[no interval]" if bounds is None else f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
+def _bounds(entry: dict) -> str:
+    """``[low, high]``, or ``[no interval: why]``."""
+    bounds = entry["interval"]
+    return f"[no interval: {entry['no_interval']}]" if bounds is None else f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
 
 
 def _number(value: float | None, style: str) -> str:
     """A formatted number, or "n/a"."""
     return "n/a" if value is None else format(value, style)
-
-
-def _p(value: float | None) -> str:
-    """A p-value, or "n/a"."""
-    return "n/a" if value is None else f"{value:.4f}"

@@ -11,7 +11,8 @@ them exactly. The head file holds plain arrays (no pickled objects), read with `
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,19 @@ import numpy as np
 from ..errors import DENError
 from ..extractor import DENExtractor
 from ..hashing import file_sha256
+from ..network.architecture import FEATURE_COUNT
 from ..network.trained_record import TRAINING_RECORD_FORMAT, TRAINING_RECORD_NAME
 from ..outputs.atomic import write_atomically
+from ..readers.limits import read_bounded_text
 from ..settings import ExtractionSettings
 
 HEAD_FILE = "den_head.npz"
 HEAD_FORMAT = "den-head/1"
+MAX_HEAD_CLASSES = 1000
+MAX_HEAD_BYTES = (FEATURE_COUNT + 1) * MAX_HEAD_CLASSES * 4 + 1024 * 1024
+"""The most a head's arrays may hold once inflated: float32 kernel and bias for 1000 classes, plus the names."""
+MAX_TRAINING_RECORD_BYTES = 64 * 1024 * 1024
+"""A training record lists the split's case ids: megabytes at most."""
 
 
 def write_head(path: Path, kernel: np.ndarray, bias: np.ndarray, classes: tuple[str, ...]) -> Path:
@@ -64,51 +72,108 @@ class TrainedClassifier:
 
 
 def load_classifier(model_dir: str | Path) -> TrainedClassifier:
-    """Load the classifier ``den-train`` wrote into ``model_dir``, checking every file against the record."""
+    """Load the classifier ``den-train`` wrote into ``model_dir``, checking every file against the record: the
+    record read bounded, the weights and head files by sha256, the head's arrays against the record's classes (shape
+    (4096, classes), float32, finite) before any case is scored."""
     model_dir = Path(model_dir)
     record_path = model_dir / TRAINING_RECORD_NAME
+    record = _read_training_record(record_path)
     try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        outputs, preprocessing = record["outputs"], record["preprocessing"]
-        head_entry, weights_entry = outputs["head"], outputs["weights"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise DENError(record_path, "not a den-train record with a saved head (train again with this "
-                                    "version)") from None
-    if record.get("format") != TRAINING_RECORD_FORMAT:
-        raise DENError(record_path, f"unknown training record format {record.get('format')!r}")
-    head_path, weights_path = model_dir / Path(head_entry["file"]).name, model_dir / Path(weights_entry["file"]).name
+        outputs, preprocessing, classes = record["outputs"], record["preprocessing"], tuple(record["classes"])
+        head_entry, weights_entry, model_id = outputs["head"], outputs["weights"], str(record["model_id"])
+        head_path = model_dir / Path(head_entry["file"]).name
+        weights_path = model_dir / Path(weights_entry["file"]).name
+    except (KeyError, TypeError, ValueError) as error:
+        raise DENError(record_path, f"not a den-train record with a saved head ({error} is missing or damaged; "
+                                    "train again with this version)") from None
     for path, entry in ((head_path, head_entry), (weights_path, weights_entry)):
-        if not path.is_file() or file_sha256(path) != entry["sha256"]:
+        if not path.is_file() or file_sha256(path) != entry.get("sha256"):
             raise DENError(path, "missing, or not the file the training record names (its sha256 differs)")
-    settings = ExtractionSettings(preprocessing["mode"], preprocessing["plane"] if preprocessing["mode"] == "oriented"
-                                  else None, None if preprocessing["labels"] == "all" else preprocessing["labels"],
-                                  weights_path, preprocessing.get("label_max"))
-    kernel, bias, classes = _read_head(head_path)
-    if tuple(classes) != tuple(record["classes"]):
-        raise DENError(head_path, "its classes differ from the training record's")
-    provenance = {"model_id": record["model_id"], "training_record": str(record_path),
+    try:
+        settings = ExtractionSettings.from_record({**preprocessing, "weights": str(weights_path)})
+    except (KeyError, TypeError) as error:
+        raise DENError(record_path, f"its preprocessing entry lacks {error}") from None
+    except DENError as error:
+        raise DENError(record_path, f"its preprocessing entry: {error}") from None
+    kernel, bias, head_classes = _read_head(head_path)
+    _check_head(head_path, kernel, bias, head_classes, classes)
+    provenance = {"model_id": model_id, "training_record": str(record_path),
                   "training_record_sha256": file_sha256(record_path), "head_sha256": head_entry["sha256"],
                   "weights_sha256": weights_entry["sha256"], "classes": list(classes),
                   "aggregation": "mean over tumour slices of the head's softmax on each slice's DEN features"}
-    return TrainedClassifier(DENExtractor(settings), kernel, bias, tuple(classes), record["model_id"], provenance)
+    return TrainedClassifier(DENExtractor(settings), kernel, bias, classes, model_id, provenance)
+
+
+def _read_training_record(path: Path) -> dict:
+    """The training record as JSON data, read bounded from a regular file, of the format this version writes."""
+    text = read_bounded_text(path, MAX_TRAINING_RECORD_BYTES, "den-train record")
+    try:
+        record = json.loads(text)
+    except ValueError as error:
+        raise DENError(path, f"not a JSON den-train record ({error})") from None
+    if not isinstance(record, dict):
+        raise DENError(path, "not a den-train record (a JSON object)")
+    if record.get("format") != TRAINING_RECORD_FORMAT:
+        raise DENError(path, f"unknown training record format {record.get('format')!r}")
+    return record
+
+
+def _check_head(path: Path, kernel: np.ndarray, bias: np.ndarray, head_classes: list[str],
+                classes: tuple[str, ...]) -> None:
+    """The head must be the record's: one column per recorded class over DEN's 4096 features, float32, finite."""
+    expected = (FEATURE_COUNT, len(classes))
+    if tuple(head_classes) != classes:
+        raise DENError(path, "its classes differ from the training record's")
+    if kernel.shape != expected or bias.shape != (len(classes),):
+        raise DENError(path, f"head arrays of shapes {kernel.shape} and {bias.shape}, where the training record's "
+                             f"{len(classes)} classes need {expected} and ({len(classes)},)")
+    if kernel.dtype != np.float32 or bias.dtype != np.float32:
+        raise DENError(path, f"head arrays of type {kernel.dtype} and {bias.dtype}, where den-train writes float32")
+    if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
+        raise DENError(path, "the head holds values that are not finite numbers (NaN or infinite)")
 
 
 def classifier_from_files(weights: Path, head: Path, settings: ExtractionSettings, model_id: str) -> TrainedClassifier:
     """The classifier of a weights file and a head file with given settings (what ``den-train`` just saved)."""
     kernel, bias, classes = _read_head(head)
-    chosen = ExtractionSettings(settings.mode, settings.plane, settings.labels, weights, settings.label_max)
-    return TrainedClassifier(DENExtractor(chosen), kernel, bias, tuple(classes), model_id, {})
+    return TrainedClassifier(DENExtractor(replace(settings, weights=weights)), kernel, bias, tuple(classes), model_id,
+                             {})
 
 
 def _read_head(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Kernel, bias and classes of a head file, refusing anything else."""
+    """Kernel, bias and classes of a head file, refusing anything else; every array's declared size is checked
+    before it is inflated."""
+    if not path.is_file():
+        raise DENError(path, "not a regular file: expected a den-train head file")
+    try:
+        declared = _declared_bytes(path)
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        raise DENError(path, "not a den-train head file") from None
+    if declared > MAX_HEAD_BYTES:
+        raise DENError(path, f"its arrays declare {declared} bytes, more than a head of DEN's 4096 features over "
+                             f"{MAX_HEAD_CLASSES} classes (at most {MAX_HEAD_BYTES})")
     try:
         with np.load(path, allow_pickle=False) as arrays:
             if str(arrays["format"]) != HEAD_FORMAT:
                 raise ValueError("format")
             kernel, bias, classes = arrays["kernel"], arrays["bias"], [str(name) for name in arrays["classes"]]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         raise DENError(path, "not a den-train head file") from None
     if kernel.ndim != 2 or bias.shape != (kernel.shape[1],) or len(classes) != kernel.shape[1]:
         raise DENError(path, f"head arrays of inconsistent shapes {kernel.shape}, {bias.shape}")
     return kernel, bias, classes
+
+
+def _declared_bytes(path: Path) -> int:
+    """The bytes a ``.npz`` declares before anything is inflated: each member's size in the zip directory and the
+    size of the array its ``.npy`` header announces, whichever is larger."""
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            with archive.open(member) as handle:
+                version = np.lib.format.read_magic(handle)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(handle)
+            total += max(member.file_size, int(np.prod(shape, dtype=np.float64)) * dtype.itemsize)
+    return total

@@ -7,6 +7,7 @@ extraction takes, so training sees its inputs exactly as ``den-extract`` with th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import DENError
 from ..settings import ExtractionSettings
@@ -31,6 +32,12 @@ class TrainingConfig:
     patience: int = 5
     seed: int = 0
     model_id: str | None = None
+    min_icc: float | None = None
+    robustness: Path | None = None
+    one_case_per_patient: bool = False
+    """Without a ``group`` column, the user's statement that every case is a different patient: only then can the
+    verdict call anything better than chance or the baseline (a patient's several cases would let it recognise the
+    patient)."""
 
     def __post_init__(self) -> None:
         """Refuse values that cannot train, naming the option."""
@@ -44,6 +51,9 @@ class TrainingConfig:
             ("learning_rate", self.learning_rate > 0, f"{self.learning_rate:g} must be positive"),
             ("patience", self.patience >= 1, f"{self.patience} must be at least 1"),
             ("seed", 0 <= self.seed < 2**32, f"{self.seed} must be a whole number from 0 to {2**32 - 1}"),
+            ("min_icc", (self.min_icc is None) == (self.robustness is None),
+             "--min-icc and --robustness go together: the ICC threshold and the den-robustness table it applies to"),
+            ("min_icc", self.min_icc is None or -1 <= self.min_icc <= 1, f"{self.min_icc} must lie in [-1, 1]"),
         ]
         for name, passed, fault in checks:
             if not passed:
@@ -64,4 +74,7 @@ class TrainingConfig:
             "patience": self.patience,
             "seed": self.seed,
             "model_id": self.model_id,
+            "min_icc": self.min_icc,
+            "robustness": None if self.robustness is None else str(self.robustness),
+            "one_case_per_patient": self.one_case_per_patient,
         }

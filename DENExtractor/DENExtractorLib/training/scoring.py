@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,19 +22,35 @@ from ..cohorts.cases_csv import read_cases_csv
 from ..errors import DENError, describe_error
 from ..hashing import file_sha256
 from ..outputs.atomic import write_atomically
+from ..outputs.output_folder import prepare_output_folder
 from ..outputs.provenance import software_versions
+from ..outputs.record import case_record
 from .classifier import TrainedClassifier, load_classifier
 
 SCORES_FORMAT = "den-scores/1"
+SCORED_CASE_ENTRIES = ("input", "image", "settings", "preprocessing", "model")
+"""The entries of a case's extraction record that the scores' provenance repeats for it."""
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What :func:`score_cohort` wrote: the table, and the ids of the cases that could not be scored."""
+
+    table: Path
+    failed: tuple[str, ...]
 
 
 def score_cohort(model_dir: str | Path, cases_csv: str | Path, output: str | Path,
-                 on_case: Callable[[str, str], None] | None = None) -> Path:
+                 on_case: Callable[[str, str], None] | None = None) -> Scores:
     """Score every case of ``cases_csv`` with the classifier in ``model_dir``; write the table ``output`` and
-    ``output.json``; return the table's path. ``on_case(case_id, status)`` hears each case's outcome."""
+    ``output.json``; return the table's path and the cases that could not be scored. ``on_case(case_id, status)``
+    hears each case's outcome. The table's folder is created (or refused, :class:`DENError`) before any work."""
+    output = Path(output)
+    if output.is_dir():
+        raise DENError(output, "is a folder: -o names the scores table (a .csv file)")
+    prepare_output_folder(output.absolute().parent, remove_partials=False)
     classifier = load_classifier(model_dir)
     table = read_cases_csv(cases_csv)
-    output = Path(output)
     rows, cases = [], []
     for row in table.rows:
         outcome = _score_row(classifier, row)
@@ -49,7 +66,7 @@ def score_cohort(model_dir: str | Path, cases_csv: str | Path, output: str | Pat
               "software": software_versions()}
     text = json.dumps(record, indent=1)
     write_atomically(output.with_name(output.name + ".json"), lambda path: _write_text(path, text))
-    return output
+    return Scores(output, tuple(row["case_id"] for row in rows if row["problem"]))
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -71,8 +88,8 @@ def _score_row(classifier: TrainedClassifier, row) -> dict:
     cells = {"case_id": row.case_id, "problem": problem or "", "slices": slices, "probabilities": probabilities}
     entry = {"case_id": row.case_id, "problem": problem}
     if provenance is not None:
-        entry.update(input=provenance["input"], image=provenance["image"], preprocessing=provenance["preprocessing"],
-                     model=provenance["model"])
+        record = case_record(provenance, row.segmentation)
+        entry.update({name: record.provenance[name] for name in SCORED_CASE_ENTRIES})
     return {"row": cells, "provenance": entry}
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DENError
 from ..hashing import file_sha256
 from ..network.architecture import PARAMETER_COUNT
 from ..network.bundled import weights_sha256
@@ -23,6 +24,7 @@ from ..network.trained_record import TRAINING_RECORD_FORMAT
 from ..outputs.atomic import write_atomically
 from ..outputs.output_folder import prepare_output_folder
 from ..outputs.provenance import software_versions
+from ..robustness.feature_filter import RobustFeatures, robust_features
 from .baseline import fit_probe, pooled_features, require_scikit_learn
 from .cache import CachedCase, cache_cases, cache_trunk_outputs, read_rows
 from .card import model_card
@@ -43,7 +45,6 @@ from .report import (
     write_weights,
 )
 from .split import PatientSplit, split_patients
-from .verdict import judge
 
 Messages = Callable[[str], None]
 FEATURE_BATCH = 16
@@ -79,6 +80,7 @@ class _Run:
     train_set: SliceSet
     val_set: SliceSet
     class_weights: dict[int, float]
+    robust: RobustFeatures | None = None
 
     def side(self, name: str) -> list[CachedCase]:
         """The cases of one side of the split ("train", "val", "test"), in split order."""
@@ -120,6 +122,7 @@ def _prepare(cases_csv: str | Path, label_column: str, model_dir: str | Path, co
     """Read and check the cohort, cache its slices, split its patients, build the model and the slice sets."""
     require_scikit_learn()
     cohort = read_labelled_cohort(cases_csv, label_column)
+    _check_patients_stated(cohort, config, say)
     model_dir = prepare_output_folder(model_dir)
     for exclusion in cohort.excluded:
         say(exclusion.message)
@@ -127,6 +130,11 @@ def _prepare(cases_csv: str | Path, label_column: str, model_dir: str | Path, co
     cohort = cohort.without(failures)
     cached = _with_final_classes(cached, cohort)
     split = split_patients(cohort, config.val_fraction, config.test_fraction, config.seed)
+    robust = None
+    if config.robustness is not None and config.min_icc is not None:  # from the training cases only: no leak
+        robust = robust_features(config.robustness, list(split.train), config.min_icc, config.settings)
+        say(f"robustness filter: {robust.record['features_passed']} of {robust.record['features_in']} features with "
+            f"{robust.record['form']} >= {config.min_icc:g} on {robust.record['training_cases']} training cases")
     make_deterministic(config.seed)
     model = build_trainable(config.settings.weights, len(cohort.classes), config.train_layers, config.learning_rate,
                             config.seed)
@@ -137,7 +145,7 @@ def _prepare(cases_csv: str | Path, label_column: str, model_dir: str | Path, co
     say(f"{len(split.train)} training cases ({len(train_set)} slices), {len(split.val)} validation cases "
         f"({len(val_set)} slices), {len(split.test)} test cases; classes {', '.join(cohort.classes)}")
     weights = class_weights(train_set.labels, len(cohort.classes))
-    return _Run(config, model_dir, cohort, split, model, cases, read_case, train_set, val_set, weights)
+    return _Run(config, model_dir, cohort, split, model, cases, read_case, train_set, val_set, weights, robust)
 
 
 def _with_final_classes(cached: list[CachedCase], cohort: LabelledCohort) -> list[CachedCase]:
@@ -166,6 +174,27 @@ def _pooled(run: _Run) -> np.ndarray:
     return pooled_features(run.cases, features_of)
 
 
+def _check_patients_stated(cohort: LabelledCohort, config: TrainingConfig, say: Messages) -> None:
+    """Refuse ``--one-case-per-patient`` when a group has several cases; without a ``group`` column and without the
+    option, say that every case is taken as its own patient and that no "better" claim will be made."""
+    cases_of: dict[str, int] = {}
+    for case in cohort.cases:
+        cases_of[case.patient] = cases_of.get(case.patient, 0) + 1
+    shared = sorted(group for group, count in cases_of.items() if count > 1)
+    if config.one_case_per_patient and shared:
+        raise DENError(cohort.source, f"--one-case-per-patient, but group {shared[0]!r} has {cases_of[shared[0]]} "
+                                      "cases: drop the option (the group column already names the patients)")
+    if not _patients_known(cohort, config):
+        say(f"{cohort.source}: no 'group' column, so every case is taken as its own patient; den-train will not call "
+            "anything better than chance or the baseline unless you add the column or pass --one-case-per-patient "
+            "(every case a different patient)")
+
+
+def _patients_known(cohort: LabelledCohort, config: TrainingConfig) -> bool:
+    """Whether the cases' patients are known: a ``group`` column, or one case per patient stated."""
+    return config.one_case_per_patient or any(case.group for case in cohort.cases)
+
+
 def _save_classifier(run: _Run, paths: dict[str, Path]) -> str:
     """Write the trunk's weights and the head (the whole classifier); return the model id."""
     final_sha256 = weights_sha256(run.model.trunk_weights())
@@ -190,17 +219,22 @@ def _evaluate(run: _Run, loop: LoopResult, base_features: np.ndarray, trained_fe
     probes: dict[str, dict] = {}
     probe_test: dict[str, np.ndarray] = {}
     for name, features in (("base_weights", base_features), ("trained_weights", trained_features)):
-        probe = fit_probe(features[picks["train"]], labels[picks["train"]], run.groups("train"), class_count, seed)
+        allowed = run.robust.kept if run.robust is not None and name == "base_weights" else None
+        probe = fit_probe(features[picks["train"]], labels[picks["train"]], run.groups("train"), class_count, seed,
+                          allowed)
         probes[name] = {"fit": probe.describe(), "validation": classification_metrics(
             probe.probabilities(features[picks["val"]]), labels[picks["val"]], class_count)}
         if run.split.test:
             probe_test[name] = probe.probabilities(features[picks["test"]])
     evaluation = {"val_probabilities": val_probabilities,
                   "validation": classification_metrics(val_probabilities, run.val_set.patient_labels, class_count),
-                  "baseline": dict(probes, note=BASELINE_NOTE)}
+                  "baseline": dict(probes, note=BASELINE_NOTE,
+                                   robustness_filter=None if run.robust is None else run.robust.record)}
     if not run.split.test:
         evaluation.update(test=None, test_probabilities=None, verdict=no_test_verdict())
         return evaluation
+    from .verdict import judge  # scipy: imported once require_scikit_learn has checked the train extra
+
     # the test patients, touched once: everything above is fixed before their labels are read
     test_probabilities = _score_test_cases(run, paths, model_id)
     truth = labels[picks["test"]]
@@ -213,6 +247,7 @@ def _evaluate(run: _Run, loop: LoopResult, base_features: np.ndarray, trained_fe
     }
     evaluation["verdict"] = judge(truth, test_probabilities, probe_test["base_weights"], run.groups("test"),
                                   f"the linear probe on {run.model.base.model_id} features", seed,
+                                  patients_known=_patients_known(run.cohort, run.config),
                                   others={"trained_weights_probe": probe_test["trained_weights"]})
     return evaluation
 
@@ -311,6 +346,7 @@ def _groups_record(run: _Run) -> dict:
                      "classes": {name: sum(label_of[case_id] == name for case_id in ids)
                                  for name in run.cohort.classes}}
     out["from_column"] = any(case.group for case in run.cohort.cases)
+    out["one_case_per_patient"] = run.config.one_case_per_patient
     return out
 
 

@@ -1,210 +1,214 @@
-"""The verdict on the test patients: bootstrap intervals over patients, a label-permutation test against chance and
-a paired comparison with the baseline, so that a claim is printed only when the numbers support it.
+"""The verdict on the test patients: permutation tests against chance, a paired comparison with the baseline and
+bootstrap intervals, every one with the patient as its unit, so that a claim is printed only when the numbers support
+it.
 
 The score judged is the ROC AUC (one-vs-rest macro average for more than two classes): it ranks, so a network that
-orders patients well but is badly calibrated is not mistaken for one at chance, and chance is 0.5 whatever the
-class balance. The resampling unit is the group (patient): a patient's cases are drawn, and relabelled, together.
+orders patients well but is badly calibrated is not mistaken for one at chance, and chance is 0.5 whatever the class
+balance. Who is exchanged with whom is :class:`~.patient_design.PatientDesign`'s: labels permuted between patients
+(a patient's cases keep their label together) or shuffled within a patient whose labels vary.
 
-- "better than chance": the permutation p-value (labels shuffled over patients) is below :data:`ALPHA` and the
-  bootstrap interval of the AUC lies above 0.5.
+- "better than chance": the permutation p-value (exact when the labellings are at most 100,000, else Monte Carlo
+  beyond sampling doubt) is below :data:`ALPHA`, and the bootstrap interval of the AUC, where one can be computed,
+  lies above 0.5.
 - "better than the baseline": the paired sign-flip p-value (network and baseline predictions swapped per patient)
-  is below :data:`ALPHA` and the bootstrap interval of the AUC difference lies above 0 ("the baseline is better"
-  the other way round).
-- "too few patients to tell": even a perfect ranking of these test patients could not reach ``p < ALPHA``
-  (for two classes of m and n patients the smallest permutation p-value is 1 / C(m + n, m)).
+  is below :data:`ALPHA` and the interval of the AUC difference, where one can be computed, lies above 0 ("the
+  baseline is better" the other way round).
+- "too few patients to tell": the patients cannot support p < :data:`ALPHA` whatever the predictions (counted by
+  patients; for the paired comparison, 2 / 2^patients), for the network, the baseline and the comparison alike.
+- "not claimed": a "better" result when the cases are not known to be separate patients (no ``group`` column and no
+  ``--one-case-per-patient``).
 - otherwise "no evidence".
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from math import factorial
+from math import sqrt
 
 import numpy as np
+from scipy.stats import norm, t
 
-from .evaluation import balanced_accuracy, brier_score, multiclass_auc
+from .batch_metrics import auc_differences_of_swaps, auc_of_labellings, weighted_metrics
+from .patient_design import EXACT_LIMIT, PatientDesign
+from .permutation import permutation_p
 
 ALPHA = 0.05
-RESAMPLES = 2000
-"""Bootstrap resamples and permutations (the smallest reachable p-value is 1 / 2001)."""
+RESAMPLES = 4000
+"""Bootstrap resamples of the test patients."""
 
 CONFIDENCE = 0.95
-
-
-class PatientResampler:
-    """Resampling of test cases by group: bootstrap draws of whole groups and label permutations over groups."""
-
-    def __init__(self, truth: np.ndarray, groups: list[str], seed: int) -> None:
-        names = sorted(set(groups))
-        self.truth = truth
-        self.group_of_case = np.asarray([names.index(group) for group in groups], dtype=np.int64)
-        self.members = [np.flatnonzero(self.group_of_case == index) for index in range(len(names))]
-        group_truth = [np.unique(truth[members]) for members in self.members]
-        self.labels_per_group = all(len(found) == 1 for found in group_truth)
-        self.group_truth = np.asarray([found[0] for found in group_truth]) if self.labels_per_group else None
-        self.seed = seed
-
-    @property
-    def groups(self) -> int:
-        """Number of test groups (patients)."""
-        return len(self.members)
-
-    def bootstrap(self) -> list[np.ndarray]:
-        """:data:`RESAMPLES` case-index arrays, each the cases of groups drawn with replacement (seeded)."""
-        generator = np.random.RandomState(self.seed)
-        draws = generator.randint(0, self.groups, size=(RESAMPLES, self.groups))
-        return [np.concatenate([self.members[group] for group in draw]) for draw in draws]
-
-    def permuted_labels(self) -> list[np.ndarray]:
-        """:data:`RESAMPLES` label vectors: group labels shuffled over groups (case labels if a group's vary)."""
-        generator = np.random.RandomState(self.seed + 1)
-        if self.group_truth is not None:
-            return [self.group_truth[generator.permutation(self.groups)][self.group_of_case] for _ in range(RESAMPLES)]
-        return [self.truth[generator.permutation(len(self.truth))] for _ in range(RESAMPLES)]
-
-    def smallest_p(self) -> float:
-        """The smallest p-value any permutation test on these labels can give: 1 / (distinct labellings)."""
-        labels = self.group_truth if self.group_truth is not None else self.truth
-        counts = np.bincount(labels)
-        arrangements = factorial(int(counts.sum()))
-        for count in counts:
-            arrangements //= factorial(int(count))
-        return max(1 / arrangements, 1 / (RESAMPLES + 1))
-
-
-def interval(values: list[float | None]) -> list[float] | None:
-    """The central :data:`CONFIDENCE` percentile interval of the defined bootstrap values."""
-    found = np.asarray([value for value in values if value is not None], dtype=np.float64)
-    if len(found) < RESAMPLES // 2:
-        return None
-    tail = (1 - CONFIDENCE) / 2 * 100
-    return [float(np.percentile(found, tail)), float(np.percentile(found, 100 - tail))]
-
-
-def scores_with_intervals(probabilities: np.ndarray, resampler: PatientResampler, draws: list[np.ndarray]) -> dict:
-    """AUC, balanced accuracy and Brier score of ``probabilities`` with bootstrap intervals over patients."""
-    truth = resampler.truth
-    metrics: dict[str, Callable[[np.ndarray], float | None]] = {
-        "roc_auc": lambda rows: multiclass_auc(probabilities[rows], truth[rows]),
-        "balanced_accuracy": lambda rows: balanced_accuracy(probabilities[rows], truth[rows]),
-        "brier": lambda rows: brier_score(probabilities[rows], truth[rows]),
-    }
-    every = np.arange(len(truth))
-    return {name: {"value": metric(every), "interval": interval([metric(rows) for rows in draws])}
-            for name, metric in metrics.items()}
+TOO_FEW = "too few patients to tell"
+NOT_CLAIMED = "not claimed: cases not known to be separate patients"
+UNKNOWN_PATIENTS = ("Each test case was taken as its own patient (the CSV has no 'group' column): no 'better' claim "
+                    "is made unless a 'group' column names the patients or --one-case-per-patient states that every "
+                    "case is a different patient.")
+METRICS = ("roc_auc", "balanced_accuracy", "brier")
 
 
 def judge(truth: np.ndarray, network: np.ndarray, baseline: np.ndarray, groups: list[str], baseline_name: str,
-          seed: int, others: dict[str, np.ndarray] | None = None) -> dict:
-    """The verdict on the test patients: network against chance, then against the baseline, with the tests' numbers.
+          seed: int, *, patients_known: bool, others: dict[str, np.ndarray] | None = None) -> dict:
+    """The verdict on the test patients: network and baseline against chance, network against the baseline.
 
     ``network`` and ``baseline`` are (cases, classes) probabilities of the same test cases; ``groups`` their patient;
-    ``others``: more predictions of the same cases, reported with intervals on the same resamples (not judged).
+    ``patients_known``: whether ``groups`` is known to name the patients (a ``group`` column, or one case per patient
+    stated); ``others``: more predictions of the same cases, reported with intervals (not judged).
     """
-    resampler = PatientResampler(truth, groups, seed)
-    draws = resampler.bootstrap()
-    ours = scores_with_intervals(network, resampler, draws)
-    theirs = scores_with_intervals(baseline, resampler, draws)
-    chance = _against_chance(network, resampler, ours["roc_auc"])
-    baseline_chance = _against_chance(baseline, resampler, theirs["roc_auc"])
-    paired = _against_baseline(network, baseline, resampler, draws)
-    too_few = resampler.smallest_p() >= ALPHA or ours["roc_auc"]["value"] is None
-    if too_few:
-        chance_claim = baseline_claim = "too few patients to tell"
-    else:
-        chance_claim = "better than chance" if chance["supported"] else "no evidence"
-        baseline_claim = paired["claim"]
-    text = _text(chance_claim, baseline_claim, ours, chance, paired, resampler, baseline_name)
+    design = PatientDesign(truth, groups)
+    if len(np.unique(design.truth)) < 2:
+        raise ValueError("the verdict needs test cases of at least two classes")
+    streams = np.random.SeedSequence(seed).spawn(3)
+    weights = design.bootstrap_weights(RESAMPLES, np.random.default_rng(streams[0]))
+    too_few = design.smallest_p >= ALPHA
+    no_interval = _why_no_interval(design, too_few)
+    models = {"network": network, "baseline": baseline, **(others or {})}
+    resampled = {name: weighted_metrics(values, design.truth, weights) for name, values in models.items()}
+    scores = {name: _scores(values, design, resampled[name], no_interval) for name, values in models.items()}
+    chance = _against_chance(network, design, streams[1])
+    baseline_chance = _against_chance(baseline, design, streams[1])
+    paired_too_few = too_few or design.smallest_paired_p >= ALPHA
+    paired = _against_baseline(network, baseline, design, resampled, streams[2],
+                               _why_no_interval(design, paired_too_few))
+    claims = {
+        "chance": _chance_claim(chance, scores["network"]["roc_auc"], too_few, patients_known),
+        "baseline_chance": _chance_claim(baseline_chance, scores["baseline"]["roc_auc"], too_few, patients_known),
+        "baseline_comparison": _paired_claim(paired, paired_too_few, patients_known),
+    }
     return {
-        "test_patients": resampler.groups,
-        "test_cases": len(truth),
+        "test_patients": design.patients,
+        "test_cases": len(design.truth),
+        "design": _design_record(design),
+        "patients_known": patients_known,
         "score": "ROC AUC (one-vs-rest macro average for more than two classes)",
         "alpha": ALPHA,
         "resamples": RESAMPLES,
-        "smallest_reachable_p": resampler.smallest_p(),
-        "network": ours,
-        "baseline": theirs,
-        **{name: scores_with_intervals(values, resampler, draws) for name, values in (others or {}).items()},
+        "interval_method": f"{CONFIDENCE:.0%} expanded percentile bootstrap (Hesterberg 2015) over patients, drawn "
+                           "within strata of patients with the same labels",
+        "smallest_reachable_p": design.smallest_p,
+        "smallest_reachable_paired_p": design.smallest_paired_p,
+        **scores,
         "against_chance": chance,
         "baseline_against_chance": baseline_chance,
-        "baseline_better_than_chance": bool(baseline_chance["supported"] and not too_few),
         "against_baseline": paired,
-        "chance": chance_claim,
-        "baseline_comparison": baseline_claim,
-        "better_than_chance": chance_claim == "better than chance",
-        "better_than_baseline": baseline_claim == "better than the baseline",
-        "text": text,
+        **claims,
+        "baseline_better_than_chance": claims["baseline_chance"] == "better than chance",
+        "better_than_chance": claims["chance"] == "better than chance",
+        "better_than_baseline": claims["baseline_comparison"] == "better than the baseline",
+        "text": _text(claims, scores["network"]["roc_auc"], chance, paired, design, baseline_name, patients_known),
     }
 
 
-def _against_chance(network: np.ndarray, resampler: PatientResampler, auc: dict) -> dict:
-    """Permutation p-value of the network's AUC (labels shuffled over patients) and whether its interval clears 0.5."""
-    observed = auc["value"]
-    if observed is None:
-        return {"p_value": None, "supported": False, "permutation": "not run: a class is missing"}
-    null = [multiclass_auc(network, labels) for labels in resampler.permuted_labels()]
-    exceed = sum(1 for value in null if value is not None and value >= observed)
-    p_value = (1 + exceed) / (1 + len(null))
-    supported = p_value < ALPHA and auc["interval"] is not None and auc["interval"][0] > 0.5
-    unit = "patients" if resampler.labels_per_group else "cases (labels vary within a patient)"
-    return {"p_value": p_value, "supported": bool(supported), "permutation": f"labels shuffled over {unit}"}
+def _design_record(design: PatientDesign) -> dict:
+    """The design in the record: patients, how labels vary, how many labellings the permutations reach."""
+    return {"patients_with_varying_labels": len(design.varying), "labellings": design.labellings,
+            "patient_labellings": design.patient_labellings, "permutation": design.describe(),
+            "exact": design.labellings <= EXACT_LIMIT, "sign_flips_exact": design.flips_exact}
 
 
-def _against_baseline(network: np.ndarray, baseline: np.ndarray, resampler: PatientResampler,
-                      draws: list[np.ndarray]) -> dict:
-    """Paired comparison of AUCs on the same patients: bootstrap interval of the difference and sign-flip p-value."""
-    truth = resampler.truth
+def _why_no_interval(design: PatientDesign, too_few: bool) -> str | None:
+    """Why no bootstrap interval can be computed for these patients (None if one can)."""
+    if too_few:
+        return "too few patients"
+    if any(len(patients) < 2 for patients in design.strata.values()):
+        return "a kind of patient (by labels) has one test patient, whose spread the bootstrap cannot measure"
+    return None
 
-    def difference(ours: np.ndarray, theirs: np.ndarray, rows: np.ndarray) -> float | None:
-        first, second = multiclass_auc(ours[rows], truth[rows]), multiclass_auc(theirs[rows], truth[rows])
-        return None if first is None or second is None else first - second
 
-    every = np.arange(len(truth))
-    observed = difference(network, baseline, every)
-    if observed is None:
-        return {"difference": None, "interval": None, "p_value": None, "claim": "no evidence"}
-    spread = interval([difference(network, baseline, rows) for rows in draws])
-    generator = np.random.RandomState(resampler.seed + 2)
-    exceed = 0
-    for _ in range(RESAMPLES):
-        swap = (generator.rand(resampler.groups) < 0.5)[resampler.group_of_case][:, np.newaxis]
-        value = difference(np.where(swap, baseline, network), np.where(swap, network, baseline), every)
-        exceed += value is not None and abs(value) >= abs(observed) - 1e-12
-    p_value = (1 + exceed) / (1 + RESAMPLES)
-    claim = "no evidence"
-    if p_value < ALPHA and spread is not None and spread[0] > 0:
-        claim = "better than the baseline"
-    elif p_value < ALPHA and spread is not None and spread[1] < 0:
-        claim = "the baseline is better"
-    return {"difference": observed, "interval": spread, "p_value": p_value, "claim": claim,
+def interval(values: np.ndarray, patients: int, no_interval: str | None) -> dict:
+    """The expanded percentile interval of bootstrap ``values`` over ``patients``: the percentile interval with
+    its tails narrowed for small samples, Phi(-sqrt(n / (n - 1)) t_{n-1, 1-alpha/2}) instead of alpha/2 (Hesterberg,
+    "What teachers should know about the bootstrap", The American Statistician 2015); or why there is none."""
+    if no_interval is None and np.ptp(values) == 0:
+        no_interval = f"every resample gives {values[0]:.3f}"
+    if no_interval is not None:
+        return {"interval": None, "no_interval": no_interval}
+    tail = float(norm.cdf(-sqrt(patients / (patients - 1)) * t.ppf(1 - (1 - CONFIDENCE) / 2, patients - 1)))
+    return {"interval": [float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))]}
+
+
+def _scores(probabilities: np.ndarray, design: PatientDesign, resampled: dict[str, np.ndarray],
+            no_interval: str | None) -> dict:
+    """AUC, balanced accuracy and Brier score of ``probabilities`` on the test cases, each with its interval."""
+    every = weighted_metrics(probabilities, design.truth, np.ones((1, len(design.truth))))
+    return {name: {"value": float(every[name][0]), **interval(resampled[name], design.patients, no_interval)}
+            for name in METRICS}
+
+
+def _against_chance(probabilities: np.ndarray, design: PatientDesign, stream: np.random.SeedSequence) -> dict:
+    """Permutation p-value of the AUC over the design's labellings (exact or Monte Carlo)."""
+    observed = float(auc_of_labellings(probabilities, design.truth[np.newaxis])[0])
+    statistics = (auc_of_labellings(probabilities, labels)
+                  for labels in design.labelling_chunks(np.random.default_rng(stream)))
+    result = permutation_p(statistics, observed, design.labellings <= EXACT_LIMIT, ALPHA)
+    return {**result.record(), "significant": result.below(ALPHA), "permutation": design.describe(),
+            "p_text": result.text()}
+
+
+def _against_baseline(network: np.ndarray, baseline: np.ndarray, design: PatientDesign,
+                      resampled: dict[str, dict[str, np.ndarray]], stream: np.random.SeedSequence,
+                      no_interval: str | None) -> dict:
+    """Paired comparison of AUCs on the same patients: interval of the difference and two-sided sign-flip p-value."""
+    truth = design.truth
+    observed = float(auc_differences_of_swaps(network, baseline, truth, np.zeros((1, len(truth)), dtype=bool))[0])
+    spread = interval(resampled["network"]["roc_auc"] - resampled["baseline"]["roc_auc"], design.patients,
+                      no_interval)
+    statistics = (np.abs(auc_differences_of_swaps(network, baseline, truth, swaps))
+                  for swaps in design.flip_chunks(np.random.default_rng(stream)))
+    result = permutation_p(statistics, abs(observed), design.flips_exact, ALPHA)
+    return {"difference": observed, **spread, **result.record(), "significant": result.below(ALPHA),
+            "p_text": result.text(),
             "test": "paired: bootstrap over patients; sign-flip permutation (predictions swapped per patient)"}
 
 
-def _text(chance_claim: str, baseline_claim: str, ours: dict, chance: dict, paired: dict,
-          resampler: PatientResampler, baseline_name: str) -> str:
+def _chance_claim(test: dict, auc: dict, too_few: bool, patients_known: bool) -> str:
+    """The claim against chance: too few patients, better than chance (or not claimed), or no evidence."""
+    if too_few:
+        return TOO_FEW
+    if not test["significant"] or (auc["interval"] is not None and auc["interval"][0] <= 0.5):
+        return "no evidence"
+    return "better than chance" if patients_known else NOT_CLAIMED
+
+
+def _paired_claim(paired: dict, too_few: bool, patients_known: bool) -> str:
+    """The claim against the baseline: too few patients, a direction (or not claimed), or no evidence."""
+    if too_few:
+        return TOO_FEW
+    bounds = paired["interval"]
+    if not paired["significant"] or paired["difference"] == 0:
+        return "no evidence"
+    if paired["difference"] > 0 and (bounds is None or bounds[0] > 0):
+        return "better than the baseline" if patients_known else NOT_CLAIMED
+    if paired["difference"] < 0 and (bounds is None or bounds[1] < 0):
+        return "the baseline is better" if patients_known else NOT_CLAIMED
+    return "no evidence"
+
+
+def _text(claims: dict[str, str], auc: dict, chance: dict, paired: dict, design: PatientDesign,
+          baseline_name: str, patients_known: bool) -> str:
     """The one-paragraph verdict printed at the end of a run and written into the model card."""
-    auc = ours["roc_auc"]
-    where = f"on {resampler.groups} test patients"
-    if chance_claim == "too few patients to tell":
+    where = f"on {design.patients} test patients"
+    unknown = "" if patients_known else " " + UNKNOWN_PATIENTS
+    if claims["chance"] == TOO_FEW:
+        varying = (f"; labels vary within {len(design.varying)} of them, each counted once" if design.varying else "")
         return (f"Too few patients to tell: {where} even a perfect ranking could not reach p < {ALPHA:g} (smallest "
-                f"reachable p {resampler.smallest_p():.3f}); no claim about chance or the baseline.")
-    figures = f"AUC {auc['value']:.3f} {_bracket(auc['interval'])}, permutation p = {chance['p_value']:.4f}"
-    first = ("Better than chance" if chance_claim == "better than chance" else "No evidence of better than chance")
-    difference = paired["difference"]
-    second = {
-        "better than the baseline": "better than the baseline",
-        "the baseline is better": "the baseline is better",
-        "no evidence": "no evidence of better than the baseline",
-    }[baseline_claim]
-    against = (f"AUC difference to {baseline_name} {difference:+.3f} {_bracket(paired['interval'])}, "
-               f"paired p = {paired['p_value']:.4f}") if difference is not None else "baseline AUC undefined"
-    if chance_claim == baseline_claim == "no evidence":
-        return f"No evidence of either (better than chance, better than the baseline) {where} ({figures}; {against})."
-    return f"{first} {where} ({figures}); {second} ({against})."
+                f"p these patients can support {design.smallest_p:.3f}{varying}); no claim about chance or the "
+                f"baseline.{unknown}")
+    figures = f"AUC {auc['value']:.3f} {_bracket(auc)}, permutation p = {chance['p_text']}"
+    first = {"better than chance": "Better than chance", "no evidence": "No evidence of better than chance",
+             NOT_CLAIMED: "No claim of better than chance (the tests alone would make it)"}[claims["chance"]]
+    second = {"better than the baseline": "better than the baseline", "the baseline is better": "the baseline is better",
+              "no evidence": "no evidence of better than the baseline",
+              TOO_FEW: f"too few patients to compare with the baseline (smallest paired p {design.smallest_paired_p:.3f})",
+              NOT_CLAIMED: "no claim against the baseline (the tests alone would make one)"}[claims["baseline_comparison"]]
+    against = (f"AUC difference to {baseline_name} {paired['difference']:+.3f} {_bracket(paired)}, "
+               f"paired p = {paired['p_text']}")
+    if claims["chance"] == claims["baseline_comparison"] == "no evidence":
+        return (f"No evidence of either (better than chance, better than the baseline) {where} ({figures}; "
+                f"{against}).{unknown}")
+    return f"{first} {where} ({figures}); {second} ({against}).{unknown}"
 
 
-def _bracket(bounds: list[float] | None) -> str:
-    """``[low, high]`` with the confidence level, or a note that the interval is undefined."""
+def _bracket(entry: dict) -> str:
+    """``[95% CI low, high]``, or why there is no interval."""
+    bounds = entry["interval"]
     if bounds is None:
-        return "(no interval: too many resamples lack a class)"
+        return f"(no interval: {entry['no_interval']})"
     return f"[{CONFIDENCE:.0%} CI {bounds[0]:.3f}, {bounds[1]:.3f}]"

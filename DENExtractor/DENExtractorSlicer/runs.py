@@ -1,9 +1,10 @@
 """One run from the module's choices: checked inputs, the output folder, file names that say what differs.
 
 :func:`start_extraction` checks everything the run needs (the rule the status line shows) and returns a
-:class:`DENExtractorSlicer.background.BackgroundExtraction` that the module's timer polls. :func:`process` is the
-same run for scripts and Slicer's Python console: it polls until the run ends (the work still happens in the
-worker process, so TensorFlow never loads into Slicer).
+:class:`DENExtractorSlicer.background.BackgroundExtraction` that the module's timer polls (``run.poll()``,
+``run.cancel()``, ``run.finished``, ``run.outcome``, ``run.error``): the non-blocking form for scripts.
+:func:`process` is the same run waited for (:func:`wait_for`): Slicer's event loop keeps running while it waits,
+and the work happens in the worker process, so TensorFlow never loads into Slicer.
 
 Example (Slicer Python console)::
 
@@ -24,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from DENExtractorLib import DENError, ExtractionSettings
-from DENExtractorLib.settings import DEFAULT_LABEL_MAX
 
-from .background import BackgroundExtraction, ProcessOutcome, RunRequest
+from .background import WORKER_PHASES, BackgroundExtraction, ProcessOutcome, RunRequest
+from .case_files import LARGEST_LABEL, oriented_label_max
 from .checks import SEGMENTATION_CLASS, chosen_path, inputs_problem, segment_ids_of
 
 ProgressCallback = Callable[[int, int], None]
@@ -44,26 +45,22 @@ POLL_SECONDS = 0.02
 def settings_for(mode: str, plane: str | None, weights: str | Path | None,
                  largest_label: int | None = None) -> ExtractionSettings:
     """The extraction settings of the module's choices: the plane counts in oriented mode only, empty weights are
-    the bundled ones. In oriented mode an input whose labels go up to ``largest_label`` (:func:`largest_label_of`)
-    gets the fixed label scale max(4, largest label), as ``den-extract --label-max N`` gives on the saved file.
-    Raises :class:`DENError` for a bad choice (the core's check, as on the command line)."""
-    label_max = None
-    if mode == "oriented" and largest_label is not None and largest_label > DEFAULT_LABEL_MAX:
-        label_max = float(largest_label)
+    the bundled ones. In oriented mode an input whose labels go up to ``largest_label`` gets the fixed label scale
+    max(4, largest label), as ``den-extract --label-max N`` gives on the saved file. Raises :class:`DENError` for a
+    bad choice (the core's check, as on the command line)."""
+    label_max = oriented_label_max(largest_label) if mode == "oriented" else None
     return ExtractionSettings(mode=mode, plane=plane if mode == "oriented" else None, weights=chosen_path(weights),
                               label_max=label_max)
 
 
-def largest_label_of(input_node: Any) -> int | None:
-    """The largest label an input can hold: a segmentation's segment count (its segments are numbered 1..N as the
-    whole segmentation is, whichever are chosen: the same for every scene with that segment list), a label map
-    node's largest voxel value; None for a node without voxels."""
+def label_scale_of(input_node: Any) -> int | str:
+    """What fixes an input's label scale in oriented mode: a segmentation's segment count (its segments are
+    numbered 1..N as the whole segmentation is, whichever are chosen), or, for a label map node,
+    :data:`case_files.LARGEST_LABEL`: its largest voxel value, found by the worker (a scan of the whole volume
+    would cost Slicer's main thread tens of milliseconds)."""
     if input_node.IsA(SEGMENTATION_CLASS):
         return int(input_node.GetSegmentation().GetNumberOfSegments())
-    image = input_node.GetImageData()
-    if image is None or image.GetNumberOfPoints() == 0:
-        return None
-    return int(image.GetScalarRange()[1])
+    return LARGEST_LABEL
 
 
 def scene_output_folder(scene: Any, output_folder: str | Path | None, default_folder: str | Path | None = None) -> Path:
@@ -102,8 +99,7 @@ def result_stem(
     unless all, the MRI, the mode, the plane in oriented mode, the weights file unless bundled), so two runs that
     differ never overwrite each other's files: ``OT_seg-necrosis+oedema_Flair_oriented-coronal``."""
     parts = [output_stem(input_node.GetName())]
-    subset = segment_ids is not None and list(segment_ids) != segment_ids_of(input_node)
-    if input_node.IsA(SEGMENTATION_CLASS) and subset:
+    if input_node.IsA(SEGMENTATION_CLASS) and segment_ids is not None and list(segment_ids) != segment_ids_of(input_node):
         segmentation = input_node.GetSegmentation()
         names = [segmentation.GetSegment(segment_id).GetName() for segment_id in segment_ids]
         parts.append("seg-" + "+".join(output_stem(name) for name in names))
@@ -157,7 +153,8 @@ def start_extraction(
         raise problem
     if scene is None:
         raise DENError(input_node.GetName(), "the node is not in a MRML scene")
-    settings = settings_for(mode, plane, weights_path, largest_label_of(input_node))
+    scale = label_scale_of(input_node) if mode == "oriented" else None
+    settings = settings_for(mode, plane, weights_path, scale if isinstance(scale, int) else None)
     if not input_node.IsA(SEGMENTATION_CLASS):
         segment_ids = None
     request = RunRequest(
@@ -166,11 +163,9 @@ def start_extraction(
         stem=result_stem(input_node, segment_ids, image_node, settings.mode, settings.plane, settings.weights),
         segment_ids=None if segment_ids is None else list(segment_ids),
         image_node=image_node,
-        mode=settings.mode,
-        plane=settings.plane,
-        weights=settings.weights,
+        settings=settings,
         scene=scene,
-        label_max=settings.label_max if isinstance(settings.label_max, float) else None,
+        scale_from_case=scale == LARGEST_LABEL,
     )
     if python is None:
         python, environment = worker_interpreter(environment)
@@ -199,7 +194,8 @@ def process(
     cancel: CancelCheck | None = None,
     **options: Any,
 ) -> ProcessOutcome:
-    """Extract, save and show the DEN features of a segmentation or label map node, waiting for the result.
+    """Extract, save and show the DEN features of a segmentation or label map node, waiting for the result while
+    Slicer's event loop keeps running (:func:`wait_for`).
 
     Takes :func:`start_extraction`'s options (``segment_ids``, ``image_node``, ``mode``, ``plane``, ``weights``,
     ``output_folder``, ``default_folder``, ``scene``, ``python``). ``progress(done, total)`` is called as slices
@@ -207,7 +203,19 @@ def process(
 
     :raises DENError: for any bad input (one line); ``ExtractionCancelled`` when cancelled.
     """
-    run = start_extraction(input_node, **options)
+    return wait_for(start_extraction(input_node, **options), progress=progress, cancel=cancel)
+
+
+def wait_for(
+    run: BackgroundExtraction, *, progress: ProgressCallback | None = None, cancel: CancelCheck | None = None
+) -> ProcessOutcome:
+    """Advance a run from :func:`start_extraction` to its end and return its outcome. Inside Slicer the event loop
+    runs between polls (the views redraw, buttons answer, a timer may cancel the run), so waiting here never
+    freezes Slicer; elsewhere it sleeps between polls.
+
+    :raises DENError: the run's fault; ``ExtractionCancelled`` when it was cancelled (by ``cancel()`` or
+        ``run.cancel()``).
+    """
     shown = None
     while not run.finished:
         if cancel is not None and cancel():
@@ -217,9 +225,26 @@ def process(
         if progress is not None and state.phase == "network" and (state.done, state.total) != shown:
             shown = (state.done, state.total)
             progress(state.done, state.total)
-        if state.phase in ("starting", "loading", "network", "writing"):
-            time.sleep(POLL_SECONDS)
+        _let_events_run(POLL_SECONDS if state.phase in WORKER_PHASES else 0.0)
     if run.error is not None:
         raise run.error
     assert run.outcome is not None
     return run.outcome
+
+
+def _let_events_run(seconds: float) -> None:
+    """Let Slicer's event loop run for ``seconds`` (at least its pending events once); outside Slicer, sleep."""
+    import slicer
+
+    application = getattr(slicer, "app", None)
+    if application is None:
+        time.sleep(seconds)
+        return
+    import qt
+
+    if seconds <= 0:
+        application.processEvents()
+        return
+    loop = qt.QEventLoop()
+    qt.QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec_()
