@@ -843,7 +843,7 @@ class DENExtractorTest(ScriptedLoadableModuleTest):
     def test_ResultNodesAndViews(self):
         """Result nodes: one set per input (a re-run replaces them), a per-slice summary table, and the views."""
         from DENExtractorLib import ExtractionResult
-        from DENExtractorLib.result import pooled_vector
+        from DENExtractorLib.extraction.result import pooled_vector
 
         self.delayDisplay("Adding result nodes twice")
         labelMap, _data = self._syntheticLabelMap()

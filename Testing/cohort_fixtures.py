@@ -16,7 +16,7 @@ from DENExtractorLib.cohorts.cases import Case, CaseOutcome
 from DENExtractorLib.cohorts.run import run_cohort
 from DENExtractorLib.cohorts.table import write_cohort_table
 from DENExtractorLib.demo import write_synthetic_case
-from DENExtractorLib.extractor import DENExtractor
+from DENExtractorLib.extraction.extractor import DENExtractor
 from DENExtractorLib.hashing import file_sha256
 from DENExtractorLib.outputs.atomic import PARTIAL_PREFIX
 from DENExtractorLib.outputs.output_folder import prepare_output_folder

@@ -13,8 +13,8 @@ import termios
 
 import numpy as np
 import pytest
+from DENExtractorLib.extraction.provenance import stored_axis_anatomy
 from DENExtractorLib.outputs.files import heatmap_row_label, heatmap_title
-from DENExtractorLib.outputs.provenance import stored_axis_anatomy
 from DENExtractorLib.outputs.record import case_record
 from helpers import REPO_ROOT
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from DENExtractorLib import load_segmentation
 from DENExtractorLib.errors import DENError
-from DENExtractorLib.extractor import prepare_stack
+from DENExtractorLib.extraction.extractor import prepare_stack
 from DENExtractorLib.settings import ExtractionSettings
 from DENExtractorLib.volume import Volume
 from helpers import PAT0001, run_cli, save_nifti

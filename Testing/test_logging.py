@@ -103,7 +103,7 @@ def test_a_python_user_gets_the_records_through_standard_logging(reference_extra
 
     with caplog.at_level(logging.INFO, logger="DENExtractorLib"):
         reference_extractor.extract(load_segmentation(small_case), labels=[4])
-    assert any(record.name == "DENExtractorLib.extractor" and "64 slices" in record.getMessage()
+    assert any(record.name == "DENExtractorLib.extraction.extractor" and "64 slices" in record.getMessage()
                and "labels [4]" in record.getMessage() for record in caplog.records)
 
 

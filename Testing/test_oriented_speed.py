@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from DENExtractorLib import segmentation_from_array
-from DENExtractorLib.preprocessing import _take, preprocess
+from DENExtractorLib.extraction.preprocessing import _take, preprocess
 
 pytestmark = [pytest.mark.slow]
 

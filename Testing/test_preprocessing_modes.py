@@ -110,7 +110,7 @@ def test_oriented_mode_records_plane_and_row_mapping(small_case):
 
 
 def test_oriented_resize_invents_no_label_values(small_case):
-    from DENExtractorLib.preprocessing import preprocess
+    from DENExtractorLib.extraction.preprocessing import preprocess
 
     stack = preprocess(load_segmentation(small_case), mode="oriented", plane="sagittal")
     assert set(np.unique(stack.resized).tolist()) <= {0.0, 1.0, 2.0, 3.0, 4.0}
@@ -121,7 +121,7 @@ def test_oriented_mode_pads_anisotropic_slices_to_a_physical_square(tmp_path):
     labels = np.zeros((40, 40, 10), dtype=np.uint8)
     labels[10:30, 10:30, 2:8] = 1  # a 20x20x30 mm box on a 1x1x5 mm grid
     volume = segmentation_from_array(labels, np.diag([1.0, 1.0, 5.0, 1.0]), "box")
-    from DENExtractorLib.preprocessing import preprocess
+    from DENExtractorLib.extraction.preprocessing import preprocess
 
     stack = preprocess(volume, mode="oriented", plane="sagittal")
     picture = stack.resized[0] > 0

@@ -14,7 +14,7 @@ import pytest
 from DENExtractorLib import load_segmentation
 from DENExtractorLib.cli.train import main
 from DENExtractorLib.errors import DENError
-from DENExtractorLib.preprocessing import preprocess
+from DENExtractorLib.extraction.preprocessing import preprocess
 from DENExtractorLib.settings import ExtractionSettings
 from DENExtractorLib.training.cache import cache_cases
 from DENExtractorLib.training.data import class_weights, slice_set

@@ -7,9 +7,10 @@ import itertools
 import numpy as np
 import pytest
 from DENExtractorLib import load_segmentation, segmentation_from_array
+from DENExtractorLib.extraction.preprocessing import SliceStack, preprocess
+from DENExtractorLib.extraction.stack_features import batch_bounds, run_network
 from DENExtractorLib.network.architecture import INPUT_SIZE, weight_specs
 from DENExtractorLib.network.environment import kernel_instruction_set
-from DENExtractorLib.network.inference import batch_bounds, run_network
 from DENExtractorLib.network.model import LoadedModel, build_model
 from DENExtractorLib.network.weights_files import WeightsIdentity
 from DENExtractorLib.network.windowed import (
@@ -21,7 +22,6 @@ from DENExtractorLib.network.windowed import (
     nonzero_window,
     stages_from_table,
 )
-from DENExtractorLib.preprocessing import SliceStack, preprocess
 from helpers import PAT0001_LABELS, SLICER_SEGMENTATION
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_data]

@@ -102,10 +102,10 @@ def ratio(numerator: list[float], denominator: list[float]) -> str:
 def per_volume(repeats: int, naive: bool) -> None:
     """Section 1: the four paths per BraTS volume, model built once and warm."""
     from DENExtractorLib import DENExtractor
+    from DENExtractorLib.extraction.preprocessing import preprocess
+    from DENExtractorLib.extraction.stack_features import batch_bounds
     from DENExtractorLib.network.architecture import FLOPS_PER_SLICE
-    from DENExtractorLib.network.inference import batch_bounds
     from DENExtractorLib.network.windowed import WindowedNetwork, nonzero_window
-    from DENExtractorLib.preprocessing import preprocess
     from DENExtractorLib.readers import load_segmentation
 
     extractor = DENExtractor()

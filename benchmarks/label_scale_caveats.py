@@ -33,7 +33,7 @@ def main() -> None:
     """Print the divisor table and the pooled-vector distances."""
     from DENExtractorLib import load_segmentation
     from DENExtractorLib.errors import DENError
-    from DENExtractorLib.preprocessing import preprocess
+    from DENExtractorLib.extraction.preprocessing import preprocess
 
     print("| label map | largest label | reference divisor | label 1 enters as (reference) | oriented divisor, "
           "fixed scale 4 | oriented divisor, per case (before) |")
@@ -54,10 +54,10 @@ def main() -> None:
 def _pooled_distances() -> None:
     """Relative L2 distances of pat0001's pooled vector under a divisor change and a field-of-view crop."""
     from DENExtractorLib import load_segmentation
-    from DENExtractorLib.network.inference import run_network
+    from DENExtractorLib.extraction.preprocessing import preprocess
+    from DENExtractorLib.extraction.result import pooled_vector
+    from DENExtractorLib.extraction.stack_features import run_network
     from DENExtractorLib.network.model import load_model
-    from DENExtractorLib.preprocessing import preprocess
-    from DENExtractorLib.result import pooled_vector
     from DENExtractorLib.volume import Volume
 
     model = load_model(None)

@@ -21,13 +21,13 @@ import logging
 from ._version import __version__
 from .cohorts.table import cohort_dataframe
 from .errors import DENError, ExtractionCancelled
-from .extractor import DENExtractor, extract, extract_file
+from .extraction.extractor import DENExtractor, extract, extract_file
+from .extraction.result import ExtractionResult
 from .network.architecture import FEATURE_COUNT, INPUT_SIZE, PARAMETER_COUNT
 from .network.bundled import MODEL_ID, REFERENCE_WEIGHTS_SHA256
 from .network.model import build_model
 from .outputs.files import output_paths, write_outputs
 from .readers import load_case, load_image, load_segmentation
-from .result import ExtractionResult
 from .settings import MODES, PLANES, ExtractionSettings
 from .volume import (
     Volume,

@@ -33,6 +33,11 @@ SETTING_NAMES = ("mode", "plane", "labels", "weights", "label_max")
 """The settings a user chooses (options, settings-file keys, the provenance's ``settings.from``)."""
 
 
+RECORDED_SETTINGS = ("mode", "plane", "labels", "label_max")
+"""The settings (besides the weights, recorded by their sha256 under ``model``) that a record keeps in
+``settings``; records before ``den-provenance/2`` repeated them in ``preprocessing``."""
+
+
 @dataclass(frozen=True)
 class EffectiveSettings:
     """Every setting that moves a feature number, as two runs compare them: ``plane`` and ``label_max`` (oriented

@@ -38,11 +38,11 @@ from typing import Any
 
 import numpy as np
 from DENExtractorLib import DENError, ExtractionCancelled, ExtractionResult, ExtractionSettings
+from DENExtractorLib.extraction.result import pooled_vector
 from DENExtractorLib.outputs.atomic import write_atomically
 from DENExtractorLib.outputs.files import check_output_names
 from DENExtractorLib.outputs.output_folder import prepare_output_folder
 from DENExtractorLib.outputs.record import read_record
-from DENExtractorLib.result import pooled_vector
 
 from .export import export_steps
 from .results import ResultNodes, add_results_to_scene

@@ -29,7 +29,7 @@ from ..cohorts.table import COHORT_PARQUET_NAME, COHORT_TABLE_NAME, write_cohort
 from ..dataframes import require
 from ..demo import write_synthetic_case
 from ..errors import DENError, describe_error
-from ..extractor import DENExtractor
+from ..extraction.extractor import DENExtractor
 from ..outputs.atomic import remove_leftover_partials
 from ..outputs.output_folder import prepare_output_folder, removed_if_left_empty
 from ..params import ParamsFile, read_params

@@ -19,7 +19,7 @@ from ..cohorts.cases import CaseOutcome, cases_from_files, find_cases
 from ..cohorts.runners import entries_from_cases, entries_from_csv, in_case_order, run_entries
 from ..dataframes import require
 from ..errors import DENError
-from ..extractor import DENExtractor
+from ..extraction.extractor import DENExtractor
 from ..outputs.atomic import remove_leftover_partials
 from ..outputs.output_folder import prepare_output_folder, removed_if_left_empty
 from ..params import read_params

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import DENError
-from ..extractor import DENExtractor
+from ..extraction.extractor import DENExtractor
 from ..network.bundled import REFERENCE_WEIGHTS_SHA256, weights_sha256
 from ..network.runtime import request_tensorflow_setup
 from ..settings import ExtractionSettings

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DENError, describe_error
-from ..extractor import DENExtractor
-from ..outputs.files import check_output_names, write_outputs
+from ..extraction.extractor import DENExtractor
+from ..extraction.result import ExtractionResult, pooled_vector
+from ..outputs.files import check_output_names, write_named_outputs
 from ..readers import load_case
-from ..result import ExtractionResult, pooled_vector
 from ..volume import Volume
 from .cases import Case, CaseOutcome
 from .resume import reusable_outputs
@@ -22,9 +22,10 @@ from .resume import reusable_outputs
 
 @dataclass
 class _ReadCase:
-    """A case whose inputs are read and checked, ready for the network."""
+    """A case whose inputs are read and checked, ready for the network, with its checked output paths."""
 
     case: Case
+    paths: dict[str, Path]
     segmentation: Volume
     image: Volume | None
 
@@ -40,7 +41,7 @@ def run_case(
     if isinstance(read, CaseOutcome):
         return read
     computed = _compute(read, extractor)
-    return computed if isinstance(computed, CaseOutcome) else _write(case, computed, out_dir, png)
+    return computed if isinstance(computed, CaseOutcome) else _write(read, computed, png)
 
 
 def run_cohort(
@@ -78,15 +79,15 @@ def run_cohort(
 
         upcoming, written = read_ahead(0), None
         try:
-            for index, case in enumerate(cases):
+            for index in range(len(cases)):
                 read = upcoming.result() if upcoming is not None else None
                 upcoming = read_ahead(index + 1)  # read while the network computes this case
                 computed = _compute(read, extractor) if isinstance(read, _ReadCase) else read
-                if isinstance(computed, ExtractionResult):
-                    written = background.submit(_write, case, computed, out_dir, png)  # a Ctrl-C cannot stop it
+                if isinstance(read, _ReadCase) and isinstance(computed, ExtractionResult):
+                    written = background.submit(_write, read, computed, png)  # a Ctrl-C cannot stop it
                     report(written.result())
                     written = None
-                elif computed is not None:
+                elif isinstance(computed, CaseOutcome):
                     report(computed)
         finally:
             if upcoming is not None:
@@ -109,8 +110,8 @@ def _read_case(
                                         series=case.series, roi=case.roi)
             if reusable is not None:
                 return finished_outcome(case, "resumed", reusable.features, reusable.foreground_rows, reusable.paths)
-        return _ReadCase(case, *load_case(case.segmentation, case.image, grid=case.grid, series=case.series,
-                                          roi=case.roi))
+        return _ReadCase(case, paths, *load_case(case.segmentation, case.image, grid=case.grid, series=case.series,
+                                                 roi=case.roi))
     except Exception as error:
         return _failed(case, error)
 
@@ -123,13 +124,13 @@ def _compute(read: _ReadCase, extractor: DENExtractor) -> ExtractionResult | Cas
         return _failed(read.case, error)
 
 
-def _write(case: Case, result: ExtractionResult, out_dir: Path, png: bool) -> CaseOutcome:
-    """Write a computed case's outputs and return its outcome; a failure as its outcome."""
+def _write(read: _ReadCase, result: ExtractionResult, png: bool) -> CaseOutcome:
+    """Write a computed case's outputs to the paths checked when it was read; a failure as its outcome."""
     try:
-        written = write_outputs(result, out_dir, case.case_id, png=png)
-        return finished_outcome(case, "done", result.features, result.foreground_rows, written, result.pooled)
+        written = write_named_outputs(result, read.case.case_id, read.paths, png=png)
+        return finished_outcome(read.case, "done", result.features, result.foreground_rows, written, result.pooled)
     except Exception as error:
-        return _failed(case, error)
+        return _failed(read.case, error)
 
 
 def _failed(case: Case, error: Exception) -> CaseOutcome:

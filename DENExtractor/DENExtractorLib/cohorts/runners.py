@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import DENError
-from ..extractor import DENExtractor
+from ..extraction.extractor import DENExtractor
 from .case_worker import CaseJob
 from .cases import Case, CaseOutcome, CohortEntry
 from .cases_csv import read_cases_csv

@@ -175,7 +175,7 @@ def build_model(weights: str | Path | None = None) -> Any:
 
 def load_model(weights: str | Path | None = None, *, identity: WeightsIdentity | None = None) -> LoadedModel:
     """Build the model used for extraction, with its weights' identity. Each call builds a new model: hold it (a
-    :class:`~DENExtractorLib.extractor.DENExtractor` does) rather than calling this per case.
+    :class:`~DENExtractorLib.extraction.extractor.DENExtractor` does) rather than calling this per case.
 
     ``identity``: the weights' identity when the caller has already checked and hashed the file (an
     :class:`~DENExtractorLib.settings.ExtractionSettings` has), so neither is done again.

@@ -5,8 +5,9 @@ which GPU, TF32 off and GPU memory growth.
 split a sum by the number of threads they may use: on some CPUs (measured on an AMD EPYC with AVX2 and no AVX-512)
 two threads give other float32 bits than one, so the features would depend on the core count, the affinity mask
 and ``--jobs``. Here every kernel runs on one thread, always, and the parallelism is across a case's batches
-instead (:func:`concurrent_batches` of them at once, :mod:`inference`): the batches are fixed by the case alone,
-so the features are bitwise the same whatever the cores, lanes or runner. The lanes change only the speed.
+instead (:func:`concurrent_batches` of them at once, :mod:`DENExtractorLib.extraction.stack_features`): the
+batches are fixed by the case alone, so the features are bitwise the same whatever the cores, lanes or runner. The
+lanes change only the speed.
 
 A worker process states what it wants with :func:`request_tensorflow_setup` before its model is built;
 :func:`apply_tensorflow_setup` runs once, as TensorFlow is first imported (by :func:`network.import_keras`), so every

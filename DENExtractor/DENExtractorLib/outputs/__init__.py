@@ -1,4 +1,4 @@
-"""The outputs layer: the feature files of one case (:mod:`.files`), their provenance (:mod:`.provenance`), the
+"""The outputs layer: the feature files of one case (:mod:`.files`), their record (:mod:`.record`), the
 heatmap picture (:mod:`.heatmap`), writes that never leave a half-written file (:mod:`.atomic`) and the output
 folder checks (:mod:`.output_folder`).
 """

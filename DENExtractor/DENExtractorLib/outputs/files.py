@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DENError
+from ..extraction.result import ExtractionResult
 from ..hashing import file_sha256
 from ..readers import strip_volume_suffix
-from ..result import ExtractionResult
 from ..settings import ExtractionSettings
 from .atomic import atomic_path
 from .heatmap import save_heatmap_png
@@ -55,9 +55,15 @@ def write_outputs(result: ExtractionResult, out_dir: str | Path, stem: str, *, p
 
     ``out_dir`` is created if needed (:class:`DENError` naming it when it cannot be).
     """
-    if not Path(out_dir).is_dir():
+    return write_named_outputs(result, stem, check_output_names(out_dir, stem), png=png)
+
+
+def write_named_outputs(result: ExtractionResult, stem: str, paths: dict[str, Path], *, png: bool = True) -> dict[str, Path]:
+    """:func:`write_outputs` to the paths :func:`check_output_names` gave for ``stem`` earlier in the same run (a
+    cohort works a case's names out once, before its outputs are reused or its inputs read)."""
+    out_dir = paths["npy"].parent
+    if not out_dir.is_dir():
         prepare_output_folder(out_dir, remove_partials=False)
-    paths = check_output_names(out_dir, stem)
     if not png:
         paths["png"].unlink(missing_ok=True)
     kinds = ("json", "png", "npy") if png else ("json", "npy")  # committed in the reverse order: the .json last

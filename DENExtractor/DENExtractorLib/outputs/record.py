@@ -25,14 +25,10 @@ import numpy as np
 
 from ..errors import DENError
 from ..readers.limits import read_bounded_text
-from ..settings import CASE_LABEL_MAX, MODES, EffectiveSettings
+from ..settings import CASE_LABEL_MAX, MODES, RECORDED_SETTINGS, EffectiveSettings
 
 RECORD_CHECKSUM = "record_sha256"
 """The record's field holding the checksum of the rest of the record."""
-
-RECORDED_SETTINGS = ("mode", "plane", "labels", "label_max")
-"""The settings (besides the weights, recorded by their sha256 under ``model``) that a record keeps in
-``settings``; records before ``den-provenance/2`` repeated them in ``preprocessing``."""
 
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 """A record lists one number per foreground slice: megabytes at most; anything larger is not one."""

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..cohorts.cases import Case, CaseOutcome
 from ..errors import DENError, describe_error
-from ..extractor import DENExtractor
-from ..outputs.provenance import software_versions
+from ..extraction.extractor import DENExtractor
+from ..extraction.provenance import software_versions
 from ..readers import load_case, source_sha256
 from ..settings import ExtractionSettings
 from ..volume import Volume, select_labels

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DENError
-from ..result import pooled_vector
+from ..extraction.result import pooled_vector
 from .cache import CachedCase
 
 MAX_FOLDS = 5

@@ -1,6 +1,6 @@
 """The training cache in ``MODEL_DIR/cache``: each case's preprocessed slices, stored once, read back row by row.
 
-Every case is preprocessed by :func:`DENExtractorLib.preprocessing.preprocess`, the very function extraction uses,
+Every case is preprocessed by :func:`DENExtractorLib.extraction.preprocessing.preprocess`, the very function extraction uses,
 and only its tumour slices (the foreground rows) are stored, as ``.npy`` files read with plain file reads (no
 memory map), so memory does not grow with the cohort. A case's entry is named by a key over its files' sha256 and
 the preprocessing settings, so a rerun reuses it and any change recomputes it. Frozen-trunk outputs (``dense``
@@ -20,10 +20,10 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import DENError, describe_error
-from ..extractor import prepare_stack
+from ..extraction.extractor import prepare_stack
+from ..extraction.preprocessing import SliceStack
 from ..outputs.atomic import write_atomically
 from ..outputs.output_folder import prepare_output_folder
-from ..preprocessing import SliceStack
 from ..readers import load_case, source_sha256
 from ..settings import ExtractionSettings
 from .labelled import Exclusion, LabelledCase, LabelledCohort

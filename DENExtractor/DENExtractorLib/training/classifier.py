@@ -1,7 +1,7 @@
 """The whole trained classifier, kept: the DEN trunk (``den_trained.weights.h5``) plus its softmax head
 (``den_head.npz``), linked by the training record, and the one function that applies them to a case.
 
-A case is scored exactly as extraction computes its features (:class:`~DENExtractorLib.extractor.DENExtractor`
+A case is scored exactly as extraction computes its features (:class:`~DENExtractorLib.extraction.extractor.DENExtractor`
 with the record's preprocessing settings and the trained weights), then every tumour slice's features go through
 the head (float64 softmax) and the case's class probabilities are the mean over its tumour slices. ``den-train``
 computes the test predictions it reports with this very function after saving, so reloading the files regenerates
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DENError
-from ..extractor import DENExtractor
+from ..extraction.extractor import DENExtractor
 from ..hashing import file_sha256
 from ..network.architecture import FEATURE_COUNT
 from ..network.trained_record import TRAINING_RECORD_FORMAT, TRAINING_RECORD_NAME

@@ -20,10 +20,10 @@ import numpy as np
 
 from ..cohorts.cases_csv import read_cases_csv
 from ..errors import DENError, describe_error
+from ..extraction.provenance import software_versions
 from ..hashing import file_sha256
 from ..outputs.atomic import write_atomically
 from ..outputs.output_folder import prepare_output_folder
-from ..outputs.provenance import software_versions
 from ..outputs.record import case_record
 from .classifier import TrainedClassifier, load_classifier
 

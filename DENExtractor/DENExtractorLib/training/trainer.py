@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import DENError
+from ..extraction.provenance import software_versions
 from ..hashing import file_sha256
 from ..network.architecture import PARAMETER_COUNT
 from ..network.bundled import weights_sha256
 from ..network.trained_record import TRAINING_RECORD_FORMAT
 from ..outputs.atomic import write_atomically
 from ..outputs.output_folder import prepare_output_folder
-from ..outputs.provenance import software_versions
 from ..robustness.feature_filter import RobustFeatures, robust_features
 from .baseline import fit_probe, pooled_features, require_scikit_learn
 from .cache import CachedCase, cache_cases, cache_trunk_outputs, read_rows
@@ -308,7 +308,7 @@ def _record(run: _Run, loop: LoopResult, evaluation: dict, model_id: str, writte
         "classifier": {"weights": written["weights"]["file"], "head": written["head"]["file"],
                        "aggregation": "mean over tumour slices of the head's softmax on each slice's DEN features",
                        "score_new_cases": "den-score --model MODEL_DIR --cases CSV -o scores.csv"},
-        "preprocessing": {"function": "DENExtractorLib.preprocessing.preprocess, as DENExtractor.extract calls it",
+        "preprocessing": {"function": "DENExtractorLib.extraction.preprocessing.preprocess, as DENExtractor.extract calls it",
                           **{name: hyperparameters[name] for name in ("mode", "plane", "labels", "label_max")},
                           "image_mode": cohort.image_mode},
         "split": {"method": run.split.method, "train": list(run.split.train), "val": list(run.split.val),

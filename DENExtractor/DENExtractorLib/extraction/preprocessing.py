@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from .errors import DENError
-from .network.architecture import INPUT_SIZE
-from .settings import CASE_LABEL_MAX, DEFAULT_LABEL_MAX
-from .volume import Volume, check_same_grid
+from ..errors import DENError
+from ..network.architecture import INPUT_SIZE
+from ..settings import CASE_LABEL_MAX, DEFAULT_LABEL_MAX
+from ..volume import Volume, check_same_grid
 
 MAX_PADDED_PIXELS = 4096 * 4096
 """Largest slice after padding to a physical square (oriented mode): a header whose spacing ratio would need more

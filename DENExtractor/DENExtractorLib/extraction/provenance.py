@@ -14,12 +14,12 @@ import numpy as np
 from .._version import __version__
 from ..network.architecture import FEATURE_COUNT
 from ..network.environment import numeric_environment
-from .record import RECORDED_SETTINGS
+from ..settings import RECORDED_SETTINGS
 
 if TYPE_CHECKING:
     from ..network.model import LoadedModel
-    from ..preprocessing import SliceStack
     from ..volume import Volume
+    from .preprocessing import SliceStack
 
 PROVENANCE_FORMAT = "den-provenance/2"
 """Version 2 keeps each setting once, in ``settings`` (version 1 repeated mode, plane, labels and label scale in

@@ -13,15 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ExtractionCancelled
-from .network.inference import CancelCheck, ProgressCallback, run_network
-from .network.model import LoadedModel, load_model
-from .outputs.provenance import build_provenance
+from ..errors import ExtractionCancelled
+from ..network.model import LoadedModel, load_model
+from ..readers import load_case
+from ..settings import ExtractionSettings
+from ..volume import Volume, select_labels
 from .preprocessing import SliceStack, preprocess
-from .readers import load_case
+from .provenance import build_provenance
 from .result import ExtractionResult, pooled_vector
-from .settings import ExtractionSettings
-from .volume import Volume, select_labels
+from .stack_features import CancelCheck, ProgressCallback, run_network
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from ..errors import ExtractionCancelled
-from ..preprocessing import SliceStack
-from .architecture import FEATURE_COUNT
-from .model import LoadedModel
-from .runtime import concurrent_batches
+from ..network.architecture import FEATURE_COUNT
+from ..network.model import LoadedModel
+from ..network.runtime import concurrent_batches
+from .preprocessing import SliceStack
 
 BATCH_SIZE = 32
 """Most slices per network call: large enough for fast matrix products, small enough to keep memory low."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .dataframes import require, slice_dataframe
+from ..dataframes import require, slice_dataframe
 
 
 @dataclass
