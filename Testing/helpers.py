@@ -1,11 +1,14 @@
-"""Helpers the tests import: where the real data lie, writing NIfTI files, running den-extract, refusal checks."""
+"""Helpers the tests import: where the real data lie, writing NIfTI files, running den-extract, refusal checks,
+weights files of DEN's shapes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import nibabel
 import numpy as np
+from DENExtractorLib.network.architecture import weight_specs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA = REPO_ROOT.parent / "shared" / "data"
@@ -47,3 +50,14 @@ def assert_refused(path, fault: str, out_dir, capsys, extra: tuple = (), as_weig
     assert lines == errors and len(errors) == 1, lines
     assert str(path) in errors[0] and fault in errors[0], errors[0]
     assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def den_weights_h5(path, fill=0.0, bad_value=None):
+    """A ``.weights.h5`` with exactly DEN's dataset shapes (float32), optionally one bad value in the last bias."""
+    with h5py.File(path, "w") as handle:
+        for index, spec in enumerate(weight_specs()):
+            values = np.full(spec.shape, fill, dtype=np.float32)
+            if bad_value is not None and index == len(weight_specs()) - 1:
+                values.flat[0] = bad_value
+            handle.create_dataset(f"layers/{index}/vars/0", data=values)
+    return path

@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 from DENExtractorLib import DENError, load_segmentation, write_outputs
 from DENExtractorLib.cohorts.cases import find_cases
-from DENExtractorLib.network.architecture import weight_specs
 from DENExtractorLib.outputs.atomic import PARTIAL_PREFIX, partial_prefix
 from DENExtractorLib.training.labelled import read_labelled_cohort
-from helpers import DATA, REPO_ROOT, run_cli, save_nifti
+from helpers import DATA, REPO_ROOT, den_weights_h5, run_cli, save_nifti
 
 CHECK_THEN_REPORT_TENSORFLOW = (
     "import sys; from DENExtractorLib.cli.extract import main; status = main(sys.argv[1:]); "
@@ -30,17 +29,6 @@ def small_labels() -> np.ndarray:
     data = np.zeros((16, 16, 8), dtype=np.uint8)
     data[4:12, 4:12, 2:6] = 1
     return data
-
-
-def den_weights_h5(path, fill=0.0, bad_value=None):
-    """A ``.weights.h5`` with exactly DEN's dataset shapes (float32), optionally one bad value in the last bias."""
-    with h5py.File(path, "w") as handle:
-        for index, spec in enumerate(weight_specs()):
-            values = np.full(spec.shape, fill, dtype=np.float32)
-            if bad_value is not None and index == len(weight_specs()) - 1:
-                values.flat[0] = bad_value
-            handle.create_dataset(f"layers/{index}/vars/0", data=values)
-    return path
 
 
 def odd_weights(tmp_path, kind: str):

@@ -6,6 +6,7 @@ check the messages, test_slicer_process.py checks that process() refuses with th
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 import slicer  # the slicer-core package: MRML nodes without the Slicer application
 import vtk
 from DENExtractorLib import DENError, ExtractionSettings
+from DENExtractorLib.network import weights_files
 from DENExtractorSlicer.checks import (
     chosen_path,
     inputs_problem,
@@ -20,6 +22,7 @@ from DENExtractorSlicer.checks import (
     segments_after_adding,
     segments_to_choose,
 )
+from helpers import den_weights_h5
 
 pytestmark = [pytest.mark.slicer]
 
@@ -149,6 +152,32 @@ def test_weights_file_choice(scene, tmp_path):
     assert message(inputs_problem(segmentation, use_bundled_weights=False, weights_path=absent)) == (
         f"{absent}: no such weights file"
     )
+
+
+def test_a_chosen_weights_file_is_read_once_on_slicers_main_thread_until_it_changes(scene, tmp_path, monkeypatch):
+    """The panel checks the chosen weights at every parameter change and the click makes its settings: Slicer's
+    main thread reads a 122 MB file once for all of them (about 50-130 ms here), and again only once it is
+    rewritten, when the rewritten file's fault reaches the status line."""
+    segmentation = add_segmentation(scene, "tumour", ["Core"])
+    reads: list[Path] = []
+    read_values = weights_files._check_h5_shapes
+
+    def counted(path, source=None):
+        reads.append(path)
+        return read_values(path, source)
+
+    monkeypatch.setattr(weights_files, "_check_h5_shapes", counted)
+    chosen = den_weights_h5(tmp_path / "mine.weights.h5")
+    for _ in range(3):  # parameter changes, then the click's own check
+        assert inputs_problem(segmentation, use_bundled_weights=False, weights_path=chosen, scene_has_url=True) is None
+    assert ExtractionSettings(mode="oriented", weights=chosen).weights == chosen  # the click's settings
+    assert reads == [chosen]
+    os.replace(den_weights_h5(tmp_path / "retrained.weights.h5", bad_value=np.nan), chosen)
+    assert message(inputs_problem(segmentation, use_bundled_weights=False, weights_path=chosen, scene_has_url=True)) == (
+        f"{chosen}: cannot load these weights into DEN: 1 weight values are NaN or infinite: these weights cannot give "
+        "meaningful features"
+    )
+    assert reads == [chosen, chosen]
 
 
 def test_output_folder_needed_until_the_scene_is_saved(scene, tmp_path):

@@ -49,9 +49,13 @@ def weights_identity(path: Path | None) -> WeightsIdentity:
 
 
 def check_weights_file(path: Path) -> None:
-    """Refuse a weights file that is missing, of another format, or whose declared sizes are not DEN's.
+    """Refuse a weights file that is missing, of another format, whose declared sizes are not DEN's, or whose
+    values are not finite; raises :class:`DENError` with one line.
 
-    Reads only metadata (HDF5 dataset shapes, zip member sizes); raises :class:`DENError` with one line.
+    Sizes are read from metadata (HDF5 dataset shapes, zip member sizes) before any value. A file found good is
+    remembered for this process by its state (device, inode, size, modification time): the same unchanged file is
+    not read again (a Slicer click, its settings and the panel's check read it once), while a file rewritten in the
+    meantime is checked anew.
     """
     if not path.exists():
         raise DENError(path, "no such weights file")
@@ -60,10 +64,29 @@ def check_weights_file(path: Path) -> None:
     name = path.name.lower()
     if not name.endswith(WEIGHT_SUFFIXES):
         raise DENError(path, "weights must be a Keras .weights.h5 or .keras file (other formats may run code on load)")
+    state = _file_state(path)
+    if state in _FOUND_GOOD:
+        return
     if name.endswith(".keras"):
         _check_keras_archive(path)
     else:
         _check_h5_shapes(path)
+    _FOUND_GOOD[state] = None
+    while len(_FOUND_GOOD) > FOUND_GOOD_KEPT:
+        del _FOUND_GOOD[next(iter(_FOUND_GOOD))]
+
+
+FOUND_GOOD_KEPT = 16
+"""How many weights files found good one process remembers (the oldest is forgotten first)."""
+
+_FOUND_GOOD: dict[tuple, None] = {}
+"""The states (:func:`_file_state`) of the weights files this process has found good, oldest first."""
+
+
+def _file_state(path: Path) -> tuple:
+    """What changes when a file is rewritten: its absolute path, device, inode, size and modification time."""
+    status = path.stat()
+    return str(path.absolute()), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def _check_h5_shapes(path: Path, source: BinaryIO | None = None) -> None:
