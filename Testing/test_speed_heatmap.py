@@ -13,9 +13,10 @@ from helpers import REPO_ROOT
 from PIL import Image
 
 
-def _draw(features: np.ndarray, tmp_path, title: str = "DEN features of case") -> np.ndarray:
+def _draw(features: np.ndarray, tmp_path, title: str = "DEN features of case",
+          row_label: str = "slice along the first stored axis") -> np.ndarray:
     path = tmp_path / "case_den.png"
-    save_heatmap_png(features, path, title, "slice along the first stored axis")
+    save_heatmap_png(features, path, title, row_label)
     with Image.open(path) as picture:
         assert picture.format == "PNG" and picture.size == SIZE and picture.mode == "RGB"
         return np.asarray(picture)
@@ -41,16 +42,41 @@ def test_one_strong_feature_is_the_brightest_colour_where_its_row_and_column_are
     assert set(columns) == {x - PLOT[0]} and rows.min() <= y - PLOT[1] <= rows.max()
 
 
-def test_title_axes_and_colour_bar_have_their_text(tmp_path):
+def _changed(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and columns of the pixels that differ between two pictures."""
+    return np.nonzero(np.any(first != second, axis=-1))
+
+
+def test_each_text_is_drawn_in_its_own_place_and_nowhere_else(tmp_path):
+    """Another title changes only the strip above the plot, centred over it; another row label only the strip left
+    of the row numbers; an empty title leaves that strip blank paper."""
     features = np.random.default_rng(0).random((55, 4096), dtype=np.float32)
-    pixels = _draw(features, tmp_path)
-    assert _has_ink(pixels[:PLOT[1] - 2, PLOT[0]:PLOT[2]])  # title
-    assert _has_ink(pixels[PLOT[3] + 8:PLOT[3] + 24, PLOT[0]:PLOT[2]])  # feature index numbers
-    assert _has_ink(pixels[PLOT[3] + 28:, PLOT[0]:PLOT[2]])  # feature axis label
-    assert _has_ink(pixels[PLOT[1]:PLOT[3], 50:PLOT[0] - 6])  # row numbers
-    assert _has_ink(pixels[PLOT[1]:PLOT[3], :48])  # row axis label, turned
-    assert _has_ink(pixels[COLOUR_BAR[1]:COLOUR_BAR[3], COLOUR_BAR[2] + 6:COLOUR_BAR[2] + 50])  # bar values
-    assert _has_ink(pixels[COLOUR_BAR[1]:COLOUR_BAR[3], 915:945])  # "activation", turned
+    title = "DEN features of pat0001 (den-bundled; reference mode)"
+    first = _draw(features, tmp_path, title=title)
+    rows, columns = _changed(first, _draw(features, tmp_path, title="DEN features of pat0002 (den-bundled; oriented)"))
+    assert rows.size and rows.max() < PLOT[1] - 1
+    assert abs((columns.min() + columns.max()) / 2 - (PLOT[0] + PLOT[2]) / 2) < 40
+    blank_title = _draw(features, tmp_path, title="")
+    assert np.all(blank_title[:PLOT[1] - 2] == blank_title[0, 0])
+    rows, columns = _changed(first, _draw(features, tmp_path, title, "axial slice (row 0 = most inferior)"))
+    assert columns.size and columns.max() < 48 and PLOT[1] <= rows.min() and rows.max() < PLOT[3]
+
+
+def test_the_axes_are_numbered_by_the_matrix_shape_within_the_plot(tmp_path):
+    """Fewer rows change the row numbers (left of the plot) and fewer features the feature numbers (below it), never
+    with a number past the last row or column; ten times the values change only the colour bar's numbers."""
+    features = np.random.default_rng(0).random((55, 4096), dtype=np.float32)
+    first = _draw(features, tmp_path)
+    twenty_rows = _draw(features[:20], tmp_path)
+    rows, columns = _changed(first, twenty_rows)
+    numbers = (columns >= 50) & (columns < PLOT[0] - 1)
+    assert numbers.any() and PLOT[1] - 8 <= rows[numbers].min() and rows[numbers].max() < PLOT[3] - 8
+    assert np.all(twenty_rows[PLOT[3] + 2:PLOT[3] + 20, 50:PLOT[0] - 8] == twenty_rows[0, 0])  # no "20" below row 19
+    rows, columns = _changed(first, _draw(features[:, :1000], tmp_path))
+    below = rows >= PLOT[3] + 1
+    assert below.any() and PLOT[0] - 20 <= columns[below].min() and columns[below].max() < PLOT[2]
+    rows, columns = _changed(first, _draw(features * 10, tmp_path))
+    assert rows.size and columns.min() >= COLOUR_BAR[2] + 6 and columns.max() < COLOUR_BAR[2] + 50
 
 
 @pytest.mark.parametrize("shape", [(1, 4096), (3, 10), (500, 4096)])

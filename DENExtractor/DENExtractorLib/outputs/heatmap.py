@@ -75,7 +75,7 @@ def _matrix_pixels(features: np.ndarray, low: float, high: float) -> np.ndarray:
 def _feature_axis(draw: ImageDraw.ImageDraw, columns: int) -> None:
     """Ticks and numbers along the bottom (feature index) and the axis label."""
     width = PLOT[2] - PLOT[0]
-    for value in _nice_ticks(0, columns, 10):
+    for value in _index_ticks(columns, 10):
         x = PLOT[0] + (value + 0.5) * width / columns
         draw.line((x, PLOT[3], x, PLOT[3] + TICK_LENGTH), fill=INK)
         draw.text((x, PLOT[3] + TICK_LENGTH + 2), f"{value:g}", fill=INK, font=_font(14), anchor="mt")
@@ -86,7 +86,7 @@ def _feature_axis(draw: ImageDraw.ImageDraw, columns: int) -> None:
 def _row_axis(picture: Image.Image, draw: ImageDraw.ImageDraw, rows: int, row_label: str) -> None:
     """Ticks and numbers down the left side (row index, row 0 at the top) and the rotated two-line axis label."""
     height = PLOT[3] - PLOT[1]
-    for value in _nice_ticks(0, rows, 6):
+    for value in _index_ticks(rows, 6):
         y = PLOT[1] + (value + 0.5) * height / rows
         draw.line((PLOT[0] - 1 - TICK_LENGTH, y, PLOT[0] - 1, y), fill=INK)
         draw.text((PLOT[0] - TICK_LENGTH - 4, y), f"{value:g}", fill=INK, font=_font(14), anchor="rm")
@@ -116,6 +116,12 @@ def _nice_ticks(low: float, high: float, most: int) -> list[float]:
     first = math.ceil(low / step - 1e-9)
     values = [(first + index) * step for index in range(int((high - first * step) / step + 1e-9) + 1)]
     return [round(value, 12) for value in values if value <= high + 1e-12]
+
+
+def _index_ticks(count: int, most: int) -> list[int]:
+    """Round tick values for the indices ``0 .. count - 1`` of rows or columns: whole numbers only, and none past
+    the last index (a tick there would stand outside the plot, over the other axis's numbers)."""
+    return [int(value) for value in _nice_ticks(0, count - 1, most) if float(value).is_integer()]
 
 
 def _decimals(ticks: list[float]) -> int:
