@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import json
-import py_compile
 import re
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -405,25 +404,6 @@ def test_module_help_links_to_the_extension_homepage():
     assert "from DENExtractorSlicer import process" in help_text
 
 
-def test_the_input_combo_box_has_no_handler_of_its_own():
-    """Defect: a currentNodeChanged handler ran before the parameter node was updated and put the old input back.
-
-    The combo box is bound to the parameter node only; the segment list follows the parameter node.
-    """
-    text = MODULE_FILE.read_text(encoding="utf-8")
-    assert not re.search(r"inputSelector\.connect\(", text)
-    assert "_showSegmentsOfInput()" in inspect_method_source("DENExtractorWidget", "_onParameterNodeModified")
-
-
-def inspect_method_source(class_name: str, method_name: str) -> str:
-    """Return the source of a method of a class of the module file."""
-    source = MODULE_FILE.read_text(encoding="utf-8")
-    for node in module_class(class_name).body:
-        if isinstance(node, ast.FunctionDef) and node.name == method_name:
-            return ast.get_source_segment(source, node)
-    raise AssertionError(f"{class_name} has no method {method_name}")
-
-
 def test_no_deprecated_color_node_calls():
     """NamesInitialisedOn() and friends log an error on every call since Slicer 5.10."""
     offenders = [
@@ -446,15 +426,6 @@ def test_the_wheel_holds_only_the_core():
     (packages,) = re.findall(r"^packages = \[(.*?)\]$", pyproject, re.M | re.S)
     names = re.findall(r'"([\w.]+)"', packages)
     assert "DENExtractorLib" in names and all(name.split(".")[0] == "DENExtractorLib" for name in names)
-
-
-@pytest.mark.parametrize(
-    "path",
-    sorted([*MODULE_DIR.rglob("*.py"), *(ROOT / "Testing").rglob("*.py")]),
-    ids=lambda path: path.relative_to(ROOT).as_posix(),
-)
-def test_python_file_compiles(path, tmp_path):
-    py_compile.compile(str(path), cfile=str(tmp_path / "compiled.pyc"), doraise=True)
 
 
 def test_readme_self_test_commands_exit_when_done():

@@ -239,6 +239,26 @@ def test_chosen_segments_through_the_panel_equal_den_extract_labels(segments_run
     assert session.dialogs == []
 
 
+def test_another_input_chosen_in_the_combo_box_stays_chosen_and_lists_its_own_segments(
+    segments_run, widget, brats_labelmap, brats_layers
+):
+    """The defect of 1.0: a handler of the combo box's own ran before the parameter node had the new input and put
+    the old one back. Choosing back and forth, the combo box, the parameter node and the segment list agree."""
+    _, _, chosen = segments_run
+    widget.ui.inputSelector.choose(brats_labelmap)
+    assert widget.ui.inputSelector.currentNode().GetID() == brats_labelmap.GetID()
+    assert widget._parameterNode.inputSegmentation.GetID() == brats_labelmap.GetID()
+    assert not widget.ui.segmentSelector.visible and widget.ui.segmentSelector.currentNode() is None
+    widget.ui.inputSelector.choose(brats_layers)
+    assert widget.ui.inputSelector.currentNode().GetID() == brats_layers.GetID()
+    assert widget._parameterNode.inputSegmentation.GetID() == brats_layers.GetID()
+    assert widget.ui.segmentSelector.visible and widget.ui.segmentSelector.currentNode() is brats_layers
+    segmentation = brats_layers.GetSegmentation()
+    assert widget.ui.segmentSelector.segmentIDs() == [segmentation.GetNthSegmentID(i) for i in range(4)]
+    assert widget.ui.segmentSelector.selectedSegmentIDs() == chosen == list(widget._parameterNode.segmentIds)
+    assert widget.ui.statusLabel.text == "Ready."
+
+
 def test_the_console_logic_equals_den_extract(module_code, brats_labelmap, reference_result, tmp_path):
     outcome = module_code.DENExtractorLogic().process(brats_labelmap, outputFolder=tmp_path)
     assert_same_features(outcome.result.features, reference_result.features)
