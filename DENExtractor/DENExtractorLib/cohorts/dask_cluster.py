@@ -86,18 +86,20 @@ def run_cases_on_dask(
                 for index, case in enumerate(cases)
             }
             outcomes: list[CaseOutcome | None] = [None] * len(cases)
+            reported: set[distributed.Future] = set()
 
             def report(done: Iterable) -> None:
                 for future in done:
                     index = futures[future]
                     outcomes[index] = outcome = _outcome_of(future, cases[index])
+                    reported.add(future)
                     if outcome is not None and on_case_done is not None:
                         on_case_done(outcome)
 
             try:
                 report(distributed.as_completed(futures, loop=client.loop))
-            except KeyboardInterrupt:
-                report(_finish_cases_in_progress(client, [future for future in futures if not future.done()]))
+            except KeyboardInterrupt:  # every case not yet reported: finished, running, or to be cancelled
+                report(_finish_cases_in_progress(client, [future for future in futures if future not in reported]))
                 raise
         finally:
             client.unregister_worker_plugin(PLUGIN_NAME)
@@ -224,8 +226,8 @@ def _extract_case(case: Case, out_dir: Path, resume: bool, png: bool, job: CaseJ
 
 
 def _finish_cases_in_progress(client: distributed.Client, unfinished: list[distributed.Future]) -> Iterator:
-    """After Ctrl-C: start no other case, and yield the cases the workers extracted or are extracting as each
-    finishes.
+    """After Ctrl-C: start no other case, and yield the cases not yet reported (``unfinished``) that the workers
+    extracted or are extracting, as each finishes (those finished before the Ctrl-C at once).
 
     A worker cannot stop inside a case (the network runs in its task thread) and completes it while the cluster
     closes; reporting it keeps the cohort table in step with the outputs on disk. The workers are told first that
@@ -235,6 +237,7 @@ def _finish_cases_in_progress(client: distributed.Client, unfinished: list[distr
     client.run(_start_no_further_case)
     in_progress = {key for keys in client.processing().values() for key in keys}
     in_progress |= {key for key, workers in client.who_has(unfinished).items() if workers}
+    in_progress |= {future.key for future in unfinished if future.done()}  # finished before the Ctrl-C was seen
     client.cancel([future for future in unfinished if future.key not in in_progress])
     yield from distributed.as_completed([future for future in unfinished if future.key in in_progress],
                                         loop=client.loop)
