@@ -46,6 +46,7 @@ def test_two_and_four_dimensional_data(tmp_path, capsys):
     assert_refused(series, "expected a 3-D volume, got 4-D", tmp_path / "out", capsys)
 
 
+@pytest.mark.slow
 def test_trailing_singleton_axis_is_accepted(tmp_path, capsys):
     single = save_nifti(tmp_path / "single.nii.gz", labels_with(1)[..., np.newaxis])
     status, _ = run_cli([single, "-o", tmp_path / "out"], capsys)
@@ -63,6 +64,7 @@ def test_negative_labels(tmp_path, capsys):
     assert_refused(path, "negative label value", tmp_path / "out", capsys)
 
 
+@pytest.mark.slow
 def test_labels_beyond_8_bits_in_reference_mode(tmp_path, capsys):
     path = save_nifti(tmp_path / "wide.nii.gz", labels_with(300).astype(np.int16))
     assert_refused(path, "does not fit in 8 bits", tmp_path / "out", capsys)

@@ -128,6 +128,7 @@ def test_a_bad_row_fails_only_its_case(tmp_path):
         _ = table.problems[0].case
 
 
+@pytest.mark.slow
 def test_den_extract_runs_a_cases_csv_carrying_its_columns_and_failing_only_the_bad_row(cases_csv_run, capsys):
     cases_csv, out = cases_csv_run
     rows = read_rows(out / "den_cohort.csv")

@@ -98,6 +98,7 @@ def test_resume_recomputes_incomplete_or_outdated_outputs(cohort, tmp_path, caps
     assert json.loads((out / "pat0001_den.json").read_text())["settings"]["mode"] == "oriented"
 
 
+@pytest.mark.slow
 def test_several_files_and_a_progress_summary(tmp_path, capsys, small_case):
     out = tmp_path / "out"
     status = main([str(PAT0001_LABELS), str(small_case), "-o", str(out)])
@@ -111,6 +112,7 @@ def test_several_files_and_a_progress_summary(tmp_path, capsys, small_case):
     assert oct(os.stat(out / "small_case_den.npy").st_mode & 0o777) != oct(0o600)
 
 
+@pytest.mark.slow
 def test_image_mode_in_a_cohort_with_one_case_missing_its_mri(tmp_path, capsys):
     root = tmp_path / "brats"
     for case_id in ("pat0001", "pat0002"):

@@ -68,6 +68,7 @@ def copy_series(brats_dicom, target):
     return shutil.copytree(brats_dicom["series"], target)
 
 
+@pytest.mark.slow
 def test_a_truncated_seg_is_refused_in_one_line(brats_dicom, tmp_path, capsys):
     truncated = tmp_path / "truncated.dcm"
     truncated.write_bytes(brats_dicom["seg"].read_bytes()[: brats_dicom["seg"].stat().st_size * 2 // 3])
@@ -185,6 +186,7 @@ def test_a_folder_of_two_series_is_refused_listing_each(brats_dicom, tmp_path, c
                      "cases CSV)"]
 
 
+@pytest.mark.slow
 def test_a_seg_stored_beside_its_series_is_left_out_of_the_images(brats_dicom, tmp_path):
     from DENExtractorLib import load_case
     from DENExtractorLib.readers import source_sha256

@@ -89,6 +89,7 @@ def expected_labels(written, name):
     return (written["label_values"] > 0).astype(np.uint8) if name == "highdicom_single" else written["label_values"]
 
 
+@pytest.mark.slow
 def test_the_writers_default_segs_are_the_kinds_the_issue_names(written):
     headers = {name: pydicom.dcmread(path, stop_before_pixels=True) for name, path in written["segs"].items()}
     single = headers["highdicom_single"]
@@ -234,6 +235,7 @@ def test_every_seg_kind_and_every_mode_runs_through_den_extract():
     assert all(MODE_CASES[mode] for mode in MODES)
 
 
+@pytest.mark.slow
 def test_a_seg_with_its_mri_as_nifti_on_the_same_grid_is_accepted_and_off_grid_refused(written, tmp_path, capsys):
     seg = written["segs"]["dcmqi_binary"]
     volume, image = load_case(seg, written["mri_as_stored"])  # the dcm2niix workflow: MRI as NIfTI, SEG as DICOM
@@ -268,6 +270,7 @@ def test_an_enhanced_mr_reads_as_the_series_it_was_converted_from(written, encod
     assert load_image(enhanced).sha256 == source_sha256(enhanced) == source_sha256(enhanced.parent)
 
 
+@pytest.mark.slow
 def test_a_series_is_chosen_from_a_folder_of_two_by_its_uid(written, tmp_path, capsys):
     two, uids = written["two_series"], written["uids"]
     listed = "; ".join(sorted([f"{uids['enhanced']} ('enhanced FLAIR', 1 files)",
@@ -289,6 +292,7 @@ def test_a_series_is_chosen_from_a_folder_of_two_by_its_uid(written, tmp_path, c
                                      "but no DICOM image series is given to choose it from (--image or --grid FOLDER)"]
 
 
+@pytest.mark.slow
 def test_an_rtstruct_from_the_real_label_map_reads_back_with_its_dice_per_label(written):
     dice = {}
     for number, name in BRATS_LABELS.items():
@@ -303,6 +307,7 @@ def test_an_rtstruct_from_the_real_label_map_reads_back_with_its_dice_per_label(
     assert min(dice.values()) >= 0.99, dice
 
 
+@pytest.mark.slow
 def test_an_rtstruct_roi_is_chosen_by_name_and_a_missing_one_refused_listing_them(written, tmp_path, capsys):
     rtstruct, series = written["rtstruct"], written["series"]
     listed = "'necrosis', 'oedema', 'non-enhancing tumour', 'enhancing tumour', 'tumour'"

@@ -170,6 +170,7 @@ def test_messages_are_plain_lines_without_control_bytes_or_exception_names(tmp_p
 
 
 @pytest.mark.needs_data  # reference_result extracts the shared BraTS case
+@pytest.mark.slow
 def test_write_outputs_creates_its_folder(tmp_path, reference_result):
     written = write_outputs(reference_result, tmp_path / "new" / "folder", "pat0001", png=False)
     assert sorted(path.name for path in written.values()) == ["pat0001_den.json", "pat0001_den.npy"]

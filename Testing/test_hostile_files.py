@@ -232,6 +232,7 @@ def test_a_weights_file_with_a_huge_compressed_kernel_is_refused_from_its_metada
                    extra=(), as_weights_for=seg)
 
 
+@pytest.mark.slow
 def test_a_keras_archive_with_a_huge_member_is_refused_from_its_metadata(tmp_path, capsys):
     path = tmp_path / "bomb.keras"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive, \
@@ -242,6 +243,7 @@ def test_a_keras_archive_with_a_huge_member_is_refused_from_its_metadata(tmp_pat
     assert_refused(path, "declares 320 MiB", tmp_path / "out", capsys, as_weights_for=SLICER_SEGMENTATION)
 
 
+@pytest.mark.slow
 def test_weights_with_nan_or_inf_values_are_refused(tmp_path, capsys):
     from DENExtractorLib import build_model
 

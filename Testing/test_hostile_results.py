@@ -69,6 +69,7 @@ def test_256_segments_sharing_one_label_in_one_layer_are_an_overlap_not_a_wrappe
         load_segmentation(path)
 
 
+@pytest.mark.slow
 def test_the_recorded_sha256_is_of_the_bytes_read_even_while_the_file_is_replaced(tmp_path):
     first, second = tmp_path / "first.nii.gz", tmp_path / "second.nii.gz"
     shutil.copy(PAT0001_LABELS, first)
@@ -143,6 +144,7 @@ def two_inputs_with_one_name(tmp_path):
     return first, second
 
 
+@pytest.mark.slow
 def test_a_second_run_never_silently_replaces_another_inputs_or_other_settings_results(tmp_path, capsys):
     first, second = two_inputs_with_one_name(tmp_path)
     out = tmp_path / "out"
@@ -162,6 +164,7 @@ def test_a_second_run_never_silently_replaces_another_inputs_or_other_settings_r
     assert json.loads((out / "case_den.json").read_text())["settings"]["mode"] == "oriented"
 
 
+@pytest.mark.slow
 def test_a_generic_file_name_is_named_by_its_folder_also_alone(tmp_path, capsys):
     folder = tmp_path / "pat0003"
     folder.mkdir()
@@ -184,6 +187,7 @@ def quantised_mri(tmp_path, levels: int):
 
 
 @pytest.mark.parametrize("levels", [40, 255, 900])
+@pytest.mark.slow
 def test_an_integer_mri_is_not_a_label_map_in_any_mode(tmp_path, capsys, levels):
     mri = quantised_mri(tmp_path, levels)
     for extra in ([], ["--mode", "oriented"], ["--mode", "oriented", "--plane", "coronal"], ["--labels", "2,3"]):
@@ -201,6 +205,7 @@ def test_the_real_mris_are_refused_as_segmentations_and_the_real_label_maps_pass
         assert load_segmentation(label_map).data.any()
 
 
+@pytest.mark.slow
 def test_den_train_refuses_an_mri_as_segmentation_with_the_same_rule(tmp_path, capsys):
     mri = quantised_mri(tmp_path, 255)
     table = tmp_path / "cases.csv"
@@ -231,6 +236,7 @@ def table_rows(out) -> dict:
         return {row["case_id"]: row for row in csv.DictReader(handle)}
 
 
+@pytest.mark.slow
 def test_merge_validates_the_manifest_and_trusts_no_hand_edited_record(tmp_path, capsys):
     out = one_part_run(tmp_path, capsys)
     manifest_path = out / "den_cohort_manifest.json"

@@ -124,6 +124,7 @@ def test_user_weights_h5_are_used(tmp_path, model, small_case):
     assert weights_sha256(build_model(weights=path).get_weights()) == weights_sha256(arrays)
 
 
+@pytest.mark.slow
 def test_user_keras_model_is_loaded_in_safe_mode(tmp_path, model, small_case):
     from DENExtractorLib import extract_file
 

@@ -55,6 +55,7 @@ def test_a_full_disk_before_the_run(small_tmpfs, capsys):
     assert_unusable(small_tmpfs, "no space left on device", capsys)
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_during_the_run_names_the_folder_and_leaves_no_partial_file(small_tmpfs, capsys):
     status, lines = run_cli([PAT0001_LABELS, "-o", small_tmpfs], capsys)  # the 3.9 MB feature matrix cannot fit
     assert status != 0

@@ -60,6 +60,7 @@ def test_demo_runs_the_main_job_in_one_command(tmp_path, capsys):
     assert (tmp_path / "synthetic_glioblastoma.nii.gz").is_file()
 
 
+@pytest.mark.slow
 def test_demo_on_a_real_case(tmp_path, capsys, reference_result):
     assert main(["--demo", str(PAT0001_LABELS), "-o", str(tmp_path), "--quiet", "--no-png"]) == 0
     assert np.array_equal(np.load(tmp_path / "pat0001_den.npy"), reference_result.features)

@@ -35,6 +35,7 @@ def published_pipeline_features(path) -> np.ndarray:
     return np.concatenate([model(stack[i : i + 32].astype(np.float32), training=False).numpy() for i in range(0, len(stack), 32)])
 
 
+@pytest.mark.slow
 def test_reference_mode_equals_the_published_pipeline(reference_result):
     expected = published_pipeline_features(PAT0001_LABELS)
     assert reference_result.features.shape == (240, 4096) == expected.shape
@@ -42,6 +43,7 @@ def test_reference_mode_equals_the_published_pipeline(reference_result):
     assert relative_difference(reference_result.features, expected) <= 1e-5
 
 
+@pytest.mark.slow
 def test_two_runs_give_identical_features(reference_result):
     again = extract_file(PAT0001_LABELS)
     assert np.array_equal(again.features, reference_result.features)
@@ -57,6 +59,7 @@ def test_foreground_rows_and_pooled_vector(reference_result):
     assert reference_result.provenance["features"]["foreground_rows"] == expected_rows.tolist()
 
 
+@pytest.mark.slow
 def test_seg_nrrd_and_nifti_of_the_same_labels_give_the_same_features(tmp_path, reference_result):
     import slicerio
 
@@ -99,6 +102,7 @@ def test_oriented_mode_does_not_depend_on_how_the_file_stores_its_axes(small_cas
     assert not np.array_equal(extract(stored).features, extract(flipped).features)  # reference mode follows storage
 
 
+@pytest.mark.slow
 def test_oriented_mode_records_plane_and_row_mapping(small_case):
     result = extract_file(small_case, mode="oriented", plane="coronal")
     recorded = result.provenance["preprocessing"]
@@ -143,6 +147,7 @@ def test_image_mode_normalisation_ignores_intensity_scale(tmp_path, small_case):
     assert from_low.provenance["image"]["sha256"] is not None
 
 
+@pytest.mark.slow
 def test_image_mode_on_real_flair_in_both_modes(reference_result):
     for mode in ("reference", "oriented"):
         result = extract_file(PAT0001_LABELS, image=PAT0001_FLAIR, mode=mode)

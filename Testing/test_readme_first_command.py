@@ -36,7 +36,7 @@ def readme_first_command() -> list[str]:
 def test_ci_runs_the_readmes_test_command():
     block = (REPO_ROOT / "README.md").read_text(encoding="utf-8").split("```bash\n", 1)[1].split("```", 1)[0]
     commands = [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
-    assert len(commands) == 2 and commands[1].endswith("-m pytest Testing")
+    assert len(commands) == 2 and commands[1].endswith("-m pytest -n 2 Testing")
     assert commands[1] in (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
 
 

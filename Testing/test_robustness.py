@@ -188,6 +188,7 @@ def fabricated_cohort(folder, settings: ExtractionSettings, noisy: set[str]) -> 
     return case_ids
 
 
+@pytest.mark.slow
 def test_the_training_filter_uses_the_training_cases_only(tmp_path):
     settings = ExtractionSettings()
     training = ["case0", "case1", "case2", "case3", "case4"]

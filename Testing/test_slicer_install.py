@@ -82,6 +82,7 @@ def test_the_blocker_blocks():
     assert completed.returncode != 0 and "nibabel is not available in this Slicer" in completed.stderr
 
 
+@pytest.mark.slow
 def test_the_module_loads_without_the_packages_slicer_lacks():
     package = MODULE_DIR / "DENExtractorSlicer"
     submodules = sorted(path.stem for path in package.glob("*.py") if path.stem != "__init__")

@@ -364,11 +364,14 @@ def test_exit_right_after_cancel(session, widget, scene, temporary_folder, tmp_p
 
 def test_every_handler_stays_within_50_ms_of_main_thread_cpu(session):
     """Every handler the module connects (clicks, timer ticks, scene events) returns within 50 ms of the main
-    thread's CPU time, the longest call of each printed: Slicer never freezes for the user."""
+    thread's CPU time, the longest call of each printed: Slicer never freezes for the user. Python's garbage
+    collector's pauses are printed apart: their length is set by the test process's whole heap, not the handler."""
     longest = session.clock.longest_by_handler()
     print("\nMain-thread CPU time of the longest call of each handler (ms):")
     for name, seconds in sorted(longest.items(), key=lambda item: -item[1]):
         print(f"  {seconds * 1000:8.1f}  {name}")
+    for name, seconds in session.clock.collector_times:
+        print(f"  garbage collection inside {name}: {seconds * 1000:.1f} ms (not counted above)")
     assert "DENExtractorWidget.onCancelButton" in longest and "File > Close Scene" in longest
     assert "DENExtractorWidget.onLoadSampleButton" in longest and "DENExtractorWidget.onApplyButton" in longest
     over = {name: round(seconds * 1000) for name, seconds in longest.items() if seconds > MAIN_THREAD_BUDGET_S}

@@ -46,6 +46,7 @@ def drawn() -> list[np.ndarray]:
     return draw_reference_weights()
 
 
+@pytest.mark.slow
 def test_first_load_writes_the_cache_and_later_loads_read_the_same_weights(cache_dir, drawn):
     assert not weights_cache_path().exists()
     _assert_same_arrays(reference_weights(), drawn)
@@ -60,6 +61,7 @@ def test_first_load_writes_the_cache_and_later_loads_read_the_same_weights(cache
 
 
 @pytest.mark.parametrize("damage", ["one flipped byte", "truncated", "empty", "a folder in its place"])
+@pytest.mark.slow
 def test_a_damaged_cache_is_detected_and_rebuilt(cache_dir, drawn, damage):
     reference_weights()
     path = weights_cache_path()

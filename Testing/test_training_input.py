@@ -270,6 +270,7 @@ def test_a_plane_in_reference_mode_is_refused_like_extraction(tmp_path, capsys):
     assert "den-train: error: plane: a plane applies to oriented mode" in lines[0]
 
 
+@pytest.mark.slow
 def test_bad_input_is_refused_before_tensorflow_loads(tmp_path):
     path = cohort_csv(tmp_path / "c", graded(4, labels=("high",)))
     code = ("import sys\nfrom DENExtractorLib.cli.train import main\n"

@@ -53,6 +53,7 @@ def run(noise, patience: int):
     return model, result, weights
 
 
+@pytest.mark.slow
 def test_early_stopping_restores_the_weights_of_the_lowest_validation_loss(noise):
     model, result, weights = run(noise, patience=3)
     losses = [epoch["val_loss"] for epoch in result.epochs]
@@ -64,6 +65,7 @@ def test_early_stopping_restores_the_weights_of_the_lowest_validation_loss(noise
     assert weighted_cross_entropy(kept, val.labels, weights) == pytest.approx(min(losses), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_run(noise):
     first, second = run(noise, patience=2), run(noise, patience=2)
     assert first[1].epochs == second[1].epochs
