@@ -129,6 +129,36 @@ def test_two_worker_processes_and_a_dask_cluster_give_the_same_numbers(one_proce
         assert_same_numbers(tmp_path / name, output)
 
 
+@pytest.mark.scale
+def test_array_parts_then_merge_give_the_one_process_numbers_and_say_what_is_missing(one_process, cases_csv, tmp_path):
+    """Two parts (the second told its number by SLURM's variable), merged: the numbers of one process. Before the
+    second part, the merge names the cases missing and exits 1; a part run with another plan is refused."""
+    output, _ = one_process
+    target = tmp_path / "parts"
+    first = run("robustness", "--cases", cases_csv, "-o", target, *PLAN, "--num-parts", "2", "--part-id", "0")
+    assert first.returncode == 0, first.stderr
+    assert "part 0 of 2: 2 of 2 case(s) finished; when every part has run: den-robustness --merge" in first.stderr
+    assert not (target / "den_robustness_icc.csv").exists()
+
+    early = run("robustness", "--merge", target)
+    assert early.returncode == 1
+    assert f"case {CASE_IDS[1]} has no intact outputs made with the manifest's inputs, settings and plan" in early.stderr
+    assert "3 case(s) in 2 part(s): 2 finished, 1 missing" in early.stderr
+
+    other_plan = run("robustness", "--cases", cases_csv, "-o", target, *PLAN[:-1], "12", "--num-parts", "2",
+                     "--part-id", "1")
+    assert other_plan.returncode == 2 and "another part of this array job ran with a different" in other_plan.stderr
+
+    second = subprocess.run(den("robustness", "--cases", cases_csv, "-o", target, *PLAN, "--num-parts", "2"),
+                            capture_output=True, text=True, env=dict(ENVIRONMENT, SLURM_ARRAY_TASK_ID="1"),
+                            timeout=900, check=False)
+    assert second.returncode == 0, second.stderr
+    merged = run("robustness", "--merge", target)
+    assert merged.returncode == 0, merged.stderr
+    assert_same_numbers(target, output)
+    assert json.loads((target / "den_robustness.json").read_text())["cases"] == CASE_IDS
+
+
 def test_a_killed_run_resumes_and_ends_with_the_same_numbers(one_process, cases_csv, tmp_path):
     output, _ = one_process
     target = tmp_path / "out"

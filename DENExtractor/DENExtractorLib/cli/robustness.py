@@ -23,6 +23,7 @@ from ..extraction.extractor import DENExtractor
 from ..outputs.atomic import remove_leftover_partials
 from ..outputs.output_folder import prepare_output_folder, removed_if_left_empty
 from ..params import read_params
+from ..robustness.array_parts import finished_cases, read_manifest, share_for_this_part
 from ..robustness.cohort_summary import CONFOUND_TABLE, ICC_TABLE, SUMMARY_NAME, pool_cases, write_cohort_figures
 from ..robustness.perturbations import KINDS, PerturbationPlan
 from ..robustness.perturbed_case import run_perturbed_case
@@ -61,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"robustness/{ICC_TABLE}.csv -o model",
     )
     parser.add_argument("segmentations", nargs="*", type=Path, metavar="SEG", help="segmentation files")
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
-                        help="output folder (created if needed)")
+    parser.add_argument("-o", "--output", type=Path, metavar="OUT",
+                        help="output folder (created if needed); required, except with --merge")
     parser.add_argument("--image", type=Path, action="append", metavar="MRI",
                         help="image mode: the MRI of each SEG, in order (the segmentation is perturbed, the MRI not)")
     add_settings_arguments(parser, "Keras .weights.h5 or .keras file (default: bundled den-ref-v1)")
@@ -99,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run the cases on a Dask cluster: tcp://HOST:PORT, or 'local'")
     scale.add_argument("--resume", action="store_true",
                        help="reuse cases whose outputs are complete and made from the same inputs, settings and plan")
+    scale.add_argument("--num-parts", type=positive_whole_number, metavar="K",
+                       help="array job: run only one of K parts of the cases (den-extract's rule: case n of the list "
+                            "sorted by id goes to part n mod K), no figures; then --merge OUT")
+    scale.add_argument("--part-id", type=int, metavar="I",
+                       help="the part to run, 0..K-1 (default: $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX)")
+    scale.add_argument("--merge", type=Path, metavar="OUT",
+                       help="pool every case the parts finished in OUT into the tables and pictures, checking each "
+                            "against the parts' manifest; lists the cases missing (exit 1 if any)")
     add_common_arguments(parser, "print only errors and the summary")
     add_logging_arguments(parser)
     return parser
@@ -114,26 +123,29 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """The phases: options and plan, cases, perturbed extractions, figures, summary."""
-    sources = [bool(arguments.segmentations), arguments.cohort is not None, arguments.cases is not None]
-    if sum(sources) != 1:
-        parser.error("give segmentation files, or --cohort DIR, or --cases CSV")
-    if arguments.scheduler is not None and arguments.scheduler != "local" and arguments.jobs != 1:
-        parser.error("--jobs sets the size of --scheduler local; your own cluster has the workers you started")
+    """The phases: options and plan, cases (this part's, in an array job), perturbed extractions, figures (or, with
+    --merge, the parts' finished cases pooled), summary."""
+    _check_options(arguments, parser)
     if importlib.util.find_spec("scipy") is None:
         raise DENError("scipy", "not installed; den-robustness needs it: pip install -e '.[robustness]' from a "
                                 "DENExtractor checkout")
     if arguments.parquet:
         require("pandas", "--parquet")
         require("pyarrow", "--parquet")
+    if arguments.merge is not None:
+        return _merge(arguments.merge, arguments)
     params = read_params(arguments.params) if arguments.params is not None else None
     settings = settings_from(arguments, params)
     plan = PerturbationPlan(arguments.kinds, arguments.rotation_degrees, arguments.translation_mm, arguments.contours,
                             arguments.contour_cell_mm, arguments.seed)
     with removed_if_left_empty(arguments.output):
-        output = prepare_output_folder(arguments.output)
+        output = prepare_output_folder(arguments.output, remove_partials=arguments.num_parts is None)
         extractor = DENExtractor(settings)
         entries = _entries(arguments)
+        part = None
+        if arguments.num_parts is not None:
+            entries, part = share_for_this_part(entries, output, settings, plan, num_parts=arguments.num_parts,
+                                                part_id=arguments.part_id)
         outcomes: list[CaseOutcome] = []
 
         def report(outcome: CaseOutcome) -> None:
@@ -151,12 +163,47 @@ def _run(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                         scheduler=arguments.scheduler, on_case_done=report,
                         job=functools.partial(run_perturbed_case, plan=plan))
         finally:
-            remove_leftover_partials(output)  # those of workers stopped mid-case
+            if part is None:  # another part may be writing into the folder
+                remove_leftover_partials(output)  # those of workers stopped mid-case
         finished = [outcome.case.case_id for outcome in in_case_order(outcomes, entries)
                     if outcome.status != "failed"]
-        _figures(output, finished, arguments)
+        if part is None:
+            _figures(output, finished, arguments)
+        else:
+            say(f"part {part} of {arguments.num_parts}: {len(finished)} of {len(entries)} case(s) finished; when "
+                f"every part has run: den-robustness --merge {output}")
         failed = len(outcomes) - len(finished)
         return EXIT_CASE_FAILED if failed else EXIT_OK
+
+
+def _merge(folder: Path, arguments: argparse.Namespace) -> int:
+    """``den-robustness --merge OUT``: pool the cases the parts finished into the tables and pictures; one line per
+    case missing (exit 1 if any)."""
+    manifest = read_manifest(folder)
+    finished, missing = finished_cases(folder, manifest)
+    for line in missing:
+        say(f"den-robustness: error: {line}", level=logging.ERROR)
+    say(f"{len(manifest.cohort.entries)} case(s) in {manifest.cohort.num_parts} part(s): {len(finished)} finished, "
+        f"{len(missing)} missing")
+    _figures(folder, [case.case_id for case in finished], arguments)
+    return EXIT_CASE_FAILED if missing else EXIT_OK
+
+
+def _check_options(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuse option combinations that make no sense, with argparse's usual one-line error."""
+    sources = [bool(arguments.segmentations), arguments.cohort is not None, arguments.cases is not None]
+    if arguments.merge is not None:
+        if any(sources) or arguments.output is not None or arguments.num_parts is not None:
+            parser.error("--merge OUT takes the output folder of the parts, and nothing else to run")
+        return
+    if sum(sources) != 1:
+        parser.error("give segmentation files, or --cohort DIR, or --cases CSV")
+    if arguments.output is None:
+        parser.error("the following arguments are required: -o/--output")
+    if arguments.part_id is not None and arguments.num_parts is None:
+        parser.error("--part-id needs --num-parts K")
+    if arguments.scheduler is not None and arguments.scheduler != "local" and arguments.jobs != 1:
+        parser.error("--jobs sets the size of --scheduler local; your own cluster has the workers you started")
 
 
 def _entries(arguments: argparse.Namespace) -> list:

@@ -85,10 +85,14 @@ def part_table_name(part_id: int, num_parts: int) -> str:
 def write_manifest(out_dir: Path, manifest: CohortManifest) -> Path:
     """Write the cohort's manifest into ``out_dir``, or check that the one there (written by another part) is the
     same cohort; raise :class:`DENError` when it is not."""
-    path = out_dir / MANIFEST_NAME
-    record = _manifest_record(manifest)
+    return write_shared_record(out_dir / MANIFEST_NAME, manifest_record(manifest))
+
+
+def write_shared_record(path: Path, record: dict) -> Path:
+    """Write the JSON ``record`` every part of an array job writes alike, or check that the one at ``path`` (written
+    by another part) is the same; raise :class:`DENError` naming it when it is not."""
     if path.is_file():
-        existing = _load_json(path)
+        existing = load_manifest_json(path)
         if existing != record:
             raise DENError(path, "another part of this array job ran with a different case list, settings or "
                                  "--num-parts; run every part with the same options, or use another output folder")
@@ -104,7 +108,11 @@ def read_manifest(out_dir: Path) -> CohortManifest:
     path = out_dir / MANIFEST_NAME
     if not path.is_file():
         raise DENError(out_dir, f"no {MANIFEST_NAME} here: run the parts (--num-parts K --part-id I) into this folder first")
-    record = _load_json(path)
+    return manifest_from_record(load_manifest_json(path), path)
+
+
+def manifest_from_record(record: dict, path: Path) -> CohortManifest:
+    """The :class:`CohortManifest` of a :func:`manifest_record` read from ``path``, every field checked."""
     try:
         if record["format"] != MANIFEST_FORMAT:
             raise DENError(path, f"unknown manifest format {record['format']!r}")
@@ -156,7 +164,7 @@ def _typed(value: object, kind: type, what: str, path: Path) -> Any:
     return value
 
 
-def _manifest_record(manifest: CohortManifest) -> dict:
+def manifest_record(manifest: CohortManifest) -> dict:
     """The manifest as JSON data: settings and absolute paths, so every node compares the same thing."""
     settings = manifest.settings
     return {
@@ -188,7 +196,7 @@ def _path_text(path: Path, absolute: bool) -> str:
     return str(Path(path).absolute()) if absolute else str(path)
 
 
-def _load_json(path: Path) -> dict:
+def load_manifest_json(path: Path) -> dict:
     """A JSON object from a file, or one-line :class:`DENError`."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
