@@ -85,3 +85,12 @@ def test_merge_of_a_folder_no_part_ran_in_is_one_line(tmp_path, capsys):
     assert main(["--merge", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == (f"den-extract: error: {tmp_path}: no den_cohort_manifest.json here: run "
                                                "the parts (--num-parts K --part-id I) into this folder first")
+
+
+def test_a_manifest_larger_than_any_the_parts_write_is_refused_before_it_is_read(tmp_path, capsys):
+    with open(tmp_path / "den_cohort_manifest.json", "wb") as handle:
+        handle.truncate(300 * 1024 * 1024)  # sparse: 300 MB declared, nothing on disk
+    assert main(["--merge", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"den-extract: error: {tmp_path / 'den_cohort_manifest.json'}: 314572800 bytes is too large for a "
+                   "cohort manifest (at most 268435456)")

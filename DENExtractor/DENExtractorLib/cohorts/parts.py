@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from ..errors import DENError, describe_error
 from ..outputs.atomic import write_atomically
+from ..readers.limits import read_bounded_text
 from ..settings import ExtractionSettings
 from .cases import Case, CohortEntry
 from .cases_csv import case_id_fault
@@ -31,6 +32,8 @@ MANIFEST_NAME = "den_cohort_manifest.json"
 MANIFEST_FORMAT = "den-cohort-manifest/1"
 MAX_PARTS = 100_000
 """Most parts an array job may have (SLURM's own array limit is far lower)."""
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+"""Largest manifest read: about a million cases of 250 bytes each; anything larger is not one the parts wrote."""
 
 Item = TypeVar("Item")
 
@@ -197,12 +200,13 @@ def _path_text(path: Path, absolute: bool) -> str:
 
 
 def load_manifest_json(path: Path) -> dict:
-    """A JSON object from a file, or one-line :class:`DENError`."""
+    """A JSON object from a regular file of at most :data:`MAX_MANIFEST_BYTES`, or one-line :class:`DENError`."""
+    text = read_bounded_text(path, MAX_MANIFEST_BYTES, "cohort manifest")
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(text)
     except RecursionError:
         raise DENError(path, "unreadable (JSON nested too deeply)") from None
-    except (OSError, ValueError) as error:
+    except ValueError as error:
         raise DENError(path, f"unreadable ({describe_error(error)})") from None
     if not isinstance(record, dict):
         raise DENError(path, "damaged: not a JSON object")
