@@ -53,6 +53,8 @@ def test_every_command_has_its_reference_and_the_cases_file_is_named():
     cli = (DOCS / "cli.md").read_text(encoding="utf-8")
     for command in ("extract", "train", "score"):
         assert f":module: DENExtractorLib.cli.{command}\n" in cli
+    assert ":module: DENExtractorLib.cli.robustness\n" in (DOCS / "robustness.md").read_text(encoding="utf-8")
+    assert "[robustness page](robustness.md)" in cli
     cohorts = (DOCS / "cohorts.md").read_text(encoding="utf-8")
     assert "The cases CSV, `cases.csv`:\n\n<!-- file: cases.csv -->" in cohorts
 
