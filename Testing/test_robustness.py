@@ -4,6 +4,8 @@ its record), and den-train's robustness filter taking the training cases only.""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas
 import pingouin
@@ -232,3 +234,15 @@ def test_a_case_that_cannot_be_read_fails_alone_with_one_line(tmp_path, capsys):
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert status == 1 and len(errors) == 1 and "broken.nii.gz" in errors[0]
     assert not (tmp_path / "out").exists()  # a folder left empty is removed
+
+
+def test_a_case_record_that_is_a_fifo_or_too_large_is_refused_without_reading_it(tmp_path):
+    paths = case_paths(tmp_path, "c1")
+    os.mkfifo(paths["json"])
+    with pytest.raises(DENError, match=r"not a regular file \(a named pipe\): expected a robustness record"):
+        read_case(paths, "c1")  # returns at once: a FIFO is never opened for a blocking read
+    paths["json"].unlink()
+    with open(paths["json"], "wb") as handle:
+        handle.truncate(100 * 1024 * 1024)  # sparse
+    with pytest.raises(DENError, match="104857600 bytes is too large for a robustness record"):
+        read_case(paths, "c1")
