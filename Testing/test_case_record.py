@@ -126,6 +126,13 @@ def test_records_missing_a_fact_are_refused_naming_the_file(tmp_path):
         read_record(path)
 
 
+def test_a_record_nested_too_deeply_to_parse_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "x_den.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DENError, match=r"x_den\.json: unreadable \(JSON nested too deeply\)"):
+        read_record(path)
+
+
 def test_settings_made_from_others_carry_the_right_weights_identity():
     settings = ExtractionSettings(mode="oriented")
     identity = settings.identity  # worked out once, then carried to the settings made from these

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from ..errors import DENError, describe_error
 from ..outputs.atomic import write_atomically
-from ..readers.limits import read_bounded_text
+from ..readers.limits import read_bounded_json_object
 from ..settings import ExtractionSettings
 from .cases import Case, CohortEntry
 from .cases_csv import case_id_fault
@@ -95,7 +95,7 @@ def write_shared_record(path: Path, record: dict) -> Path:
     """Write the JSON ``record`` every part of an array job writes alike, or check that the one at ``path`` (written
     by another part) is the same; raise :class:`DENError` naming it when it is not."""
     if path.is_file():
-        existing = load_manifest_json(path)
+        existing = read_bounded_json_object(path, MAX_MANIFEST_BYTES, "cohort manifest")
         if existing != record:
             raise DENError(path, "another part of this array job ran with a different case list, settings or "
                                  "--num-parts; run every part with the same options, or use another output folder")
@@ -111,7 +111,7 @@ def read_manifest(out_dir: Path) -> CohortManifest:
     path = out_dir / MANIFEST_NAME
     if not path.is_file():
         raise DENError(out_dir, f"no {MANIFEST_NAME} here: run the parts (--num-parts K --part-id I) into this folder first")
-    return manifest_from_record(load_manifest_json(path), path)
+    return manifest_from_record(read_bounded_json_object(path, MAX_MANIFEST_BYTES, "cohort manifest"), path)
 
 
 def manifest_from_record(record: dict, path: Path) -> CohortManifest:
@@ -197,17 +197,3 @@ def _path_text(path: Path, absolute: bool) -> str:
     """A case's path for the manifest: absolute for a runnable case (nodes may start in different folders), as
     written for a problem row (which never runs, and may have no path at all)."""
     return str(Path(path).absolute()) if absolute else str(path)
-
-
-def load_manifest_json(path: Path) -> dict:
-    """A JSON object from a regular file of at most :data:`MAX_MANIFEST_BYTES`, or one-line :class:`DENError`."""
-    text = read_bounded_text(path, MAX_MANIFEST_BYTES, "cohort manifest")
-    try:
-        record = json.loads(text)
-    except RecursionError:
-        raise DENError(path, "unreadable (JSON nested too deeply)") from None
-    except ValueError as error:
-        raise DENError(path, f"unreadable ({describe_error(error)})") from None
-    if not isinstance(record, dict):
-        raise DENError(path, "damaged: not a JSON object")
-    return record

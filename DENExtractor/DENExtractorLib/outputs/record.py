@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DENError
-from ..readers.limits import read_bounded_text
+from ..readers.limits import read_bounded_json_object
 from ..settings import CASE_LABEL_MAX, MODES, RECORDED_SETTINGS, EffectiveSettings
 
 RECORD_CHECKSUM = "record_sha256"
@@ -91,14 +91,7 @@ def read_record(path: str | Path) -> CaseRecord:
     """Read a ``_den.json`` (bounded; never a FIFO or device); raise :class:`DENError` naming it when it cannot be
     read or is not a complete record."""
     path = Path(path)
-    text = read_bounded_text(path, MAX_RECORD_BYTES, "DEN record")
-    try:
-        provenance = json.loads(text)
-    except ValueError as error:
-        raise DENError(path, f"not a JSON DEN record ({error})") from None
-    if not isinstance(provenance, dict):
-        raise DENError(path, "not a DEN record (a JSON object)")
-    return case_record(provenance, path)
+    return case_record(read_bounded_json_object(path, MAX_RECORD_BYTES, "DEN record"), path)
 
 
 def write_record(path: Path, provenance: Mapping[str, Any], outputs: Mapping[str, Mapping[str, str]]) -> None:

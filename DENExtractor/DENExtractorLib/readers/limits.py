@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -40,6 +41,22 @@ def read_bounded_text(path: Path, limit: int, what: str) -> str:
     """The UTF-8 text of a regular file of at most ``limit`` bytes; a FIFO, device or folder, a larger file or an
     unreadable one is refused with :class:`DENError` naming ``path`` (``what`` says what it should be)."""
     return read_bounded_bytes(path, limit, what).decode("utf-8", errors="replace")
+
+
+def read_bounded_json_object(path: Path, limit: int, what: str) -> dict:
+    """The JSON object in a regular file of at most ``limit`` bytes (a record, a manifest); :class:`DENError`
+    naming ``path`` for a special or larger file, text that is not JSON (or nested too deeply to parse) or JSON
+    that is not an object."""
+    text = read_bounded_text(path, limit, what)
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise DENError(path, "unreadable (JSON nested too deeply)") from None
+    except ValueError as error:
+        raise DENError(path, f"not a JSON {what} ({error})") from None
+    if not isinstance(value, dict):
+        raise DENError(path, f"not a {what} (a JSON object)")
+    return value
 
 
 def read_bounded_bytes(path: Path, limit: int, what: str) -> bytes:

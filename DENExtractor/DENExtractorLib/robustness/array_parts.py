@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ..cohorts.cases import CohortEntry
 from ..cohorts.parts import (
+    MAX_MANIFEST_BYTES,
     CohortManifest,
-    load_manifest_json,
     manifest_from_record,
     manifest_record,
     part_share,
@@ -25,6 +25,7 @@ from ..cohorts.parts import (
     write_shared_record,
 )
 from ..errors import DENError
+from ..readers.limits import read_bounded_json_object
 from ..settings import ExtractionSettings
 from .case_outputs import CaseRobustness, case_paths
 from .perturbations import PerturbationPlan
@@ -61,7 +62,7 @@ def read_manifest(out_dir: Path) -> RobustnessManifest:
     if not path.is_file():
         raise DENError(out_dir, f"no {MANIFEST_NAME} here: run the parts (--num-parts K --part-id I) into this "
                                 "folder first")
-    record = load_manifest_json(path)
+    record = read_bounded_json_object(path, MAX_MANIFEST_BYTES, "den-robustness manifest")
     if record.get("format") != MANIFEST_FORMAT or not isinstance(record.get("cohort"), dict):
         raise DENError(path, f"not a den-robustness manifest (format {str(record.get('format'))[:40]!r})")
     return RobustnessManifest(_plan_from_record(record.get("plan"), path), manifest_from_record(record["cohort"], path))

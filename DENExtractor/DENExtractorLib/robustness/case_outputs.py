@@ -19,7 +19,7 @@ from ..network.architecture import FEATURE_COUNT
 from ..outputs.atomic import atomic_path
 from ..outputs.files import MAX_NAME_BYTES
 from ..outputs.record import MAX_RECORD_BYTES, RECORD_CHECKSUM, record_sha256
-from ..readers.limits import read_bounded_text
+from ..readers.limits import read_bounded_json_object
 
 CASE_SUFFIX = "_robustness"
 CASE_FORMAT = "den-robustness-case/1"
@@ -73,12 +73,8 @@ def write_case(paths: dict[str, Path], pooled: np.ndarray, record: dict) -> None
 def read_case(paths: dict[str, Path], case_id: str) -> CaseRobustness:
     """A case's outputs, verified (the record's checksum, the ``.npy``'s sha256, its shape against the plan);
     raises :class:`DENError` naming the file at fault."""
-    text = read_bounded_text(paths["json"], MAX_RECORD_BYTES, "robustness record")
-    try:
-        record = json.loads(text)
-    except (ValueError, RecursionError) as error:
-        raise DENError(paths["json"], f"cannot be read as a robustness record ({type(error).__name__})") from None
-    if not isinstance(record, dict) or record.get("format") != CASE_FORMAT or record.get(RECORD_CHECKSUM) != record_sha256(record):
+    record = read_bounded_json_object(paths["json"], MAX_RECORD_BYTES, "robustness record")
+    if record.get("format") != CASE_FORMAT or record.get(RECORD_CHECKSUM) != record_sha256(record):
         raise DENError(paths["json"], "not an intact robustness record (edited, damaged or of another format): rerun "
                                       "den-robustness for this case")
     try:

@@ -10,7 +10,6 @@ them exactly. The head file holds plain arrays (no pickled objects), read with `
 
 from __future__ import annotations
 
-import json
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from ..hashing import file_sha256
 from ..network.architecture import FEATURE_COUNT
 from ..network.trained_record import TRAINING_RECORD_FORMAT, TRAINING_RECORD_NAME
 from ..outputs.atomic import write_atomically
-from ..readers.limits import read_bounded_text
+from ..readers.limits import read_bounded_json_object
 from ..settings import ExtractionSettings
 
 HEAD_FILE = "den_head.npz"
@@ -106,13 +105,7 @@ def load_classifier(model_dir: str | Path) -> TrainedClassifier:
 
 def _read_training_record(path: Path) -> dict:
     """The training record as JSON data, read bounded from a regular file, of the format this version writes."""
-    text = read_bounded_text(path, MAX_TRAINING_RECORD_BYTES, "den-train record")
-    try:
-        record = json.loads(text)
-    except ValueError as error:
-        raise DENError(path, f"not a JSON den-train record ({error})") from None
-    if not isinstance(record, dict):
-        raise DENError(path, "not a den-train record (a JSON object)")
+    record = read_bounded_json_object(path, MAX_TRAINING_RECORD_BYTES, "den-train record")
     if record.get("format") != TRAINING_RECORD_FORMAT:
         raise DENError(path, f"unknown training record format {record.get('format')!r}")
     return record
