@@ -199,18 +199,23 @@ def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
                             "den_cohort.csv)")
     group.add_argument("--jobs", type=positive_whole_number, default=1, metavar="N",
                        help="N worker processes on this machine (default 1); with --scheduler local, N Dask workers")
+    add_array_job_arguments(group, "build OUT/den_cohort.csv from the parts' outputs, checking each case; lists "
+                                   "missing cases (exit 1 if any)")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the cases on a Dask cluster: its scheduler's address HOST:PORT (as 'dask "
+                            "scheduler' prints it; the tcp scheme may be given or not), or 'local' for a local cluster "
+                            "of --jobs workers (needs Dask: pip install -e '.[dask]' from a checkout)")
+
+
+def add_array_job_arguments(group: argparse._ArgumentGroup, merge_help: str) -> None:
+    """Add ``--num-parts``, ``--part-id`` and ``--merge OUT`` (what the merge does: ``merge_help``), as
+    ``den-extract`` and ``den-robustness`` share them."""
     group.add_argument("--num-parts", type=positive_whole_number, metavar="K",
                        help="array job: run only one of K parts of the cohort (case n of the list sorted by id goes "
                             "to part n mod K); then --merge OUT")
     group.add_argument("--part-id", type=int, metavar="I",
                        help="the part to run, 0..K-1 (default: $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX)")
-    group.add_argument("--merge", type=Path, metavar="OUT",
-                       help="build OUT/den_cohort.csv from the parts' outputs, checking each case; lists missing "
-                            "cases (exit 1 if any)")
-    group.add_argument("--scheduler", metavar="ADDRESS",
-                       help="run the cases on a Dask cluster: its scheduler's address HOST:PORT (as 'dask "
-                            "scheduler' prints it; the tcp scheme may be given or not), or 'local' for a local cluster "
-                            "of --jobs workers (needs Dask: pip install -e '.[dask]' from a checkout)")
+    group.add_argument("--merge", type=Path, metavar="OUT", help=merge_help)
 
 
 def check_scale_arguments(arguments: argparse.Namespace, parser: argparse.ArgumentParser, cohort_given: bool) -> None:

@@ -32,10 +32,12 @@ from .logs import say
 from .options import (
     EXIT_CASE_FAILED,
     EXIT_OK,
+    add_array_job_arguments,
     add_common_arguments,
     add_logging_arguments,
     add_params_argument,
     add_settings_arguments,
+    check_scale_arguments,
     exit_with,
     positive_whole_number,
     run_command,
@@ -100,14 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run the cases on a Dask cluster: tcp://HOST:PORT, or 'local'")
     scale.add_argument("--resume", action="store_true",
                        help="reuse cases whose outputs are complete and made from the same inputs, settings and plan")
-    scale.add_argument("--num-parts", type=positive_whole_number, metavar="K",
-                       help="array job: run only one of K parts of the cases (den-extract's rule: case n of the list "
-                            "sorted by id goes to part n mod K), no figures; then --merge OUT")
-    scale.add_argument("--part-id", type=int, metavar="I",
-                       help="the part to run, 0..K-1 (default: $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX)")
-    scale.add_argument("--merge", type=Path, metavar="OUT",
-                       help="pool every case the parts finished in OUT into the tables and pictures, checking each "
-                            "against the parts' manifest; lists the cases missing (exit 1 if any)")
+    add_array_job_arguments(scale, "pool every case the parts finished in OUT into the tables and pictures (a part "
+                                   "draws none), checking each against the parts' manifest; lists the cases missing "
+                                   "(exit 1 if any)")
     add_common_arguments(parser, "print only errors and the summary")
     add_logging_arguments(parser)
     return parser
@@ -200,10 +197,7 @@ def _check_options(arguments: argparse.Namespace, parser: argparse.ArgumentParse
         parser.error("give segmentation files, or --cohort DIR, or --cases CSV")
     if arguments.output is None:
         parser.error("the following arguments are required: -o/--output")
-    if arguments.part_id is not None and arguments.num_parts is None:
-        parser.error("--part-id needs --num-parts K")
-    if arguments.scheduler is not None and arguments.scheduler != "local" and arguments.jobs != 1:
-        parser.error("--jobs sets the size of --scheduler local; your own cluster has the workers you started")
+    check_scale_arguments(arguments, parser, cohort_given=arguments.cohort is not None or arguments.cases is not None)
 
 
 def _entries(arguments: argparse.Namespace) -> list:
