@@ -162,6 +162,16 @@ def phases_shown(session, widget):
     session.clock.after_handler.remove(look)
 
 
+def extract_while(session, widget, output_folder: Path, hook) -> None:
+    """:func:`extract`, with ``hook`` looking at the panel after every handler (where a test's hand clicks Cancel
+    or closes the scene mid-run)."""
+    session.clock.after_handler.append(hook)
+    try:
+        extract(session, widget, output_folder)
+    finally:
+        session.clock.after_handler.remove(hook)
+
+
 def extract(session, widget, output_folder: Path | None = None) -> None:
     """Click Extract Features and let Qt's loop run until the run has ended (Cancel disabled again)."""
     if output_folder is not None:
@@ -295,11 +305,7 @@ def test_cancel_in_each_phase_leaves_no_file_and_no_node(
             click(widget.ui.cancelButton)
             LEFT_RIGHT_AFTER_CANCEL[phase] = private_folders(temporary_folder)
 
-    session.clock.after_handler.append(cancel_in_phase)
-    try:
-        extract(session, widget, tmp_path / "results")
-    finally:
-        session.clock.after_handler.remove(cancel_in_phase)
+    extract_while(session, widget, tmp_path / "results", cancel_in_phase)
     assert clicked, f"the panel never showed {PHASE_STATUS[phase]!r}"
     assert widget.ui.statusLabel.text == "Cancelled: nothing was written."
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
@@ -319,11 +325,7 @@ def test_close_scene_mid_run_leaves_the_new_scene_without_results(
             closed.append(True)
             session.clock.measure("File > Close Scene", scene.Clear, 0)
 
-    session.clock.after_handler.append(close_scene_while_computing)
-    try:
-        extract(session, widget, tmp_path / "results")
-    finally:
-        session.clock.after_handler.remove(close_scene_while_computing)
+    extract_while(session, widget, tmp_path / "results", close_scene_while_computing)
     assert closed
     session.run_until(lambda: not private_folders(temporary_folder), 60, "the private folder's removal")
     assert result_nodes(scene) == []
@@ -349,11 +351,7 @@ def test_exit_right_after_cancel(session, widget, scene, temporary_folder, tmp_p
             session.exit_application()
             LEFT_AT_EXIT.extend(private_folders(temporary_folder) + worker_logs(temporary_folder))
 
-    session.clock.after_handler.append(cancel_and_exit)
-    try:
-        extract(session, widget, tmp_path / "results")
-    finally:
-        session.clock.after_handler.remove(cancel_and_exit)
+    extract_while(session, widget, tmp_path / "results", cancel_and_exit)
     assert exited
     assert widget.ui.statusLabel.text == "Cancelled: nothing was written."
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
