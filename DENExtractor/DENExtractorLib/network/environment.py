@@ -81,15 +81,16 @@ def numeric_environment() -> dict[str, Any]:
     them (:func:`numeric_environment_key`)."""
     cpu = cpu_identity()
     gpu = _gpu_name()
+    instruction_set = kernel_instruction_set()
     return {
         "device": gpu or f"CPU: {cpu['model']}",
         "cpu": {key: cpu[key] for key in ("vendor", "model", "family", "model_number")},
-        "instruction_set": kernel_instruction_set(),
+        "instruction_set": instruction_set,
         "threads_per_kernel": threads_per_kernel(),
         "concurrent_batches": concurrent_batches(),
         "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TensorFlow's default: on for x86 CPUs)"),
         "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA", "unset (the CPU's own)"),
-        "bits_key": numeric_environment_key(),
+        "bits_key": _bits_key(gpu, cpu, instruction_set),
     }
 
 
@@ -97,9 +98,13 @@ def numeric_environment_key() -> str:
     """A short key of what decides the features' bits: device, CPU identity, kernel instruction set, threads per
     kernel, oneDNN switch, TensorFlow, Keras and NumPy builds. Lanes (batches at once) are left out: they never
     move a bit."""
-    cpu = cpu_identity()
+    return _bits_key(_gpu_name(), cpu_identity(), kernel_instruction_set())
+
+
+def _bits_key(gpu: str | None, cpu: dict[str, str], instruction_set: str) -> str:
+    """:func:`numeric_environment_key` of the device, CPU and instruction set already found."""
     parts = [
-        _gpu_name() or "cpu", cpu["vendor"], cpu["model"], cpu["family"], cpu["model_number"], kernel_instruction_set(),
+        gpu or "cpu", cpu["vendor"], cpu["model"], cpu["family"], cpu["model_number"], instruction_set,
         f"threads per kernel {threads_per_kernel()}", f"oneDNN {os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')}",
         f"tensorflow {_version('tensorflow')}", f"keras {_version('keras')}", f"numpy {_version('numpy')}",
         platform.system(), platform.machine(),
